@@ -1,0 +1,1 @@
+//! Assembling OCI images from files (fixtures, demos, and layers rebuilt for advice).

@@ -1,0 +1,299 @@
+//! The command line: clap arguments, validated once into settings, then dispatched.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::inspect::{self, InspectError, InspectOptions, Progress};
+use crate::layer::{LayerLimits, LayerScan};
+use crate::reference::{ImageRef, ReferenceError};
+use crate::registry::{RegistryOptions, Secret};
+use crate::report::inspect::InspectReport;
+use crate::report::Format;
+use crate::source::{Platform, ResolvedImage, SourceError};
+
+/// Documented exit codes (see DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success = 0,
+    GateFailed = 1,
+    BadInput = 2,
+    Unexpected = 3,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status as u8)
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "ballast", version, about = "Finds the dead weight in container images and says what it costs")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Layers, files, waste and binaries of one image
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SourceArgs {
+    /// Platform to pick from a multi-platform index: os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Registry user name (with --password-stdin)
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the registry password from standard input
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Plain HTTP and unverified TLS for every registry (loopback registries always use HTTP)
+    #[arg(long)]
+    insecure: bool,
+    /// Extra CA certificate (PEM or DER) to trust for registry TLS; repeatable
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Vec<PathBuf>,
+    /// Decompressed bytes allowed per layer (e.g. 64GiB)
+    #[arg(long, value_name = "SIZE", default_value = "64GiB")]
+    max_layer_size: String,
+    /// Highest decompression ratio accepted for a layer
+    #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_ratio)]
+    max_ratio: u64,
+    /// Tar entries allowed per layer
+    #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_entries)]
+    max_entries: u64,
+    /// Longest path accepted in a layer, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = LayerLimits::default().max_path_bytes)]
+    max_path_length: usize,
+    /// Layers allowed per image
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_layers: usize,
+}
+
+#[derive(Args, Debug)]
+struct OutputArgs {
+    /// Output format (default: table on a terminal, JSON otherwise)
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Image: registry reference, docker://REF, oci:DIR[:TAG] or docker-archive:FILE[:REF]
+    image: String,
+    /// How many of the largest and hidden files to list
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Runs the CLI and turns the outcome into an exit code, printing errors as one line.
+pub fn main_entry() -> ExitStatus {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let status = if error.use_stderr() {
+                ExitStatus::BadInput
+            } else {
+                ExitStatus::Success
+            };
+            let _ = error.print();
+            return status;
+        }
+    };
+    match run(cli) {
+        Ok(status) => status,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitStatus::Success;
+            }
+            let mut message = String::from("error: ");
+            let mut first = true;
+            for cause in error.chain() {
+                let text = cause.to_string();
+                if !first && message.contains(&text) {
+                    continue;
+                }
+                if !first {
+                    message.push_str(": ");
+                }
+                message.push_str(&text.replace('\n', " "));
+                first = false;
+            }
+            let _ = writeln!(std::io::stderr(), "{message}");
+            exit_status_for(&error)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Bad input (exit 2) is anything wrong with what the user or the image gave us;
+/// only failures of ballast itself are "unexpected" (exit 3).
+fn exit_status_for(error: &anyhow::Error) -> ExitStatus {
+    for cause in error.chain() {
+        if let Some(inspect) = cause.downcast_ref::<InspectError>() {
+            return match inspect {
+                InspectError::Task(_) => ExitStatus::Unexpected,
+                _ => ExitStatus::BadInput,
+            };
+        }
+        if cause.downcast_ref::<SourceError>().is_some()
+            || cause.downcast_ref::<ReferenceError>().is_some()
+            || cause.downcast_ref::<UsageError>().is_some()
+        {
+            return ExitStatus::BadInput;
+        }
+    }
+    ExitStatus::Unexpected
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Inspect(args) => runtime.block_on(run_inspect(args)),
+    }
+}
+
+fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
+    let mut options = InspectOptions::default();
+    if let Some(platform) = &args.platform {
+        options.platform = platform
+            .parse::<Platform>()
+            .map_err(|e| UsageError(format!("--platform: {e}")))?;
+        options.explicit_platform = true;
+    }
+    let password = if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| UsageError(format!("--password-stdin: cannot read standard input: {e}")))?;
+        let trimmed = text.trim_end_matches(['\n', '\r']).to_string();
+        if trimmed.is_empty() {
+            return Err(UsageError("--password-stdin: standard input was empty".into()).into());
+        }
+        Some(Secret::new(trimmed))
+    } else {
+        None
+    };
+    options.registry = RegistryOptions {
+        username: args.username.clone(),
+        password,
+        insecure: args.insecure,
+        ca_certs: args.ca_cert.clone(),
+        ..Default::default()
+    };
+    options.limits = LayerLimits {
+        max_uncompressed_bytes: crate::size::parse_size(&args.max_layer_size)
+            .map_err(|e| UsageError(format!("--max-layer-size: {e}")))?,
+        max_ratio: args.max_ratio,
+        max_entries: args.max_entries,
+        max_path_bytes: args.max_path_length,
+        ..LayerLimits::default()
+    };
+    options.max_layers = args.max_layers;
+    Ok(options)
+}
+
+fn output_format(args: &OutputArgs) -> Format {
+    args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    })
+}
+
+async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
+    let image = ImageRef::parse(&args.image)?;
+    let options = inspect_options(&args.source)?;
+    let progress = progress_reporter();
+    let analysis = inspect::inspect(&image, &options, progress.clone()).await?;
+    progress.finish();
+    let report = InspectReport::build(&analysis, args.top);
+    let text = match output_format(&args.output) {
+        Format::Json => report.to_json(),
+        Format::Table => report.to_table(),
+        Format::Markdown => report.to_markdown(),
+    };
+    write_stdout(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A layer-count bar on stderr, only when stderr is a terminal.
+struct BarProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl BarProgress {
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for BarProgress {
+    fn resolved(&self, image: &ResolvedImage) {
+        if let Some(bar) = &self.bar {
+            let distinct: std::collections::HashSet<_> = image.layers.iter().map(|l| &l.digest).collect();
+            bar.set_length(distinct.len() as u64);
+            bar.set_message(image.reference.clone());
+        }
+    }
+
+    fn layer_done(&self, _scan: &LayerScan) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+}
+
+fn progress_reporter() -> Arc<BarProgress> {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+        let template = if std::env::var_os("NO_COLOR").is_some() {
+            "{spinner} layers {pos}/{len} {msg}"
+        } else {
+            "{spinner:.cyan} layers {pos}/{len} {msg}"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(bar)
+    } else {
+        None
+    };
+    Arc::new(BarProgress { bar })
+}

@@ -1,0 +1,341 @@
+//! The stacked filesystem a container sees: layers applied in order, whiteouts honoured,
+//! and the bytes no container can ever see (deleted or overwritten by a later layer).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::category::{self, Category};
+use crate::layer::{ElfKind, EntryKind, LayerScan};
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kind: EntryKind,
+    pub size: u64,
+    pub layer: usize,
+    pub elf: Option<ElfKind>,
+    pub link_target: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WasteCause {
+    /// Removed by a whiteout in a later layer.
+    Deleted,
+    /// Replaced by a later layer's file at the same path.
+    Overwritten,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WastedFile {
+    pub path: String,
+    pub size: u64,
+    /// The layer that added the bytes.
+    pub layer: usize,
+    /// The layer that hid them.
+    pub hidden_by_layer: usize,
+    pub cause: WasteCause,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiveFigures {
+    /// dive's efficiency score: Σ smallest occurrence / Σ all occurrences, per path.
+    pub efficiency: f64,
+    /// dive's "wasted bytes": Σ all occurrences of every path seen in two or more
+    /// layers (so the surviving copy counts too).
+    pub wasted_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FsAnalysis {
+    pub merged: BTreeMap<String, Node>,
+    pub deleted_bytes: u64,
+    pub overwritten_bytes: u64,
+    pub wasted_files: Vec<WastedFile>,
+    pub dive: DiveFigures,
+}
+
+impl FsAnalysis {
+    pub fn wasted_bytes(&self) -> u64 {
+        self.deleted_bytes + self.overwritten_bytes
+    }
+
+    pub fn visible_files(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.merged.iter().filter(|(_, n)| n.kind == EntryKind::File)
+    }
+
+    pub fn visible_bytes(&self) -> u64 {
+        self.visible_files().map(|(_, n)| n.size).sum()
+    }
+
+    /// Visible bytes per category, every category present (zero when empty).
+    pub fn bytes_by_category(&self) -> BTreeMap<Category, (u64, u64)> {
+        let mut totals: BTreeMap<Category, (u64, u64)> =
+            Category::ALL.iter().map(|c| (*c, (0, 0))).collect();
+        for (path, node) in self.visible_files() {
+            let slot = totals.entry(category::classify(path, node.elf)).or_default();
+            slot.0 += node.size;
+            slot.1 += 1;
+        }
+        totals
+    }
+
+    pub fn package_cache_bytes(&self) -> u64 {
+        self.visible_files()
+            .filter(|(path, _)| category::is_package_cache(path))
+            .map(|(_, n)| n.size)
+            .sum()
+    }
+}
+
+/// Stacks the layers (in manifest order) the way overlayfs and the OCI spec do.
+pub fn analyse(layers: &[&LayerScan]) -> FsAnalysis {
+    let mut analysis = FsAnalysis::default();
+    let mut dive = DiveAccumulator::default();
+    for (index, layer) in layers.iter().enumerate() {
+        dive.add_layer(layer, &analysis.merged);
+        // Whiteouts hide what lower layers hold, never what their own layer adds: apply
+        // them first, then the layer's own entries.
+        for entry in &layer.entries {
+            match entry.kind {
+                EntryKind::Whiteout => {
+                    remove_tree(&mut analysis, &entry.path, true, index, WasteCause::Deleted)
+                }
+                EntryKind::OpaqueWhiteout => {
+                    remove_tree(&mut analysis, &entry.path, false, index, WasteCause::Deleted)
+                }
+                _ => {}
+            }
+        }
+        for entry in &layer.entries {
+            if matches!(entry.kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout) || entry.path.is_empty() {
+                continue;
+            }
+            if let Some(previous) = analysis.merged.get(&entry.path) {
+                match previous.kind {
+                    EntryKind::Dir if entry.kind == EntryKind::Dir => {}
+                    EntryKind::Dir => {
+                        remove_tree(&mut analysis, &entry.path, false, index, WasteCause::Overwritten)
+                    }
+                    EntryKind::File => {
+                        let previous = previous.clone();
+                        record(&mut analysis, &entry.path, &previous, index, WasteCause::Overwritten);
+                    }
+                    _ => {}
+                }
+            }
+            analysis.merged.insert(
+                entry.path.clone(),
+                Node {
+                    kind: entry.kind,
+                    size: entry.size,
+                    layer: index,
+                    elf: entry.elf,
+                    link_target: entry.link_target.clone(),
+                },
+            );
+        }
+    }
+    analysis.dive = dive.finish();
+    analysis
+        .wasted_files
+        .sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    analysis
+}
+
+fn record(analysis: &mut FsAnalysis, path: &str, node: &Node, hidden_by: usize, cause: WasteCause) {
+    if node.kind != EntryKind::File || node.size == 0 {
+        return;
+    }
+    match cause {
+        WasteCause::Deleted => analysis.deleted_bytes += node.size,
+        WasteCause::Overwritten => analysis.overwritten_bytes += node.size,
+    }
+    analysis.wasted_files.push(WastedFile {
+        path: path.to_string(),
+        size: node.size,
+        layer: node.layer,
+        hidden_by_layer: hidden_by,
+        cause,
+    });
+}
+
+/// Removes everything below `path` (and `path` itself when `including_self`).
+fn remove_tree(analysis: &mut FsAnalysis, path: &str, including_self: bool, hidden_by: usize, cause: WasteCause) {
+    let mut doomed: Vec<String> = Vec::new();
+    if including_self && analysis.merged.contains_key(path) {
+        doomed.push(path.to_string());
+    }
+    let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+    doomed.extend(
+        analysis
+            .merged
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone()),
+    );
+    for doomed_path in doomed {
+        if let Some(node) = analysis.merged.remove(&doomed_path) {
+            record(analysis, &doomed_path, &node, hidden_by, cause);
+        }
+    }
+}
+
+/// dive's efficiency (`filetree/efficiency.go`), reproduced so users moving from dive
+/// see the same figures: every leaf of every layer's tree counts once per layer, a
+/// whiteout of a directory counts the bytes it hides and a whiteout of a file counts
+/// zero (as dive does). Opaque-directory markers count zero.
+#[derive(Default)]
+struct DiveAccumulator {
+    paths: HashMap<String, (u64, u64, u32)>,
+}
+
+impl DiveAccumulator {
+    fn add_layer(&mut self, layer: &LayerScan, below: &BTreeMap<String, Node>) {
+        let mut parents: HashSet<&str> = HashSet::new();
+        for entry in &layer.entries {
+            let mut path = entry.path.as_str();
+            while let Some((parent, _)) = path.rsplit_once('/') {
+                if !parents.insert(parent) {
+                    break;
+                }
+                path = parent;
+            }
+        }
+        for entry in &layer.entries {
+            if entry.path.is_empty() || parents.contains(entry.path.as_str()) {
+                continue;
+            }
+            let size = match entry.kind {
+                EntryKind::Whiteout => match below.get(&entry.path) {
+                    Some(node) if node.kind == EntryKind::Dir => {
+                        let prefix = format!("{}/", entry.path);
+                        below
+                            .range(prefix.clone()..)
+                            .take_while(|(p, _)| p.starts_with(&prefix))
+                            .map(|(_, n)| n.size)
+                            .sum()
+                    }
+                    _ => 0,
+                },
+                EntryKind::OpaqueWhiteout => continue,
+                _ => entry.size,
+            };
+            let slot = self.paths.entry(entry.path.clone()).or_insert((0, u64::MAX, 0));
+            slot.0 += size;
+            slot.1 = slot.1.min(size);
+            slot.2 += 1;
+        }
+    }
+
+    fn finish(self) -> DiveFigures {
+        let (mut minimum, mut cumulative, mut wasted) = (0u64, 0u64, 0u64);
+        for (total, smallest, count) in self.paths.values() {
+            minimum += smallest;
+            cumulative += total;
+            if *count >= 2 {
+                wasted += total;
+            }
+        }
+        DiveFigures {
+            efficiency: if cumulative == 0 {
+                1.0
+            } else {
+                minimum as f64 / cumulative as f64
+            },
+            wasted_bytes: wasted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::layer::{Compression, Entry};
+    use crate::source::LayerDescriptor;
+
+    fn file(path: &str, size: u64) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o644,
+            link_target: None,
+            elf: None,
+        }
+    }
+
+    fn special(path: &str, kind: EntryKind) -> Entry {
+        Entry {
+            kind,
+            size: 0,
+            ..file(path, 0)
+        }
+    }
+
+    fn layer(entries: Vec<Entry>) -> LayerScan {
+        LayerScan {
+            descriptor: LayerDescriptor {
+                digest: Digest::of_bytes(b"x"),
+                media_type: String::new(),
+                size: 0,
+            },
+            compression: Compression::None,
+            compressed_bytes: 0,
+            uncompressed_bytes: 0,
+            diff_id: Digest::of_bytes(b"x"),
+            entries,
+            binaries: vec![],
+        }
+    }
+
+    #[test]
+    fn whiteouts_and_overwrites() {
+        let base = layer(vec![
+            special("etc", EntryKind::Dir),
+            file("etc/a", 100),
+            file("etc/b", 50),
+            special("var", EntryKind::Dir),
+            file("var/cache/x", 30),
+            file("var/cache/y", 20),
+        ]);
+        let second = layer(vec![
+            special("etc/a", EntryKind::Whiteout),
+            file("etc/b", 60),
+            special("var/cache", EntryKind::OpaqueWhiteout),
+            file("var/cache/z", 5),
+        ]);
+        let result = analyse(&[&base, &second]);
+        assert_eq!(result.deleted_bytes, 150, "etc/a plus the opaque directory's x and y");
+        assert_eq!(result.overwritten_bytes, 50);
+        assert_eq!(result.wasted_bytes(), 200);
+        assert!(!result.merged.contains_key("etc/a"));
+        assert_eq!(result.merged.get("etc/b").map(|n| n.size), Some(60));
+        assert_eq!(result.visible_bytes(), 65);
+        // dive: etc/a (100 + 0), etc/b (50 + 60) appear twice; x, y, z once.
+        // min sum = 0 + 50 + 30 + 20 + 5 = 105; cumulative = 100 + 110 + 55 = 265.
+        assert_eq!(result.dive.wasted_bytes, 210);
+        assert!((result.dive.efficiency - 105.0 / 265.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn directory_whiteout_counts_children_for_dive() {
+        let base = layer(vec![special("d", EntryKind::Dir), file("d/1", 10), file("d/2", 20)]);
+        let second = layer(vec![special("d", EntryKind::Whiteout)]);
+        let result = analyse(&[&base, &second]);
+        assert_eq!(result.deleted_bytes, 30);
+        // d/1, d/2 once each (10, 20); d is a leaf only in the second layer, where
+        // its whiteout counts the 30 bytes it hides: each path seen once, so dive
+        // scores it fully efficient even though 30 bytes are dead.
+        assert_eq!(result.dive.wasted_bytes, 0);
+        assert_eq!(result.dive.efficiency, 1.0);
+    }
+
+    #[test]
+    fn empty_image_is_fully_efficient() {
+        let result = analyse(&[]);
+        assert_eq!(result.dive.efficiency, 1.0);
+        assert_eq!(result.wasted_bytes(), 0);
+    }
+}

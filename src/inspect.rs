@@ -1,0 +1,154 @@
+//! `ballast inspect`: resolve an image, run every layer through the pipeline
+//! (concurrently, each distinct layer once) and stack the results.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::fs::{self, FsAnalysis};
+use crate::layer::{self, LayerError, LayerLimits, LayerScan};
+use crate::reference::ImageRef;
+use crate::registry::RegistryOptions;
+use crate::source::{Platform, ResolvedImage, Source, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error("{reference}: the manifest lists {layers} layers but the config has {diff_ids} diff_ids")]
+    LayerCountMismatch {
+        reference: String,
+        layers: usize,
+        diff_ids: usize,
+    },
+    #[error("{reference}: more than {limit} layers (--max-layers raises the limit)")]
+    TooManyLayers { reference: String, limit: usize },
+    #[error("internal error: a layer task failed: {0}")]
+    Task(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    pub platform: Platform,
+    /// Whether the user named the platform (then an index must have it exactly).
+    pub explicit_platform: bool,
+    pub registry: RegistryOptions,
+    pub limits: LayerLimits,
+    pub max_layers: usize,
+    /// Layers analysed at once; the CPU-bound part decides, so one per core.
+    pub concurrency: usize,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        Self {
+            platform: Platform::default(),
+            explicit_platform: false,
+            registry: RegistryOptions::default(),
+            limits: LayerLimits::default(),
+            max_layers: 1000,
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Everything ballast knows about one image after reading it.
+#[derive(Debug, Clone)]
+pub struct ImageAnalysis {
+    pub image: ResolvedImage,
+    /// One per manifest layer, in order (a layer listed twice appears twice).
+    pub layers: Vec<Arc<LayerScan>>,
+    pub fs: FsAnalysis,
+}
+
+impl ImageAnalysis {
+    pub fn compressed_bytes(&self) -> u64 {
+        self.layers.iter().map(|l| l.compressed_bytes).sum()
+    }
+
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.layers.iter().map(|l| l.uncompressed_bytes).sum()
+    }
+}
+
+/// Progress callbacks, so the CLI can draw a bar without the library knowing about TTYs.
+pub trait Progress: Send + Sync {
+    fn resolved(&self, _image: &ResolvedImage) {}
+    fn layer_done(&self, _scan: &LayerScan) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+pub async fn inspect(
+    image: &ImageRef,
+    options: &InspectOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<ImageAnalysis, InspectError> {
+    let source = Arc::new(Source::open(image, &options.registry).await?);
+    let resolved = source.resolve(&options.platform, options.explicit_platform).await?;
+    if resolved.layers.len() > options.max_layers {
+        return Err(InspectError::TooManyLayers {
+            reference: resolved.reference.clone(),
+            limit: options.max_layers,
+        });
+    }
+    if resolved.layers.len() != resolved.config.diff_ids.len() {
+        return Err(InspectError::LayerCountMismatch {
+            reference: resolved.reference.clone(),
+            layers: resolved.layers.len(),
+            diff_ids: resolved.config.diff_ids.len(),
+        });
+    }
+    progress.resolved(&resolved);
+
+    let semaphore = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut seen = HashMap::new();
+    for (index, descriptor) in resolved.layers.iter().enumerate() {
+        if seen.contains_key(&descriptor.digest) {
+            continue;
+        }
+        seen.insert(descriptor.digest.clone(), index);
+        let source = Arc::clone(&source);
+        let semaphore = Arc::clone(&semaphore);
+        let progress = Arc::clone(&progress);
+        let descriptor = descriptor.clone();
+        let diff_id = resolved.config.diff_ids.get(index).cloned();
+        let limits = options.limits;
+        tasks.spawn(async move {
+            let _permit = semaphore
+                .acquire_owned()
+                .await
+                .map_err(|e| InspectError::Task(e.to_string()))?;
+            let blob = source.open_blob(&descriptor).await?;
+            let scan = tokio::task::spawn_blocking(move || {
+                layer::scan_layer(blob, &descriptor, diff_id.as_ref(), &limits)
+            })
+            .await
+            .map_err(|e| InspectError::Task(e.to_string()))??;
+            progress.layer_done(&scan);
+            Ok::<_, InspectError>((index, scan))
+        });
+    }
+    let mut scans: HashMap<usize, Arc<LayerScan>> = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, scan) = joined.map_err(|e| InspectError::Task(e.to_string()))??;
+        scans.insert(index, Arc::new(scan));
+    }
+    let mut layers = Vec::with_capacity(resolved.layers.len());
+    for descriptor in &resolved.layers {
+        let first = seen[&descriptor.digest];
+        layers.push(Arc::clone(&scans[&first]));
+    }
+    let refs: Vec<&LayerScan> = layers.iter().map(|l| l.as_ref()).collect();
+    let fs = fs::analyse(&refs);
+    Ok(ImageAnalysis {
+        image: resolved,
+        layers,
+        fs,
+    })
+}

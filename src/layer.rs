@@ -1,0 +1,498 @@
+//! The one-pass layer pipeline: blob bytes → sha256 (of the compressed stream, against
+//! the descriptor) → decompression with limits → sha256 of the tar stream (the diff_id)
+//! → tar walk → one record per entry, and ELF files handed to the binary analyser.
+//! Nothing is written to disk and memory stays flat whatever the layer's size.
+
+use std::io::{self, Read};
+
+use crate::binary::{self, BinaryReport};
+use crate::digest::{Digest, HashingReader};
+use crate::source::LayerDescriptor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("layer {digest}: digest mismatch: the blob's bytes hash to {actual}")]
+    DigestMismatch { digest: Digest, actual: Digest },
+    #[error("layer {digest}: size mismatch: the manifest says {expected} bytes, the blob has {actual}")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("layer {digest}: diff_id mismatch: the config says {expected}, the uncompressed tar hashes to {actual}")]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer {digest}: unsupported media type {media_type:?}")]
+    UnsupportedMediaType { digest: Digest, media_type: String },
+    #[error("layer {digest}: corrupt or truncated {compression} data: {reason}")]
+    Corrupt {
+        digest: Digest,
+        compression: Compression,
+        reason: String,
+    },
+    #[error("layer {digest}: bad tar entry {path:?}: {reason}")]
+    BadEntry {
+        digest: Digest,
+        path: String,
+        reason: String,
+    },
+    #[error("layer {digest}: {what} exceeds the limit of {limit} ({flag} raises it)")]
+    Limit {
+        digest: Digest,
+        what: String,
+        limit: u64,
+        flag: &'static str,
+    },
+    #[error("layer {digest}: reading the blob failed: {reason}")]
+    Read { digest: Digest, reason: String },
+}
+
+impl LayerError {
+    /// Whether the problem is in the image rather than in getting its bytes.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, LayerError::Read { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+/// The compression a layer media type declares (OCI and Docker names alike).
+pub fn compression_of(media_type: &str) -> Option<Compression> {
+    match media_type {
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+        | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+        | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// Guards against hostile layers. The defaults never trip on real images.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerLimits {
+    pub max_uncompressed_bytes: u64,
+    /// Uncompressed / compressed; only checked past `RATIO_GRACE_BYTES`.
+    pub max_ratio: u64,
+    pub max_entries: u64,
+    pub max_path_bytes: usize,
+    /// ELF files larger than this are listed but not analysed.
+    pub max_binary_bytes: u64,
+}
+
+impl Default for LayerLimits {
+    fn default() -> Self {
+        Self {
+            max_uncompressed_bytes: 64 * 1024 * 1024 * 1024,
+            // Real layers compress 2–10×; sparse files and zeroed disk images reach
+            // a few hundred. A thousandfold ratio over gigabytes is a bomb.
+            max_ratio: 1000,
+            max_entries: 2_000_000,
+            max_path_bytes: 4096,
+            max_binary_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+const RATIO_GRACE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    /// `.wh.NAME`: `path` is the deleted path.
+    Whiteout,
+    /// `.wh..wh..opq`: `path` is the directory whose lower contents are hidden.
+    OpaqueWhiteout,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Normalised: relative to the root, no leading `./` or `/`, no trailing `/`.
+    pub path: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mode: u32,
+    pub link_target: Option<String>,
+    /// Set for ELF files (executables, shared libraries, objects).
+    pub elf: Option<ElfKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElfKind {
+    Executable,
+    SharedLibrary,
+    Object,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerScan {
+    pub descriptor: LayerDescriptor,
+    pub compression: Compression,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub diff_id: Digest,
+    pub entries: Vec<Entry>,
+    pub binaries: Vec<BinaryReport>,
+}
+
+/// Reads one layer to its end, verifying as it goes. `expected_diff_id`, when the config
+/// gives one, is checked against the hash of the uncompressed tar.
+pub fn scan_layer(
+    blob: impl Read,
+    descriptor: &LayerDescriptor,
+    expected_diff_id: Option<&Digest>,
+    limits: &LayerLimits,
+) -> Result<LayerScan, LayerError> {
+    let digest = &descriptor.digest;
+    let compression =
+        compression_of(&descriptor.media_type).ok_or_else(|| LayerError::UnsupportedMediaType {
+            digest: digest.clone(),
+            media_type: descriptor.media_type.clone(),
+        })?;
+    let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
+    let walk_result = {
+        let decoder: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut compressed),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(io::BufReader::new(&mut compressed))
+                    .map_err(|e| corrupt(digest, compression, &e))?,
+            ),
+        };
+        let limited = LimitedReader {
+            inner: decoder,
+            read: 0,
+            limit: limits.max_uncompressed_bytes,
+        };
+        let mut uncompressed = HashingReader::new(limited);
+        let walk = walk_tar(&mut uncompressed, digest, limits);
+        match walk {
+            Ok(entries) => {
+                // Past the tar end marker there may be padding, and the compressed
+                // stream's own trailer: both belong to the digests.
+                match uncompressed.finish() {
+                    Ok((diff_id, uncompressed_bytes)) => Ok((entries, diff_id, uncompressed_bytes)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(WalkError::Io(e)) => Err(e),
+            Err(WalkError::Layer(e)) => return Err(*e),
+        }
+    };
+    // Whatever went wrong while decompressing, a digest mismatch explains it best:
+    // read the rest of the blob and compare before reporting a decompression error.
+    let (entries, diff_id, uncompressed_bytes) = match walk_result {
+        Ok(result) => result,
+        Err(io_error) => {
+            if let Some(limit) = limit_error(&io_error, digest, limits) {
+                return Err(limit);
+            }
+            if let Err(mismatch) = finish_compressed(compressed, descriptor) {
+                return Err(mismatch);
+            }
+            return Err(classify_io(io_error, digest, compression));
+        }
+    };
+    let compressed_bytes = compressed.bytes_read();
+    finish_compressed(compressed, descriptor)?;
+    if let Some(expected) = expected_diff_id {
+        if expected != &diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                digest: digest.clone(),
+                expected: expected.clone(),
+                actual: diff_id,
+            });
+        }
+    }
+    if compressed_bytes > 0 && uncompressed_bytes > RATIO_GRACE_BYTES {
+        let ratio = uncompressed_bytes / compressed_bytes.max(1);
+        if ratio > limits.max_ratio {
+            return Err(LayerError::Limit {
+                digest: digest.clone(),
+                what: format!("decompression ratio {ratio}:1"),
+                limit: limits.max_ratio,
+                flag: "--max-ratio",
+            });
+        }
+    }
+    let (entries, binaries) = entries;
+    Ok(LayerScan {
+        descriptor: descriptor.clone(),
+        compression,
+        compressed_bytes,
+        uncompressed_bytes,
+        diff_id,
+        entries,
+        binaries,
+    })
+}
+
+fn finish_compressed<R: Read>(compressed: HashingReader<R>, descriptor: &LayerDescriptor) -> Result<(), LayerError> {
+    let digest = &descriptor.digest;
+    let (actual, bytes) = compressed.finish().map_err(|e| LayerError::Read {
+        digest: digest.clone(),
+        reason: e.to_string(),
+    })?;
+    if &actual != digest {
+        return Err(LayerError::DigestMismatch {
+            digest: digest.clone(),
+            actual,
+        });
+    }
+    if bytes != descriptor.size {
+        return Err(LayerError::SizeMismatch {
+            digest: digest.clone(),
+            expected: descriptor.size,
+            actual: bytes,
+        });
+    }
+    Ok(())
+}
+
+fn corrupt(digest: &Digest, compression: Compression, error: &dyn std::fmt::Display) -> LayerError {
+    LayerError::Corrupt {
+        digest: digest.clone(),
+        compression,
+        reason: error.to_string(),
+    }
+}
+
+/// Marker carried inside an `io::Error` when the decompressed-bytes limit trips.
+#[derive(Debug)]
+struct LimitTripped;
+
+impl std::fmt::Display for LimitTripped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("decompressed-bytes limit reached")
+    }
+}
+
+impl std::error::Error for LimitTripped {}
+
+fn limit_error(error: &io::Error, digest: &Digest, limits: &LayerLimits) -> Option<LayerError> {
+    error.get_ref()?.downcast_ref::<LimitTripped>()?;
+    Some(LayerError::Limit {
+        digest: digest.clone(),
+        what: "decompressed size".into(),
+        limit: limits.max_uncompressed_bytes,
+        flag: "--max-layer-size",
+    })
+}
+
+fn classify_io(error: io::Error, digest: &Digest, compression: Compression) -> LayerError {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
+            // `Other` here is how the decoders and tar report format errors; a failed
+            // network read arrives as a digest/size mismatch or a Read error instead.
+            let reason = if error.kind() == io::ErrorKind::UnexpectedEof {
+                "unexpected end of data".to_string()
+            } else {
+                error.to_string()
+            };
+            corrupt(digest, compression, &reason)
+        }
+        _ => LayerError::Read {
+            digest: digest.clone(),
+            reason: error.to_string(),
+        },
+    }
+}
+
+struct LimitedReader<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(io::Error::other(LimitTripped));
+        }
+        Ok(n)
+    }
+}
+
+enum WalkError {
+    Io(io::Error),
+    Layer(Box<LayerError>),
+}
+
+impl From<io::Error> for WalkError {
+    fn from(error: io::Error) -> Self {
+        WalkError::Io(error)
+    }
+}
+
+type Walked = (Vec<Entry>, Vec<BinaryReport>);
+
+fn walk_tar(reader: &mut impl Read, digest: &Digest, limits: &LayerLimits) -> Result<Walked, WalkError> {
+    let bad = |path: &str, reason: &str| {
+        WalkError::Layer(Box::new(LayerError::BadEntry {
+            digest: digest.clone(),
+            path: path.to_string(),
+            reason: reason.to_string(),
+        }))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut entries = Vec::new();
+    let mut binaries = Vec::new();
+    let mut head = [0u8; 64];
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entries.len() as u64 >= limits.max_entries {
+            return Err(WalkError::Layer(Box::new(LayerError::Limit {
+                digest: digest.clone(),
+                what: "number of tar entries".into(),
+                limit: limits.max_entries,
+                flag: "--max-entries",
+            })));
+        }
+        let raw_path = entry.path_bytes().into_owned();
+        if raw_path.len() > limits.max_path_bytes {
+            return Err(WalkError::Layer(Box::new(LayerError::Limit {
+                digest: digest.clone(),
+                what: format!("path length {}", raw_path.len()),
+                limit: limits.max_path_bytes as u64,
+                flag: "--max-path-length",
+            })));
+        }
+        let raw_path = String::from_utf8_lossy(&raw_path).into_owned();
+        let path = normalise_path(&raw_path).map_err(|reason| bad(&raw_path, reason))?;
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0);
+        let entry_type = header.entry_type();
+        let link_target = match entry.link_name_bytes() {
+            Some(target) => Some(String::from_utf8_lossy(&target).into_owned()),
+            None => None,
+        };
+        let size = entry.size();
+        let (name_dir, name) = match path.rsplit_once('/') {
+            Some((dir, name)) => (Some(dir), name),
+            None => (None, path.as_str()),
+        };
+        let joined = |rest: &str| match name_dir {
+            Some(dir) => format!("{dir}/{rest}"),
+            None => rest.to_string(),
+        };
+        let (path, kind) = if name == ".wh..wh..opq" {
+            (name_dir.unwrap_or("").to_string(), EntryKind::OpaqueWhiteout)
+        } else if let Some(hidden) = name.strip_prefix(".wh.") {
+            if hidden.is_empty() {
+                return Err(bad(&raw_path, "whiteout names nothing"));
+            }
+            (joined(hidden), EntryKind::Whiteout)
+        } else {
+            let kind = match entry_type {
+                tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+                tar::EntryType::Directory => EntryKind::Dir,
+                tar::EntryType::Symlink => EntryKind::Symlink,
+                tar::EntryType::Link => EntryKind::Hardlink,
+                _ => EntryKind::Other,
+            };
+            (path, kind)
+        };
+        if kind == EntryKind::Hardlink {
+            if let Some(target) = &link_target {
+                normalise_path(target).map_err(|reason| bad(target, reason))?;
+            }
+        }
+        let mut elf = None;
+        if kind == EntryKind::File && size >= 64 {
+            entry.read_exact(&mut head)?;
+            if let Some(elf_kind) = binary::elf_kind(&head) {
+                elf = Some(elf_kind);
+                let report = if size <= limits.max_binary_bytes {
+                    let mut bytes = Vec::with_capacity(size as usize);
+                    bytes.extend_from_slice(&head);
+                    entry.read_to_end(&mut bytes)?;
+                    binary::analyze(&path, &bytes)
+                } else {
+                    BinaryReport::skipped(&path, size, "larger than the binary analysis limit")
+                };
+                binaries.push(report);
+            }
+        }
+        entries.push(Entry {
+            path,
+            kind,
+            size: if kind == EntryKind::File { size } else { 0 },
+            mode,
+            link_target,
+            elf,
+        });
+    }
+    Ok((entries, binaries))
+}
+
+/// Tar paths as layers write them (`./usr/bin/x`, `usr/bin/`) to `usr/bin/x`. Absolute
+/// paths and `..` components are refused: a layer must never name a path outside its root.
+pub fn normalise_path(raw: &str) -> Result<String, &'static str> {
+    if raw.starts_with('/') {
+        return Err("absolute path");
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("path escapes the layer root with '..'"),
+            other => parts.push(other),
+        }
+    }
+    if raw.contains('\0') {
+        return Err("NUL in path");
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_paths() {
+        assert_eq!(normalise_path("./usr/bin/").ok(), Some("usr/bin".to_string()));
+        assert_eq!(normalise_path("./").ok(), Some(String::new()));
+        assert!(normalise_path("/etc/passwd").is_err());
+        assert!(normalise_path("a/../../etc").is_err());
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(compression_of("application/vnd.oci.image.layer.v1.tar+zstd"), Some(Compression::Zstd));
+        assert_eq!(compression_of("application/vnd.docker.image.rootfs.diff.tar.gzip"), Some(Compression::Gzip));
+        assert_eq!(compression_of("application/json"), None);
+    }
+}

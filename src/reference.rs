@@ -1,0 +1,212 @@
+//! Image references as users type them, in skopeo's transport syntax.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use oci_client::Reference;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("empty image reference")]
+    Empty,
+    #[error("invalid image reference {input:?}: {reason}")]
+    Invalid { input: String, reason: String },
+    #[error("unsupported transport {transport:?} in {input:?}: use a registry reference, docker://, oci:DIR[:TAG] or docker-archive:FILE[:REF]")]
+    UnsupportedTransport { input: String, transport: String },
+}
+
+/// Where an image lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// A registry image, normalised the way Docker does (`alpine` is
+    /// `docker.io/library/alpine:latest`).
+    Registry(Reference),
+    /// An OCI image layout directory; `tag` picks an entry of `index.json` by its
+    /// `org.opencontainers.image.ref.name` annotation.
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    /// A `docker save` tarball; `reference` picks one of its `RepoTags` (or `@N`, the
+    /// N-th manifest) when it holds several images.
+    DockerArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+}
+
+/// skopeo transports that ballast knows by name but cannot read.
+const OTHER_TRANSPORTS: &[&str] = &[
+    "oci-archive",
+    "dir",
+    "containers-storage",
+    "docker-daemon",
+    "ostree",
+    "sif",
+];
+
+impl ImageRef {
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        if let Some(rest) = trimmed.strip_prefix("docker://") {
+            return parse_registry(input, rest);
+        }
+        if let Some(rest) = trimmed.strip_prefix("oci:") {
+            let (dir, tag) = split_path_and_suffix(rest);
+            if dir.is_empty() {
+                return Err(invalid(input, "oci: needs a directory, as in oci:DIR[:TAG]"));
+            }
+            return Ok(ImageRef::OciLayout {
+                dir: PathBuf::from(dir),
+                tag,
+            });
+        }
+        if let Some(rest) = trimmed.strip_prefix("docker-archive:") {
+            let (file, reference) = split_path_and_suffix(rest);
+            if file.is_empty() {
+                return Err(invalid(
+                    input,
+                    "docker-archive: needs a file, as in docker-archive:FILE[:REF]",
+                ));
+            }
+            return Ok(ImageRef::DockerArchive {
+                file: PathBuf::from(file),
+                reference,
+            });
+        }
+        if let Some((transport, _)) = trimmed.split_once(':') {
+            if OTHER_TRANSPORTS.contains(&transport) {
+                return Err(ReferenceError::UnsupportedTransport {
+                    input: input.to_string(),
+                    transport: transport.to_string(),
+                });
+            }
+        }
+        parse_registry(input, trimmed)
+    }
+
+    /// The registry host, for registry references.
+    pub fn registry(&self) -> Option<&str> {
+        match self {
+            ImageRef::Registry(reference) => Some(reference.registry()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::Registry(reference) => write!(f, "{}", reference.whole()),
+            ImageRef::OciLayout { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                if let Some(tag) = tag {
+                    write!(f, ":{tag}")?;
+                }
+                Ok(())
+            }
+            ImageRef::DockerArchive { file, reference } => {
+                write!(f, "docker-archive:{}", file.display())?;
+                if let Some(reference) = reference {
+                    write!(f, ":{reference}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// containers/image splits `PATH:SUFFIX` at the first colon; so do we, so that
+/// `docker-archive:app.tar:docker.io/library/app:1.0` keeps its whole reference.
+fn split_path_and_suffix(rest: &str) -> (&str, Option<String>) {
+    match rest.split_once(':') {
+        Some((path, suffix)) if !suffix.is_empty() => (path, Some(suffix.to_string())),
+        Some((path, _)) => (path, None),
+        None => (rest, None),
+    }
+}
+
+fn parse_registry(input: &str, text: &str) -> Result<ImageRef, ReferenceError> {
+    if text.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(input, "contains whitespace or control characters"));
+    }
+    let reference: Reference = text
+        .parse()
+        .map_err(|e: oci_client::ParseError| invalid(input, &e.to_string()))?;
+    if let Some(digest) = reference.digest() {
+        crate::digest::Digest::parse(digest).map_err(|e| invalid(input, &e.to_string()))?;
+    }
+    Ok(ImageRef::Registry(reference))
+}
+
+fn invalid(input: &str, reason: &str) -> ReferenceError {
+    ReferenceError::Invalid {
+        input: input.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(input: &str) -> String {
+        match ImageRef::parse(input) {
+            Ok(ImageRef::Registry(r)) => r.whole(),
+            other => panic!("{input}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn docker_hub_normalisation() {
+        assert_eq!(registry("alpine"), "docker.io/library/alpine:latest");
+        assert_eq!(registry("docker://alpine:3.20"), "docker.io/library/alpine:3.20");
+        assert_eq!(registry("org/app"), "docker.io/org/app:latest");
+        assert_eq!(registry("ghcr.io/org/svc:1.4"), "ghcr.io/org/svc:1.4");
+        assert_eq!(
+            registry("localhost:5000/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            "localhost:5000/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn local_transports() {
+        assert_eq!(
+            ImageRef::parse("oci:/tmp/layout:v1").ok(),
+            Some(ImageRef::OciLayout {
+                dir: "/tmp/layout".into(),
+                tag: Some("v1".into())
+            })
+        );
+        assert_eq!(
+            ImageRef::parse("oci:layout").ok(),
+            Some(ImageRef::OciLayout {
+                dir: "layout".into(),
+                tag: None
+            })
+        );
+        assert_eq!(
+            ImageRef::parse("docker-archive:app.tar:docker.io/library/app:1.0").ok(),
+            Some(ImageRef::DockerArchive {
+                file: "app.tar".into(),
+                reference: Some("docker.io/library/app:1.0".into())
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(matches!(ImageRef::parse(""), Err(ReferenceError::Empty)));
+        assert!(matches!(ImageRef::parse("UPPER/Case"), Err(ReferenceError::Invalid { .. })));
+        assert!(matches!(ImageRef::parse("app@sha256:123"), Err(ReferenceError::Invalid { .. })));
+        assert!(matches!(ImageRef::parse("a b"), Err(ReferenceError::Invalid { .. })));
+        assert!(matches!(
+            ImageRef::parse("containers-storage:app"),
+            Err(ReferenceError::UnsupportedTransport { .. })
+        ));
+        assert!(matches!(ImageRef::parse("oci:"), Err(ReferenceError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,223 @@
+//! Talking to OCI registries through `oci-client`: TLS and plain-HTTP choice,
+//! credentials, and turning its errors into one-line messages without secrets.
+
+pub mod auth;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+
+pub use auth::{AuthSources, Credentials, Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{path}: cannot read registry credentials: {reason}")]
+    AuthConfig { path: PathBuf, reason: String },
+    #[error("credential helper {helper}: {reason}")]
+    CredentialHelper { helper: String, reason: String },
+    #[error("{registry}: authentication refused for {reference}{detail}")]
+    AuthRefused {
+        registry: String,
+        reference: String,
+        detail: String,
+    },
+    #[error("{reference}: not found in {registry}{detail}")]
+    NotFound {
+        registry: String,
+        reference: String,
+        detail: String,
+    },
+    #[error("{registry}: {detail}")]
+    Transport { registry: String, detail: String },
+    #[error("--ca-cert {path}: {reason}")]
+    CaCert { path: PathBuf, reason: String },
+}
+
+/// How to reach registries: from the command line, shared by every image of a command.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Plain HTTP (and unverified TLS) for every registry, not only loopback ones.
+    pub insecure: bool,
+    pub ca_certs: Vec<PathBuf>,
+    pub connect_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+}
+
+/// Loopback registries are spoken to over plain HTTP, as docker does for `localhost`.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+pub fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client, RegistryError> {
+    install_crypto_provider();
+    let mut extra_root_certificates = Vec::new();
+    for path in &options.ca_certs {
+        let data = std::fs::read(path).map_err(|e| RegistryError::CaCert {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let encoding = if data.starts_with(b"-----BEGIN") {
+            CertificateEncoding::Pem
+        } else {
+            CertificateEncoding::Der
+        };
+        extra_root_certificates.push(Certificate { encoding, data });
+    }
+    let protocol = if options.insecure {
+        ClientProtocol::Http
+    } else if is_loopback(registry) {
+        ClientProtocol::HttpsExcept(vec![registry.to_string()])
+    } else {
+        ClientProtocol::Https
+    };
+    let https_proxy = std::env::var("HTTPS_PROXY")
+        .or_else(|_| std::env::var("https_proxy"))
+        .ok();
+    let no_proxy = std::env::var("NO_PROXY")
+        .or_else(|_| std::env::var("no_proxy"))
+        .ok();
+    let config = ClientConfig {
+        protocol,
+        accept_invalid_certificates: options.insecure,
+        extra_root_certificates,
+        connect_timeout: Some(options.connect_timeout.unwrap_or(Duration::from_secs(30))),
+        read_timeout: Some(options.read_timeout.unwrap_or(Duration::from_secs(60))),
+        user_agent: concat!("ballast/", env!("CARGO_PKG_VERSION")),
+        https_proxy,
+        no_proxy,
+        ..Default::default()
+    };
+    Client::try_from(config).map_err(|e| RegistryError::Transport {
+        registry: registry.to_string(),
+        detail: format!("cannot set up the HTTP client: {e}"),
+    })
+}
+
+fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn registry_auth(credentials: &Credentials) -> RegistryAuth {
+    match credentials {
+        Credentials::Anonymous => RegistryAuth::Anonymous,
+        Credentials::Basic { username, password } => {
+            RegistryAuth::Basic(username.clone(), password.expose().to_string())
+        }
+    }
+}
+
+/// Maps an `oci-client` error to ours. Messages name the registry and the reference
+/// and never the credentials (oci-client's own messages carry URLs, not secrets).
+pub fn classify(error: OciDistributionError, registry: &str, reference: &str) -> RegistryError {
+    let registry = registry.to_string();
+    let reference = reference.to_string();
+    match error {
+        OciDistributionError::AuthenticationFailure(detail) => RegistryError::AuthRefused {
+            registry,
+            reference,
+            detail: format!(": {detail}"),
+        },
+        OciDistributionError::UnauthorizedError { .. } => RegistryError::AuthRefused {
+            registry,
+            reference,
+            detail: String::new(),
+        },
+        OciDistributionError::ImageManifestNotFoundError(_) => RegistryError::NotFound {
+            registry,
+            reference,
+            detail: String::new(),
+        },
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<String> = envelope.errors.iter().map(|e| format!("{:?}", e.code)).collect();
+            let messages: Vec<String> = envelope.errors.iter().map(|e| e.message.clone()).collect();
+            let joined = codes.join(",").to_ascii_uppercase();
+            let detail = format!(" ({})", messages.join("; "));
+            if joined.contains("UNAUTHORIZED") || joined.contains("DENIED") {
+                RegistryError::AuthRefused {
+                    registry,
+                    reference,
+                    detail,
+                }
+            } else if joined.contains("UNKNOWN") {
+                RegistryError::NotFound {
+                    registry,
+                    reference,
+                    detail,
+                }
+            } else {
+                RegistryError::Transport {
+                    registry,
+                    detail: format!("{reference}: registry error{detail}"),
+                }
+            }
+        }
+        OciDistributionError::ServerError { code, message, .. } => match code {
+            401 | 403 => RegistryError::AuthRefused {
+                registry,
+                reference,
+                detail: format!(" (HTTP {code})"),
+            },
+            404 => RegistryError::NotFound {
+                registry,
+                reference,
+                detail: String::new(),
+            },
+            _ => RegistryError::Transport {
+                registry,
+                detail: format!("{reference}: HTTP {code}: {}", first_line(&message)),
+            },
+        },
+        OciDistributionError::RequestError(e) => RegistryError::Transport {
+            registry,
+            detail: format!("{reference}: {}", request_error_chain(&e)),
+        },
+        other => RegistryError::Transport {
+            registry,
+            detail: format!("{reference}: {}", first_line(&other.to_string())),
+        },
+    }
+}
+
+fn request_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    line.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:38211"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("ghcr.io"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+}

@@ -1,0 +1,387 @@
+//! The `inspect` report: the stable JSON model and its table and Markdown renderings.
+
+use std::fmt::Write as _;
+
+use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use serde::Serialize;
+
+use super::{MarkdownTable, SCHEMA_VERSION};
+use crate::binary::BinaryReport;
+use crate::fs::{DiveFigures, WastedFile};
+use crate::inspect::ImageAnalysis;
+use crate::layer::EntryKind;
+use crate::size::human;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectReport {
+    pub schema_version: u32,
+    pub image: ImageInfo,
+    pub totals: Totals,
+    pub layers: Vec<LayerRow>,
+    pub waste: Waste,
+    pub categories: Vec<CategoryRow>,
+    pub binaries: Vec<BinaryRow>,
+    pub largest_files: Vec<FileRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageInfo {
+    pub reference: String,
+    pub digest: String,
+    pub platform: String,
+    pub media_type: String,
+    pub config_digest: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub layers: usize,
+    /// Regular files a container sees.
+    pub files: usize,
+    /// Bytes of those files.
+    pub visible_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    pub index: usize,
+    pub digest: String,
+    pub media_type: String,
+    pub compression: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub diff_id: String,
+    pub files: usize,
+    /// Bytes of the regular files in the layer's tar.
+    pub file_bytes: u64,
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Waste {
+    /// Bytes no container can see: `deleted_bytes + overwritten_bytes`.
+    pub bytes: u64,
+    pub deleted_bytes: u64,
+    pub overwritten_bytes: u64,
+    /// Visible bytes in package-manager caches and lists (removable, but seen).
+    pub package_cache_bytes: u64,
+    pub dive: DiveFigures,
+    /// The largest hidden files.
+    pub files: Vec<WastedFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryRow {
+    pub category: &'static str,
+    pub label: &'static str,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BinaryRow {
+    /// The layer the visible copy comes from.
+    pub layer: usize,
+    #[serde(flatten)]
+    pub report: BinaryReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRow {
+    pub path: String,
+    pub size: u64,
+    pub layer: usize,
+}
+
+impl InspectReport {
+    pub fn build(analysis: &ImageAnalysis, top: usize) -> Self {
+        let image = &analysis.image;
+        let created_by = image.config.created_by_per_layer(analysis.layers.len());
+        let layers = analysis
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, scan)| LayerRow {
+                index,
+                digest: scan.descriptor.digest.to_string(),
+                media_type: scan.descriptor.media_type.clone(),
+                compression: scan.compression.to_string(),
+                compressed_bytes: scan.compressed_bytes,
+                uncompressed_bytes: scan.uncompressed_bytes,
+                diff_id: scan.diff_id.to_string(),
+                files: scan.entries.iter().filter(|e| e.kind == EntryKind::File).count(),
+                file_bytes: scan.entries.iter().map(|e| e.size).sum(),
+                created_by: created_by.get(index).cloned().flatten(),
+            })
+            .collect();
+        let fs = &analysis.fs;
+        let mut largest: Vec<FileRow> = fs
+            .visible_files()
+            .map(|(path, node)| FileRow {
+                path: format!("/{path}"),
+                size: node.size,
+                layer: node.layer,
+            })
+            .collect();
+        largest.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+        largest.truncate(top);
+        let categories = fs
+            .bytes_by_category()
+            .into_iter()
+            .map(|(category, (bytes, files))| CategoryRow {
+                category: category.key(),
+                label: category.label(),
+                bytes,
+                files,
+            })
+            .collect();
+        let mut binaries = Vec::new();
+        for (index, scan) in analysis.layers.iter().enumerate() {
+            for report in &scan.binaries {
+                let visible = fs
+                    .merged
+                    .get(&report.path)
+                    .is_some_and(|node| node.layer == index && node.kind == EntryKind::File);
+                if visible {
+                    let mut report = report.clone();
+                    report.path = format!("/{}", report.path);
+                    binaries.push(BinaryRow { layer: index, report });
+                }
+            }
+        }
+        binaries.sort_by(|a, b| b.report.size.cmp(&a.report.size).then_with(|| a.report.path.cmp(&b.report.path)));
+        let mut wasted_files: Vec<WastedFile> = fs.wasted_files.iter().take(top).cloned().collect();
+        for file in &mut wasted_files {
+            file.path = format!("/{}", file.path);
+        }
+        InspectReport {
+            schema_version: SCHEMA_VERSION,
+            image: ImageInfo {
+                reference: image.reference.clone(),
+                digest: image.manifest_digest.to_string(),
+                platform: image.platform.to_string(),
+                media_type: image.manifest_media_type.clone(),
+                config_digest: image.config_digest.to_string(),
+            },
+            totals: Totals {
+                compressed_bytes: analysis.compressed_bytes(),
+                uncompressed_bytes: analysis.uncompressed_bytes(),
+                layers: analysis.layers.len(),
+                files: fs.visible_files().count(),
+                visible_bytes: fs.visible_bytes(),
+            },
+            layers,
+            waste: Waste {
+                bytes: fs.wasted_bytes(),
+                deleted_bytes: fs.deleted_bytes,
+                overwritten_bytes: fs.overwritten_bytes,
+                package_cache_bytes: fs.package_cache_bytes(),
+                dive: fs.dive.clone(),
+                files: wasted_files,
+            },
+            categories,
+            binaries,
+            largest_files: largest,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n"
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let t = &self.totals;
+        let _ = writeln!(out, "{}  {}  {}", self.image.reference, self.image.platform, self.image.digest);
+        let _ = writeln!(
+            out,
+            "{} compressed, {} uncompressed, {} layers, {} files visible ({})\n",
+            human(t.compressed_bytes),
+            human(t.uncompressed_bytes),
+            t.layers,
+            t.files,
+            human(t.visible_bytes)
+        );
+        let mut layers = new_table(&["#", "digest", "compressed", "uncompressed", "files", "created by"], &[0, 2, 3, 4]);
+        for layer in &self.layers {
+            layers.add_row(vec![
+                layer.index.to_string(),
+                short_digest(&layer.digest),
+                human(layer.compressed_bytes),
+                human(layer.uncompressed_bytes),
+                layer.files.to_string(),
+                truncate(layer.created_by.as_deref().unwrap_or("-"), 70),
+            ]);
+        }
+        let _ = writeln!(out, "Layers\n{layers}\n");
+
+        let w = &self.waste;
+        let _ = writeln!(
+            out,
+            "Waste: {} no container can see ({} deleted, {} overwritten); {} in package caches",
+            human(w.bytes),
+            human(w.deleted_bytes),
+            human(w.overwritten_bytes),
+            human(w.package_cache_bytes)
+        );
+        let _ = writeln!(
+            out,
+            "dive's figures: efficiency {:.4} ({:.2}%), wasted bytes {}\n",
+            w.dive.efficiency,
+            w.dive.efficiency * 100.0,
+            human(w.dive.wasted_bytes)
+        );
+        if !w.files.is_empty() {
+            let mut wasted = new_table(&["path", "size", "added in", "hidden by", "cause"], &[1, 2, 3]);
+            for file in &w.files {
+                wasted.add_row(vec![
+                    truncate(&file.path, 70),
+                    human(file.size),
+                    file.layer.to_string(),
+                    file.hidden_by_layer.to_string(),
+                    format!("{:?}", file.cause).to_lowercase(),
+                ]);
+            }
+            let _ = writeln!(out, "Hidden files\n{wasted}\n");
+        }
+
+        let mut categories = new_table(&["category", "bytes", "files"], &[1, 2]);
+        for row in self.categories.iter().filter(|c| c.files > 0) {
+            categories.add_row(vec![row.label.to_string(), human(row.bytes), row.files.to_string()]);
+        }
+        let _ = writeln!(out, "Bytes by category (visible files)\n{categories}\n");
+
+        if !self.binaries.is_empty() {
+            let mut binaries = new_table(&["path", "size", "language", "linkage", "layer"], &[1, 4]);
+            for binary in &self.binaries {
+                binaries.add_row(vec![
+                    truncate(&binary.report.path, 60),
+                    human(binary.report.size),
+                    binary.report.language.clone(),
+                    binary.report.linkage.clone(),
+                    binary.layer.to_string(),
+                ]);
+            }
+            let _ = writeln!(out, "ELF binaries\n{binaries}\n");
+        }
+
+        let mut largest = new_table(&["path", "size", "layer"], &[1, 2]);
+        for file in &self.largest_files {
+            largest.add_row(vec![truncate(&file.path, 70), human(file.size), file.layer.to_string()]);
+        }
+        let _ = writeln!(out, "Largest files\n{largest}");
+        out
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let t = &self.totals;
+        let _ = writeln!(out, "## `{}`\n", self.image.reference.replace('`', "'"));
+        let _ = writeln!(
+            out,
+            "Platform `{}`, manifest `{}`.\n",
+            self.image.platform, self.image.digest
+        );
+        let mut summary = MarkdownTable::new(&["", ">value"]);
+        summary.row(vec!["compressed (registry, pull)".into(), human(t.compressed_bytes)]);
+        summary.row(vec!["uncompressed (on disk)".into(), human(t.uncompressed_bytes)]);
+        summary.row(vec!["layers".into(), t.layers.to_string()]);
+        summary.row(vec!["visible files".into(), format!("{} ({})", t.files, human(t.visible_bytes))]);
+        summary.row(vec!["hidden bytes (deleted + overwritten)".into(), human(self.waste.bytes)]);
+        summary.row(vec!["package caches".into(), human(self.waste.package_cache_bytes)]);
+        summary.row(vec!["dive efficiency".into(), format!("{:.2}%", self.waste.dive.efficiency * 100.0)]);
+        summary.row(vec!["dive wasted bytes".into(), human(self.waste.dive.wasted_bytes)]);
+        let _ = writeln!(out, "{}", summary.render());
+
+        let _ = writeln!(out, "### Layers\n");
+        let mut layers = MarkdownTable::new(&[">#", "digest", ">compressed", ">uncompressed", ">files", "created by"]);
+        for layer in &self.layers {
+            layers.row(vec![
+                layer.index.to_string(),
+                format!("`{}`", short_digest(&layer.digest)),
+                human(layer.compressed_bytes),
+                human(layer.uncompressed_bytes),
+                layer.files.to_string(),
+                truncate(layer.created_by.as_deref().unwrap_or("-"), 90),
+            ]);
+        }
+        let _ = writeln!(out, "{}", layers.render());
+
+        let _ = writeln!(out, "### Bytes by category\n");
+        let mut categories = MarkdownTable::new(&["category", ">bytes", ">files"]);
+        for row in self.categories.iter().filter(|c| c.files > 0) {
+            categories.row(vec![row.label.to_string(), human(row.bytes), row.files.to_string()]);
+        }
+        let _ = writeln!(out, "{}", categories.render());
+
+        if !self.waste.files.is_empty() {
+            let _ = writeln!(out, "### Hidden files (no container can see these bytes)\n");
+            let mut wasted = MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
+            for file in &self.waste.files {
+                wasted.row(vec![
+                    format!("`{}`", file.path),
+                    human(file.size),
+                    file.layer.to_string(),
+                    file.hidden_by_layer.to_string(),
+                    format!("{:?}", file.cause).to_lowercase(),
+                ]);
+            }
+            let _ = writeln!(out, "{}", wasted.render());
+        }
+
+        if !self.binaries.is_empty() {
+            let _ = writeln!(out, "### ELF binaries\n");
+            let mut binaries = MarkdownTable::new(&["path", ">size", "language", "linkage", ">layer"]);
+            for binary in &self.binaries {
+                binaries.row(vec![
+                    format!("`{}`", binary.report.path),
+                    human(binary.report.size),
+                    binary.report.language.clone(),
+                    binary.report.linkage.clone(),
+                    binary.layer.to_string(),
+                ]);
+            }
+            let _ = writeln!(out, "{}", binaries.render());
+        }
+
+        let _ = writeln!(out, "### Largest files\n");
+        let mut largest = MarkdownTable::new(&["path", ">size", ">layer"]);
+        for file in &self.largest_files {
+            largest.row(vec![format!("`{}`", file.path), human(file.size), file.layer.to_string()]);
+        }
+        let _ = write!(out, "{}", largest.render());
+        out
+    }
+}
+
+fn new_table(header: &[&str], right: &[usize]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for index in right {
+        if let Some(column) = table.column_mut(*index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn short_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let single_line = text.replace(['\n', '\t'], " ");
+    if single_line.chars().count() <= max {
+        single_line
+    } else {
+        let mut cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}

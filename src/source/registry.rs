@@ -1,0 +1,146 @@
+//! Images in an OCI registry.
+
+use futures_util::TryStreamExt;
+use oci_client::client::BlobResponse;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::manifest::{self, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
+use super::{verify_digest, BlobReader, ResolvedImage, SourceError, MAX_METADATA_BYTES};
+use crate::digest::Digest;
+use crate::registry::{self, AuthSources, RegistryOptions};
+use crate::source::{LayerDescriptor, Platform};
+
+pub struct RegistrySource {
+    client: Client,
+    reference: Reference,
+    auth: RegistryAuth,
+}
+
+impl RegistrySource {
+    pub async fn new(reference: Reference, options: &RegistryOptions) -> Result<Self, SourceError> {
+        let registry_host = reference.resolve_registry().to_string();
+        let explicit = match (&options.username, &options.password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            _ => None,
+        };
+        let credentials = AuthSources::from_env(explicit).credentials_for(reference.registry())?;
+        let client = registry::build_client(&registry_host, options)?;
+        Ok(Self {
+            client,
+            reference,
+            auth: registry::registry_auth(&credentials),
+        })
+    }
+
+    fn classify(&self, error: oci_client::errors::OciDistributionError) -> SourceError {
+        registry::classify(error, self.reference.registry(), &self.reference.whole()).into()
+    }
+
+    async fn pull_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), SourceError> {
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFEST_TYPES)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let what = format!("manifest {}", reference.whole());
+        if bytes.len() as u64 > MAX_METADATA_BYTES {
+            return Err(SourceError::TooLarge {
+                what,
+                size: bytes.len() as u64,
+                limit: MAX_METADATA_BYTES,
+            });
+        }
+        let digest = Digest::parse(&digest)?;
+        if let Some(expected) = reference.digest() {
+            verify_digest(&what, &bytes, &Digest::parse(expected)?)?;
+        } else {
+            verify_digest(&what, &bytes, &digest)?;
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    pub async fn resolve(&self, platform: &Platform, explicit_platform: bool) -> Result<ResolvedImage, SourceError> {
+        let display = self.reference.whole();
+        let mut current = self.reference.clone();
+        for _ in 0..3 {
+            let (bytes, digest) = self.pull_manifest(&current).await?;
+            let what = format!("manifest {}", current.whole());
+            let (parsed, media_type) = manifest::parse_manifest_or_index(&bytes, None, &what)?;
+            match parsed {
+                ManifestOrIndex::Index(entries) => {
+                    let chosen = manifest::select_platform(&entries, platform, explicit_platform, &display)?;
+                    current = self.reference.clone_with_digest(chosen.digest.to_string());
+                }
+                ManifestOrIndex::Manifest(doc) => {
+                    let config_bytes = self.pull_small_blob(&doc.config_digest, doc.config_size, "config").await?;
+                    let config = manifest::parse_config(&config_bytes, &format!("config {}", doc.config_digest))?;
+                    return Ok(ResolvedImage {
+                        reference: display,
+                        manifest_digest: digest,
+                        manifest_media_type: media_type,
+                        platform: config.platform.clone(),
+                        config_digest: doc.config_digest,
+                        config,
+                        layers: doc.layers,
+                    });
+                }
+            }
+        }
+        Err(SourceError::malformed(display, "indexes nested more than 3 deep"))
+    }
+
+    async fn pull_small_blob(&self, digest: &Digest, size: u64, what: &str) -> Result<Vec<u8>, SourceError> {
+        let what = format!("{what} {digest}");
+        if size > MAX_METADATA_BYTES {
+            return Err(SourceError::TooLarge {
+                what,
+                size,
+                limit: MAX_METADATA_BYTES,
+            });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        let descriptor = OciDescriptor {
+            digest: digest.to_string(),
+            size: size as i64,
+            ..Default::default()
+        };
+        self.client
+            .pull_blob(&self.reference, &descriptor, &mut bytes)
+            .await
+            .map_err(|e| self.classify(e))?;
+        if bytes.len() as u64 > MAX_METADATA_BYTES {
+            return Err(SourceError::TooLarge {
+                what,
+                size: bytes.len() as u64,
+                limit: MAX_METADATA_BYTES,
+            });
+        }
+        verify_digest(&what, &bytes, digest)?;
+        Ok(bytes)
+    }
+
+    /// Streams a layer. Asking from offset 0 with a Range header makes registries
+    /// answer 206 with a stream oci-client does not hash: the layer pipeline hashes
+    /// every byte itself, so the digest is computed once, not twice.
+    pub async fn open_blob(&self, layer: &LayerDescriptor) -> Result<BlobReader, SourceError> {
+        let descriptor = OciDescriptor {
+            digest: layer.digest.to_string(),
+            size: layer.size as i64,
+            media_type: layer.media_type.clone(),
+            ..Default::default()
+        };
+        let response = self
+            .client
+            .pull_blob_stream_partial(&self.reference, &descriptor, 0, None)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let stream = match response {
+            BlobResponse::Full(stream) | BlobResponse::Partial(stream) => stream.stream,
+        };
+        let reader = StreamReader::new(stream.map_err(std::io::Error::other));
+        Ok(Box::new(SyncIoBridge::new(reader)))
+    }
+}
