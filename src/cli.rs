@@ -102,14 +102,24 @@ struct InspectArgs {
 pub fn main_entry() -> ExitStatus {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            let status = if error.use_stderr() {
-                ExitStatus::BadInput
-            } else {
-                ExitStatus::Success
-            };
+        Err(error) if !error.use_stderr() => {
+            // --help and --version
             let _ = error.print();
-            return status;
+            return ExitStatus::Success;
+        }
+        Err(error) => {
+            // clap's report spans several lines (usage, hints); the contract is one.
+            let rendered = error.render().to_string();
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut message = lines.next().unwrap_or("error: invalid arguments").to_string();
+            if message.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    message.push(' ');
+                    message.push_str(next);
+                }
+            }
+            let _ = writeln!(std::io::stderr(), "{message} (see ballast --help)");
+            return ExitStatus::BadInput;
         }
     };
     match run(cli) {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
+use super::markdown::{code, text};
 use super::{MarkdownTable, SCHEMA_VERSION};
 use crate::binary::BinaryReport;
 use crate::fs::{DiveFigures, WastedFile};
@@ -278,7 +279,7 @@ impl InspectReport {
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
         let t = &self.totals;
-        let _ = writeln!(out, "## `{}`\n", self.image.reference.replace('`', "'"));
+        let _ = writeln!(out, "## {}\n", code(&self.image.reference));
         let _ = writeln!(
             out,
             "Platform `{}`, manifest `{}`.\n",
@@ -300,11 +301,11 @@ impl InspectReport {
         for layer in &self.layers {
             layers.row(vec![
                 layer.index.to_string(),
-                format!("`{}`", short_digest(&layer.digest)),
+                code(&short_digest(&layer.digest)),
                 human(layer.compressed_bytes),
                 human(layer.uncompressed_bytes),
                 layer.files.to_string(),
-                truncate(layer.created_by.as_deref().unwrap_or("-"), 90),
+                text(&truncate(layer.created_by.as_deref().unwrap_or("-"), 90)),
             ]);
         }
         let _ = writeln!(out, "{}", layers.render());
@@ -321,7 +322,7 @@ impl InspectReport {
             let mut wasted = MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
             for file in &self.waste.files {
                 wasted.row(vec![
-                    format!("`{}`", file.path),
+                    code(&file.path),
                     human(file.size),
                     file.layer.to_string(),
                     file.hidden_by_layer.to_string(),
@@ -336,7 +337,7 @@ impl InspectReport {
             let mut binaries = MarkdownTable::new(&["path", ">size", "language", "linkage", ">layer"]);
             for binary in &self.binaries {
                 binaries.row(vec![
-                    format!("`{}`", binary.report.path),
+                    code(&binary.report.path),
                     human(binary.report.size),
                     binary.report.language.clone(),
                     binary.report.linkage.clone(),
@@ -349,7 +350,7 @@ impl InspectReport {
         let _ = writeln!(out, "### Largest files\n");
         let mut largest = MarkdownTable::new(&["path", ">size", ">layer"]);
         for file in &self.largest_files {
-            largest.row(vec![format!("`{}`", file.path), human(file.size), file.layer.to_string()]);
+            largest.row(vec![code(&file.path), human(file.size), file.layer.to_string()]);
         }
         let _ = write!(out, "{}", largest.render());
         out

@@ -41,13 +41,34 @@ fn line(cells: &[String]) -> String {
     format!("| {} |\n", escaped.join(" | "))
 }
 
-/// Pipes end a cell and newlines end a row; backticks would open code spans.
+/// Pipes end a cell and newlines end a row, even inside code spans (GFM unescapes
+/// `\|` there too).
 pub fn escape_cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-        .replace('`', "\\`")
-        .replace('<', "&lt;")
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// A code span for a path or command, with a fence longer than any backtick run inside.
+pub fn code(text: &str) -> String {
+    let longest_run = text
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest_run + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+/// Plain text for a cell: no HTML, no accidental emphasis or code.
+pub fn text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -57,7 +78,9 @@ mod tests {
     #[test]
     fn escapes_pipes_and_newlines() {
         let mut table = MarkdownTable::new(&["cmd", ">bytes"]);
-        table.row(vec!["RUN a | b\nc".into(), "12".into()]);
-        assert_eq!(table.render(), "| cmd | bytes |\n|---|---:|\n| RUN a \\| b c | 12 |\n");
+        table.row(vec![text("RUN a | b\nc_d"), "12".into()]);
+        assert_eq!(table.render(), "| cmd | bytes |\n|---|---:|\n| RUN a \\| b c\\_d | 12 |\n");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("/usr/bin"), "`/usr/bin`");
     }
 }

@@ -2,7 +2,7 @@
 //! terminal, JSON for scripts (with `schema_version`) or Markdown for pull requests.
 
 pub mod inspect;
-mod markdown;
+pub mod markdown;
 
 use clap::ValueEnum;
 

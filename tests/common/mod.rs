@@ -1,0 +1,184 @@
+//! Test harness: a real CNCF distribution registry (Debian's `docker-registry`) on
+//! 127.0.0.1, real sample binaries, and the `ballast` binary run as a user would.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ballast::build::samples::Samples;
+use ballast::build::BuiltImage;
+
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn samples() -> Samples {
+    Samples::new(Path::new(MANIFEST_DIR).join("testdata"), target_dir().join("ballast-samples"))
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(MANIFEST_DIR).join("target"))
+}
+
+/// A registry process. It is started through a shell that kills it when our stdin
+/// pipe closes, so it dies with the test binary even though statics are never dropped.
+pub struct Registry {
+    pub host: String,
+    pub with_auth: bool,
+    pub storage: tempfile::TempDir,
+    _guard: Child,
+}
+
+pub const AUTH_USER: &str = "ci-user";
+pub const AUTH_PASSWORD: &str = "correct horse battery staple";
+
+/// The anonymous registry, one per test binary.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| start_registry(false))
+}
+
+/// Where the registry keeps a blob's bytes, for tests that corrupt it behind its back.
+pub fn blob_data_path(registry: &Registry, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    registry
+        .storage
+        .path()
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
+}
+
+/// A registry behind htpasswd basic auth.
+pub fn auth_registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| start_registry(true))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn start_registry(with_auth: bool) -> Registry {
+    let binary = "/usr/bin/docker-registry";
+    assert!(
+        Path::new(binary).exists(),
+        "{binary} is missing: run scripts/test.sh, which installs Debian's docker-registry"
+    );
+    let storage = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let host = format!("127.0.0.1:{port}");
+    let mut config = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: ballast-test-secret\n",
+        storage.path().join("data").display()
+    );
+    if with_auth {
+        let hash = bcrypt::hash(AUTH_PASSWORD, 5).expect("bcrypt");
+        let htpasswd = storage.path().join("htpasswd");
+        std::fs::write(&htpasswd, format!("{AUTH_USER}:{hash}\n")).expect("write htpasswd");
+        config.push_str(&format!("auth:\n  htpasswd:\n    realm: ballast-test\n    path: {}\n", htpasswd.display()));
+    }
+    let config_path = storage.path().join("config.yml");
+    std::fs::write(&config_path, config).expect("write registry config");
+    let log = std::fs::File::create(storage.path().join("registry.log")).expect("log file");
+    let guard = Command::new("sh")
+        .arg("-c")
+        .arg("\"$1\" serve \"$2\" & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null")
+        .arg("sh")
+        .arg(binary)
+        .arg(&config_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start docker-registry");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(&host).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker-registry did not listen on {host}; log: {}",
+            std::fs::read_to_string(storage.path().join("registry.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Registry {
+        host,
+        with_auth,
+        storage,
+        _guard: guard,
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Pushes images (several make an index) as `host/repo:tag`; returns the reference.
+pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> String {
+    let reference_text = format!("{}/{repo_tag}", registry.host);
+    let reference: oci_client::Reference = reference_text.parse().expect("reference");
+    let client = ballast::registry::build_client(&registry.host, &Default::default()).expect("client");
+    let auth = if registry.with_auth {
+        oci_client::secrets::RegistryAuth::Basic(AUTH_USER.into(), AUTH_PASSWORD.into())
+    } else {
+        oci_client::secrets::RegistryAuth::Anonymous
+    };
+    runtime().block_on(async {
+        client
+            .auth(&reference, &auth, oci_client::RegistryOperation::Push)
+            .await
+            .expect("registry auth for push");
+        ballast::build::push(&client, &reference, images).await.expect("push image");
+    });
+    reference_text
+}
+
+/// The `ballast` binary with an environment cleared of the user's registry
+/// credentials and terminal settings.
+pub fn ballast(home: &Path) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("ballast").expect("ballast binary");
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Runs ballast and parses its JSON output, asserting success.
+pub fn inspect_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let output = ballast(home).arg("inspect").args(args).args(["--format", "json"]).output().expect("run ballast");
+    assert!(
+        output.status.success(),
+        "ballast inspect {args:?} failed ({:?}): {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+/// Runs ballast expecting exit 2 with a one-line error; returns that line.
+pub fn expect_bad_input(home: &Path, args: &[&str]) -> String {
+    let output = ballast(home).args(args).output().expect("run ballast");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "expected exit 2 for {args:?}; stderr: {stderr}; stdout: {}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(stderr.trim_end().lines().count(), 1, "expected one error line, got: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no partial output on error");
+    stderr
+}
