@@ -1,0 +1,53 @@
+# Installs, with apt, what ballast's tests, demo and benchmark need and this machine lacks.
+# Sourced by the other scripts; `ensure_packages [extra-debian-package ...]`.
+ensure_packages() {
+  local need=()
+  [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+  command -v go >/dev/null 2>&1 || need+=(golang-go)
+  command -v gcc >/dev/null 2>&1 || need+=(gcc)
+  command -v strip >/dev/null 2>&1 || need+=(binutils)
+  local extra
+  for extra in "$@"; do
+    dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    echo "installing: ${need[*]}" >&2
+    $sudo apt-get update -qq
+    # The package would start a registry on :5000 where init systems run; we start our own.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  fi
+}
+
+# Starts docker-registry on a free loopback port; sets REGISTRY_HOST and REGISTRY_PID.
+start_registry() {
+  local dir=$1
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  REGISTRY_HOST="127.0.0.1:$port"
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: $REGISTRY_HOST
+YAML
+  /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  REGISTRY_PID=$!
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ $tries -gt 200 ]; then
+      echo "docker-registry did not start: $(cat "$dir/registry.log")" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
