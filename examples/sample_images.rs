@@ -20,10 +20,17 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let samples = Samples::new(root.join("testdata"), target.join("ballast-samples"));
-    let go = samples::service_image(&samples.go(GoBuild::Default)?, "usr/local/bin/hello", true)?.build()?;
-    let rust = samples::service_image(&samples.rust(RustBuild::DebugInfo)?, "usr/local/bin/hello", true)?.build()?;
+    let go = samples::service_image(&samples.go(GoBuild::Default)?, "usr/local/bin/hello", true)?
+        .build()?;
+    let rust = samples::service_image(
+        &samples.rust(RustBuild::DebugInfo)?,
+        "usr/local/bin/hello",
+        true,
+    )?
+    .build()?;
     let images: [(&str, &BuiltImage); 2] = [("hello-go", &go), ("hello-rs", &rust)];
     if let Some(dir) = &layout {
         for (name, image) in images {

@@ -129,12 +129,16 @@ pub fn is_toolchain(path: &str) -> bool {
     if TOOLCHAINS.iter().any(|prefix| path.starts_with(prefix)) {
         return true;
     }
-    let Some(name) = path.strip_prefix("usr/bin/").or_else(|| path.strip_prefix("usr/local/bin/")) else {
+    let Some(name) = path
+        .strip_prefix("usr/bin/")
+        .or_else(|| path.strip_prefix("usr/local/bin/"))
+    else {
         return false;
     };
     let base = name.split_once('-').map_or(name, |(head, _)| head);
     TOOLCHAIN_BINARIES.contains(&name)
-        || (name.starts_with("x86_64-linux-gnu-") && TOOLCHAIN_BINARIES.contains(&name.trim_start_matches("x86_64-linux-gnu-")))
+        || (name.starts_with("x86_64-linux-gnu-")
+            && TOOLCHAIN_BINARIES.contains(&name.trim_start_matches("x86_64-linux-gnu-")))
         || (TOOLCHAIN_BINARIES.contains(&base) && name[base.len()..].starts_with("-1"))
 }
 
@@ -174,7 +178,9 @@ pub fn classify(path: &str, elf: Option<ElfKind>) -> Category {
     } else {
         match elf {
             Some(ElfKind::Executable) => Category::Executables,
-            Some(ElfKind::SharedLibrary) if is_shared_library_name(path) => Category::SharedLibraries,
+            Some(ElfKind::SharedLibrary) if is_shared_library_name(path) => {
+                Category::SharedLibraries
+            }
             // ET_DYN without a library name: a PIE executable.
             Some(ElfKind::SharedLibrary) => Category::Executables,
             Some(ElfKind::Object) => Category::Other,
@@ -194,15 +200,42 @@ mod tests {
 
     #[test]
     fn buckets() {
-        assert_eq!(classify("var/lib/apt/lists/deb.debian.org_dists", None), Category::PackageCaches);
-        assert_eq!(classify("var/lib/dpkg/status", None), Category::PackageState);
-        assert_eq!(classify("usr/share/doc/libc6/copyright", None), Category::Docs);
-        assert_eq!(classify("usr/share/zoneinfo/UTC", None), Category::CertsTzdata);
-        assert_eq!(classify("usr/bin/gcc-12", Some(ElfKind::Executable)), Category::Toolchains);
+        assert_eq!(
+            classify("var/lib/apt/lists/deb.debian.org_dists", None),
+            Category::PackageCaches
+        );
+        assert_eq!(
+            classify("var/lib/dpkg/status", None),
+            Category::PackageState
+        );
+        assert_eq!(
+            classify("usr/share/doc/libc6/copyright", None),
+            Category::Docs
+        );
+        assert_eq!(
+            classify("usr/share/zoneinfo/UTC", None),
+            Category::CertsTzdata
+        );
+        assert_eq!(
+            classify("usr/bin/gcc-12", Some(ElfKind::Executable)),
+            Category::Toolchains
+        );
         assert_eq!(classify("usr/include/stdio.h", None), Category::Toolchains);
-        assert_eq!(classify("app/server", Some(ElfKind::Executable)), Category::Executables);
-        assert_eq!(classify("app/server", Some(ElfKind::SharedLibrary)), Category::Executables);
-        assert_eq!(classify("lib/x86_64-linux-gnu/libc.so.6", Some(ElfKind::SharedLibrary)), Category::SharedLibraries);
+        assert_eq!(
+            classify("app/server", Some(ElfKind::Executable)),
+            Category::Executables
+        );
+        assert_eq!(
+            classify("app/server", Some(ElfKind::SharedLibrary)),
+            Category::Executables
+        );
+        assert_eq!(
+            classify(
+                "lib/x86_64-linux-gnu/libc.so.6",
+                Some(ElfKind::SharedLibrary)
+            ),
+            Category::SharedLibraries
+        );
         assert_eq!(classify("etc/hostname", None), Category::Other);
     }
 }

@@ -32,7 +32,11 @@ impl From<ExitStatus> for ExitCode {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "ballast", version, about = "Finds the dead weight in container images and says what it costs")]
+#[command(
+    name = "ballast",
+    version,
+    about = "Finds the dead weight in container images and says what it costs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,7 +115,10 @@ pub fn main_entry() -> ExitStatus {
             // clap's report spans several lines (usage, hints); the contract is one.
             let rendered = error.render().to_string();
             let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-            let mut message = lines.next().unwrap_or("error: invalid arguments").to_string();
+            let mut message = lines
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .to_string();
             if message.ends_with(':') {
                 if let Some(next) = lines.next() {
                     message.push(' ');
@@ -199,9 +206,9 @@ fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
     }
     let password = if args.password_stdin {
         let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| UsageError(format!("--password-stdin: cannot read standard input: {e}")))?;
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            UsageError(format!("--password-stdin: cannot read standard input: {e}"))
+        })?;
         let trimmed = text.trim_end_matches(['\n', '\r']).to_string();
         if trimmed.is_empty() {
             return Err(UsageError("--password-stdin: standard input was empty".into()).into());
@@ -276,7 +283,8 @@ impl BarProgress {
 impl Progress for BarProgress {
     fn resolved(&self, image: &ResolvedImage) {
         if let Some(bar) = &self.bar {
-            let distinct: std::collections::HashSet<_> = image.layers.iter().map(|l| &l.digest).collect();
+            let distinct: std::collections::HashSet<_> =
+                image.layers.iter().map(|l| &l.digest).collect();
             bar.set_length(distinct.len() as u64);
             bar.set_message(image.reference.clone());
         }
@@ -291,7 +299,10 @@ impl Progress for BarProgress {
 
 fn progress_reporter() -> Arc<BarProgress> {
     let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
         let template = if std::env::var_os("NO_COLOR").is_some() {
             "{spinner} layers {pos}/{len} {msg}"
         } else {

@@ -61,7 +61,9 @@ impl FsAnalysis {
     }
 
     pub fn visible_files(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.merged.iter().filter(|(_, n)| n.kind == EntryKind::File)
+        self.merged
+            .iter()
+            .filter(|(_, n)| n.kind == EntryKind::File)
     }
 
     pub fn visible_bytes(&self) -> u64 {
@@ -73,7 +75,9 @@ impl FsAnalysis {
         let mut totals: BTreeMap<Category, (u64, u64)> =
             Category::ALL.iter().map(|c| (*c, (0, 0))).collect();
         for (path, node) in self.visible_files() {
-            let slot = totals.entry(category::classify(path, node.elf)).or_default();
+            let slot = totals
+                .entry(category::classify(path, node.elf))
+                .or_default();
             slot.0 += node.size;
             slot.1 += 1;
         }
@@ -101,25 +105,41 @@ pub fn analyse(layers: &[&LayerScan]) -> FsAnalysis {
                 EntryKind::Whiteout => {
                     remove_tree(&mut analysis, &entry.path, true, index, WasteCause::Deleted)
                 }
-                EntryKind::OpaqueWhiteout => {
-                    remove_tree(&mut analysis, &entry.path, false, index, WasteCause::Deleted)
-                }
+                EntryKind::OpaqueWhiteout => remove_tree(
+                    &mut analysis,
+                    &entry.path,
+                    false,
+                    index,
+                    WasteCause::Deleted,
+                ),
                 _ => {}
             }
         }
         for entry in &layer.entries {
-            if matches!(entry.kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout) || entry.path.is_empty() {
+            if matches!(entry.kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout)
+                || entry.path.is_empty()
+            {
                 continue;
             }
             if let Some(previous) = analysis.merged.get(&entry.path) {
                 match previous.kind {
                     EntryKind::Dir if entry.kind == EntryKind::Dir => {}
-                    EntryKind::Dir => {
-                        remove_tree(&mut analysis, &entry.path, false, index, WasteCause::Overwritten)
-                    }
+                    EntryKind::Dir => remove_tree(
+                        &mut analysis,
+                        &entry.path,
+                        false,
+                        index,
+                        WasteCause::Overwritten,
+                    ),
                     EntryKind::File => {
                         let previous = previous.clone();
-                        record(&mut analysis, &entry.path, &previous, index, WasteCause::Overwritten);
+                        record(
+                            &mut analysis,
+                            &entry.path,
+                            &previous,
+                            index,
+                            WasteCause::Overwritten,
+                        );
                     }
                     _ => {}
                 }
@@ -161,12 +181,22 @@ fn record(analysis: &mut FsAnalysis, path: &str, node: &Node, hidden_by: usize, 
 }
 
 /// Removes everything below `path` (and `path` itself when `including_self`).
-fn remove_tree(analysis: &mut FsAnalysis, path: &str, including_self: bool, hidden_by: usize, cause: WasteCause) {
+fn remove_tree(
+    analysis: &mut FsAnalysis,
+    path: &str,
+    including_self: bool,
+    hidden_by: usize,
+    cause: WasteCause,
+) {
     let mut doomed: Vec<String> = Vec::new();
     if including_self && analysis.merged.contains_key(path) {
         doomed.push(path.to_string());
     }
-    let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
     doomed.extend(
         analysis
             .merged
@@ -221,7 +251,10 @@ impl DiveAccumulator {
                 EntryKind::OpaqueWhiteout => continue,
                 _ => entry.size,
             };
-            let slot = self.paths.entry(entry.path.clone()).or_insert((0, u64::MAX, 0));
+            let slot = self
+                .paths
+                .entry(entry.path.clone())
+                .or_insert((0, u64::MAX, 0));
             slot.0 += size;
             slot.1 = slot.1.min(size);
             slot.2 += 1;
@@ -307,7 +340,10 @@ mod tests {
             file("var/cache/z", 5),
         ]);
         let result = analyse(&[&base, &second]);
-        assert_eq!(result.deleted_bytes, 150, "etc/a plus the opaque directory's x and y");
+        assert_eq!(
+            result.deleted_bytes, 150,
+            "etc/a plus the opaque directory's x and y"
+        );
         assert_eq!(result.overwritten_bytes, 50);
         assert_eq!(result.wasted_bytes(), 200);
         assert!(!result.merged.contains_key("etc/a"));
@@ -321,7 +357,11 @@ mod tests {
 
     #[test]
     fn directory_whiteout_counts_children_for_dive() {
-        let base = layer(vec![special("d", EntryKind::Dir), file("d/1", 10), file("d/2", 20)]);
+        let base = layer(vec![
+            special("d", EntryKind::Dir),
+            file("d/1", 10),
+            file("d/2", 20),
+        ]);
         let second = layer(vec![special("d", EntryKind::Whiteout)]);
         let result = analyse(&[&base, &second]);
         assert_eq!(result.deleted_bytes, 30);

@@ -18,7 +18,9 @@ pub enum InspectError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Layer(#[from] LayerError),
-    #[error("{reference}: the manifest lists {layers} layers but the config has {diff_ids} diff_ids")]
+    #[error(
+        "{reference}: the manifest lists {layers} layers but the config has {diff_ids} diff_ids"
+    )]
     LayerCountMismatch {
         reference: String,
         layers: usize,
@@ -89,7 +91,9 @@ pub async fn inspect(
     progress: Arc<dyn Progress>,
 ) -> Result<ImageAnalysis, InspectError> {
     let source = Arc::new(Source::open(image, &options.registry).await?);
-    let resolved = source.resolve(&options.platform, options.explicit_platform).await?;
+    let resolved = source
+        .resolve(&options.platform, options.explicit_platform)
+        .await?;
     if resolved.layers.len() > options.max_layers {
         return Err(InspectError::TooManyLayers {
             reference: resolved.reference.clone(),

@@ -13,7 +13,9 @@ use crate::source::LayerDescriptor;
 pub enum LayerError {
     #[error("layer {digest}: digest mismatch: the blob's bytes hash to {actual}")]
     DigestMismatch { digest: Digest, actual: Digest },
-    #[error("layer {digest}: size mismatch: the manifest says {expected} bytes, the blob has {actual}")]
+    #[error(
+        "layer {digest}: size mismatch: the manifest says {expected} bytes, the blob has {actual}"
+    )]
     SizeMismatch {
         digest: Digest,
         expected: u64,
@@ -217,9 +219,7 @@ pub fn scan_layer(
             if let Some(limit) = limit_error(&io_error, digest, limits) {
                 return Err(limit);
             }
-            if let Err(mismatch) = finish_compressed(compressed, descriptor) {
-                return Err(mismatch);
-            }
+            finish_compressed(compressed, descriptor)?;
             return Err(classify_io(io_error, digest, compression));
         }
     };
@@ -257,7 +257,10 @@ pub fn scan_layer(
     })
 }
 
-fn finish_compressed<R: Read>(compressed: HashingReader<R>, descriptor: &LayerDescriptor) -> Result<(), LayerError> {
+fn finish_compressed<R: Read>(
+    compressed: HashingReader<R>,
+    descriptor: &LayerDescriptor,
+) -> Result<(), LayerError> {
     let digest = &descriptor.digest;
     let (actual, bytes) = compressed.finish().map_err(|e| LayerError::Read {
         digest: digest.clone(),
@@ -311,7 +314,10 @@ fn limit_error(error: &io::Error, digest: &Digest, limits: &LayerLimits) -> Opti
 
 fn classify_io(error: io::Error, digest: &Digest, compression: Compression) -> LayerError {
     match error.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::Other => {
             // `Other` here is how the decoders and tar report format errors; a failed
             // network read arrives as a digest/size mismatch or a Read error instead.
             let reason = if error.kind() == io::ErrorKind::UnexpectedEof {
@@ -358,7 +364,11 @@ impl From<io::Error> for WalkError {
 
 type Walked = (Vec<Entry>, Vec<BinaryReport>);
 
-fn walk_tar(reader: &mut impl Read, digest: &Digest, limits: &LayerLimits) -> Result<Walked, WalkError> {
+fn walk_tar(
+    reader: &mut impl Read,
+    digest: &Digest,
+    limits: &LayerLimits,
+) -> Result<Walked, WalkError> {
     let bad = |path: &str, reason: &str| {
         WalkError::Layer(Box::new(LayerError::BadEntry {
             digest: digest.clone(),
@@ -394,10 +404,9 @@ fn walk_tar(reader: &mut impl Read, digest: &Digest, limits: &LayerLimits) -> Re
         let header = entry.header();
         let mode = header.mode().unwrap_or(0);
         let entry_type = header.entry_type();
-        let link_target = match entry.link_name_bytes() {
-            Some(target) => Some(String::from_utf8_lossy(&target).into_owned()),
-            None => None,
-        };
+        let link_target = entry
+            .link_name_bytes()
+            .map(|target| String::from_utf8_lossy(&target).into_owned());
         let size = entry.size();
         let (name_dir, name) = match path.rsplit_once('/') {
             Some((dir, name)) => (Some(dir), name),
@@ -408,7 +417,10 @@ fn walk_tar(reader: &mut impl Read, digest: &Digest, limits: &LayerLimits) -> Re
             None => rest.to_string(),
         };
         let (path, kind) = if name == ".wh..wh..opq" {
-            (name_dir.unwrap_or("").to_string(), EntryKind::OpaqueWhiteout)
+            (
+                name_dir.unwrap_or("").to_string(),
+                EntryKind::OpaqueWhiteout,
+            )
         } else if let Some(hidden) = name.strip_prefix(".wh.") {
             if hidden.is_empty() {
                 return Err(bad(&raw_path, "whiteout names nothing"));
@@ -483,7 +495,10 @@ mod tests {
 
     #[test]
     fn normalises_paths() {
-        assert_eq!(normalise_path("./usr/bin/").ok(), Some("usr/bin".to_string()));
+        assert_eq!(
+            normalise_path("./usr/bin/").ok(),
+            Some("usr/bin".to_string())
+        );
         assert_eq!(normalise_path("./").ok(), Some(String::new()));
         assert!(normalise_path("/etc/passwd").is_err());
         assert!(normalise_path("a/../../etc").is_err());
@@ -491,8 +506,14 @@ mod tests {
 
     #[test]
     fn media_types() {
-        assert_eq!(compression_of("application/vnd.oci.image.layer.v1.tar+zstd"), Some(Compression::Zstd));
-        assert_eq!(compression_of("application/vnd.docker.image.rootfs.diff.tar.gzip"), Some(Compression::Gzip));
+        assert_eq!(
+            compression_of("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            compression_of("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
         assert_eq!(compression_of("application/json"), None);
     }
 }

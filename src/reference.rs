@@ -54,7 +54,10 @@ impl ImageRef {
         if let Some(rest) = trimmed.strip_prefix("oci:") {
             let (dir, tag) = split_path_and_suffix(rest);
             if dir.is_empty() {
-                return Err(invalid(input, "oci: needs a directory, as in oci:DIR[:TAG]"));
+                return Err(invalid(
+                    input,
+                    "oci: needs a directory, as in oci:DIR[:TAG]",
+                ));
             }
             return Ok(ImageRef::OciLayout {
                 dir: PathBuf::from(dir),
@@ -163,7 +166,10 @@ mod tests {
     #[test]
     fn docker_hub_normalisation() {
         assert_eq!(registry("alpine"), "docker.io/library/alpine:latest");
-        assert_eq!(registry("docker://alpine:3.20"), "docker.io/library/alpine:3.20");
+        assert_eq!(
+            registry("docker://alpine:3.20"),
+            "docker.io/library/alpine:3.20"
+        );
         assert_eq!(registry("org/app"), "docker.io/org/app:latest");
         assert_eq!(registry("ghcr.io/org/svc:1.4"), "ghcr.io/org/svc:1.4");
         assert_eq!(
@@ -200,13 +206,25 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert!(matches!(ImageRef::parse(""), Err(ReferenceError::Empty)));
-        assert!(matches!(ImageRef::parse("UPPER/Case"), Err(ReferenceError::Invalid { .. })));
-        assert!(matches!(ImageRef::parse("app@sha256:123"), Err(ReferenceError::Invalid { .. })));
-        assert!(matches!(ImageRef::parse("a b"), Err(ReferenceError::Invalid { .. })));
+        assert!(matches!(
+            ImageRef::parse("UPPER/Case"),
+            Err(ReferenceError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("app@sha256:123"),
+            Err(ReferenceError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("a b"),
+            Err(ReferenceError::Invalid { .. })
+        ));
         assert!(matches!(
             ImageRef::parse("containers-storage:app"),
             Err(ReferenceError::UnsupportedTransport { .. })
         ));
-        assert!(matches!(ImageRef::parse("oci:"), Err(ReferenceError::Invalid { .. })));
+        assert!(matches!(
+            ImageRef::parse("oci:"),
+            Err(ReferenceError::Invalid { .. })
+        ));
     }
 }

@@ -7,16 +7,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use base64::Engine as _;
 use ballast::build::{ImageSpec, Item, LayerSpec};
+use base64::Engine as _;
 use common::*;
 
 fn pushed() -> &'static str {
     static REF: OnceLock<String> = OnceLock::new();
     REF.get_or_init(|| {
-        let image = ImageSpec::new(vec![LayerSpec::new("COPY secret-app", vec![Item::file("app/data", b"behind auth".to_vec())])])
-            .build()
-            .expect("build");
+        let image = ImageSpec::new(vec![LayerSpec::new(
+            "COPY secret-app",
+            vec![Item::file("app/data", b"behind auth".to_vec())],
+        )])
+        .build()
+        .expect("build");
         push(auth_registry(), "private/app:1.0", &[&image])
     })
 }
@@ -31,7 +34,11 @@ fn assert_no_secret(output: &std::process::Output) {
 fn run_ok(command: &mut assert_cmd::Command) {
     let output = command.output().expect("run ballast");
     assert_no_secret(&output);
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(report["largest_files"][0]["path"], "/app/data");
 }
@@ -51,7 +58,11 @@ fn write_helper(bin: &Path, name: &str, body: &str) {
 }
 
 fn with_path(command: &mut assert_cmd::Command, bin: &Path) {
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     command.env("PATH", path);
 }
 
@@ -62,7 +73,13 @@ fn anonymous_and_wrong_credentials_are_refused() {
     assert!(line.contains("authentication refused"), "{line}");
 
     let output = ballast(home.path())
-        .args(["inspect", pushed(), "--username", AUTH_USER, "--password-stdin"])
+        .args([
+            "inspect",
+            pushed(),
+            "--username",
+            AUTH_USER,
+            "--password-stdin",
+        ])
         .write_stdin("not the password\n")
         .output()
         .expect("run");
@@ -77,7 +94,15 @@ fn password_stdin() {
     let home = tempfile::tempdir().expect("home");
     run_ok(
         ballast(home.path())
-            .args(["inspect", pushed(), "--format", "json", "--username", AUTH_USER, "--password-stdin"])
+            .args([
+                "inspect",
+                pushed(),
+                "--format",
+                "json",
+                "--username",
+                AUTH_USER,
+                "--password-stdin",
+            ])
             .write_stdin(format!("{AUTH_PASSWORD}\n")),
     );
 }
@@ -86,14 +111,26 @@ fn password_stdin() {
 fn docker_config_auths_and_registry_auth_file() {
     let home = tempfile::tempdir().expect("home");
     let host = &auth_registry().host;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_USER}:{AUTH_PASSWORD}"));
-    write_config(home.path(), &format!(r#"{{"auths": {{"http://{host}": {{"auth": "{encoded}"}}}}}}"#));
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_USER}:{AUTH_PASSWORD}"));
+    write_config(
+        home.path(),
+        &format!(r#"{{"auths": {{"http://{host}": {{"auth": "{encoded}"}}}}}}"#),
+    );
     run_ok(ballast(home.path()).args(["inspect", pushed(), "--format", "json"]));
 
     let other = tempfile::tempdir().expect("home");
     let auth_file = other.path().join("auth.json");
-    std::fs::write(&auth_file, format!(r#"{{"auths": {{"{host}": {{"auth": "{encoded}"}}}}}}"#)).expect("write");
-    run_ok(ballast(other.path()).env("REGISTRY_AUTH_FILE", &auth_file).args(["inspect", pushed(), "--format", "json"]));
+    std::fs::write(
+        &auth_file,
+        format!(r#"{{"auths": {{"{host}": {{"auth": "{encoded}"}}}}}}"#),
+    )
+    .expect("write");
+    run_ok(
+        ballast(other.path())
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .args(["inspect", pushed(), "--format", "json"]),
+    );
 }
 
 #[test]
@@ -110,7 +147,10 @@ fn credential_helpers_and_store() {
 printf '{{"ServerURL":"%s","Username":"{AUTH_USER}","Secret":"{AUTH_PASSWORD}"}}' "$server""#
         ),
     );
-    write_config(home.path(), &format!(r#"{{"credHelpers": {{"{host}": "ballasttest"}}}}"#));
+    write_config(
+        home.path(),
+        &format!(r#"{{"credHelpers": {{"{host}": "ballasttest"}}}}"#),
+    );
     let mut command = ballast(home.path());
     with_path(&mut command, &bin);
     run_ok(command.args(["inspect", pushed(), "--format", "json"]));
@@ -126,8 +166,15 @@ fn failing_helper_output_is_not_repeated() {
     let home = tempfile::tempdir().expect("home");
     let bin = home.path().join("bin");
     let host = &auth_registry().host;
-    write_helper(&bin, "leaky", &format!("echo 'token {AUTH_PASSWORD} rejected'; echo '{AUTH_PASSWORD}' >&2; exit 3"));
-    write_config(home.path(), &format!(r#"{{"credHelpers": {{"{host}": "leaky"}}}}"#));
+    write_helper(
+        &bin,
+        "leaky",
+        &format!("echo 'token {AUTH_PASSWORD} rejected'; echo '{AUTH_PASSWORD}' >&2; exit 3"),
+    );
+    write_config(
+        home.path(),
+        &format!(r#"{{"credHelpers": {{"{host}": "leaky"}}}}"#),
+    );
     let mut command = ballast(home.path());
     with_path(&mut command, &bin);
     let output = command.args(["inspect", pushed()]).output().expect("run");
@@ -136,7 +183,10 @@ fn failing_helper_output_is_not_repeated() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("docker-credential-leaky"), "{stderr}");
 
-    write_config(home.path(), &format!(r#"{{"credHelpers": {{"{host}": "absent"}}}}"#));
+    write_config(
+        home.path(),
+        &format!(r#"{{"credHelpers": {{"{host}": "absent"}}}}"#),
+    );
     let line = expect_bad_input(home.path(), &["inspect", pushed()]);
     assert!(line.contains("docker-credential-absent"), "{line}");
 

@@ -11,7 +11,13 @@ use ballast::layer::Compression;
 use common::*;
 
 fn small_layer(name: &str) -> LayerSpec {
-    LayerSpec::new("COPY file", vec![Item::file(&format!("data/{name}"), format!("unique content of {name}").into_bytes())])
+    LayerSpec::new(
+        "COPY file",
+        vec![Item::file(
+            &format!("data/{name}"),
+            format!("unique content of {name}").into_bytes(),
+        )],
+    )
 }
 
 /// An image whose layer blobs are given as raw bytes (digests computed to match them),
@@ -24,7 +30,9 @@ fn layout_with_raw_layer(dir: &Path, blob: Vec<u8>, media_type: &str, tar: &[u8]
         blob,
         media_type: media_type.to_string(),
     };
-    let image = ImageSpec::new(vec![]).assemble(vec![layer]).expect("assemble");
+    let image = ImageSpec::new(vec![])
+        .assemble(vec![layer])
+        .expect("assemble");
     build::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
 }
 
@@ -36,7 +44,11 @@ fn replace_manifest(dir: &Path, bytes: &[u8]) {
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": digest.to_string(), "size": bytes.len(),
         "annotations": {"org.opencontainers.image.ref.name": "t"}}]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("write index");
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("write index");
 }
 
 fn oci(dir: &Path) -> String {
@@ -57,7 +69,10 @@ fn bad_references() {
     let line = expect_bad_input(home.path(), &["inspect", "docker-archive:/nonexistent.tar"]);
     assert!(line.contains("not found"), "{line}");
     let line = expect_bad_input(home.path(), &["inspect"]);
-    assert!(line.contains("IMAGE") || line.contains("required"), "{line}");
+    assert!(
+        line.contains("IMAGE") || line.contains("required"),
+        "{line}"
+    );
     let line = expect_bad_input(home.path(), &["inspect", "x", "--max-layer-size", "lots"]);
     assert!(line.contains("--max-layer-size"), "{line}");
 }
@@ -66,19 +81,32 @@ fn bad_references() {
 fn missing_repository_and_tag() {
     let home = tempfile::tempdir().expect("home");
     let registry = registry();
-    let line = expect_bad_input(home.path(), &["inspect", &format!("{}/nothing/here:1.0", registry.host)]);
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &format!("{}/nothing/here:1.0", registry.host)],
+    );
     assert!(line.contains("not found"), "{line}");
-    let image = ImageSpec::new(vec![small_layer("missing-tag")]).build().expect("build");
+    let image = ImageSpec::new(vec![small_layer("missing-tag")])
+        .build()
+        .expect("build");
     push(registry, "errors/present:1.0", &[&image]);
-    let line = expect_bad_input(home.path(), &["inspect", &format!("{}/errors/present:2.0", registry.host)]);
-    assert!(line.contains("not found") && line.contains("errors/present:2.0"), "{line}");
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &format!("{}/errors/present:2.0", registry.host)],
+    );
+    assert!(
+        line.contains("not found") && line.contains("errors/present:2.0"),
+        "{line}"
+    );
 }
 
 #[test]
 fn registry_blob_digest_mismatch() {
     let home = tempfile::tempdir().expect("home");
     let registry = registry();
-    let image = ImageSpec::new(vec![small_layer("corrupt-me")]).build().expect("build");
+    let image = ImageSpec::new(vec![small_layer("corrupt-me")])
+        .build()
+        .expect("build");
     let reference = push(registry, "errors/corrupt:1.0", &[&image]);
     let layer = &image.layers[0];
     let path = blob_data_path(registry, &layer.digest.to_string());
@@ -87,17 +115,25 @@ fn registry_blob_digest_mismatch() {
     bytes[middle] ^= 0x01;
     std::fs::write(&path, bytes).expect("corrupt blob");
     let line = expect_bad_input(home.path(), &["inspect", &reference]);
-    assert!(line.contains("digest mismatch") && line.contains(&layer.digest.to_string()), "{line}");
+    assert!(
+        line.contains("digest mismatch") && line.contains(&layer.digest.to_string()),
+        "{line}"
+    );
 }
 
 #[test]
 fn layout_digest_mismatch_and_malformed_documents() {
     let home = tempfile::tempdir().expect("home");
-    let image = ImageSpec::new(vec![small_layer("layout")]).build().expect("build");
+    let image = ImageSpec::new(vec![small_layer("layout")])
+        .build()
+        .expect("build");
 
     let dir = tempfile::tempdir().expect("dir");
     build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
-    let blob = dir.path().join("blobs/sha256").join(image.layers[0].digest.hex());
+    let blob = dir
+        .path()
+        .join("blobs/sha256")
+        .join(image.layers[0].digest.hex());
     let mut bytes = std::fs::read(&blob).expect("blob");
     bytes[20] ^= 0xff;
     std::fs::write(&blob, bytes).expect("corrupt");
@@ -114,33 +150,54 @@ fn layout_digest_mismatch_and_malformed_documents() {
     build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     std::fs::write(dir.path().join("index.json"), b"[1,2").expect("write");
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
-    assert!(line.contains("index.json") && line.contains("malformed"), "{line}");
+    assert!(
+        line.contains("index.json") && line.contains("malformed"),
+        "{line}"
+    );
 
     // A config that is valid JSON but not an image config.
     let dir = tempfile::tempdir().expect("dir");
     build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let config = b"{\"hello\": \"world\"}".to_vec();
     let config_digest = Digest::of_bytes(&config);
-    std::fs::write(dir.path().join("blobs/sha256").join(config_digest.hex()), &config).expect("config");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).expect("manifest");
+    std::fs::write(
+        dir.path().join("blobs/sha256").join(config_digest.hex()),
+        &config,
+    )
+    .expect("config");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&image.manifest).expect("manifest");
     manifest["config"]["digest"] = config_digest.to_string().into();
     manifest["config"]["size"] = config.len().into();
     replace_manifest(dir.path(), &serde_json::to_vec(&manifest).expect("json"));
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
-    assert!(line.contains("config") && line.contains("malformed"), "{line}");
+    assert!(
+        line.contains("config") && line.contains("malformed"),
+        "{line}"
+    );
 
     // An unknown layer media type.
     let dir = tempfile::tempdir().expect("dir");
     build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).expect("manifest");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&image.manifest).expect("manifest");
     manifest["layers"][0]["mediaType"] = "application/x-mystery".into();
     replace_manifest(dir.path(), &serde_json::to_vec(&manifest).expect("json"));
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
-    assert!(line.contains("unsupported media type") && line.contains("application/x-mystery"), "{line}");
+    assert!(
+        line.contains("unsupported media type") && line.contains("application/x-mystery"),
+        "{line}"
+    );
 
     // Missing tag in the layout.
-    let line = expect_bad_input(home.path(), &["inspect", &format!("oci:{}:nope", dir.path().display())]);
-    assert!(line.contains("not found") && line.contains("nope"), "{line}");
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &format!("oci:{}:nope", dir.path().display())],
+    );
+    assert!(
+        line.contains("not found") && line.contains("nope"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -151,7 +208,12 @@ fn truncated_and_corrupt_compression() {
 
     let gzip = build::compress(&tar, Compression::Gzip, None).expect("gzip");
     let dir = tempfile::tempdir().expect("dir");
-    layout_with_raw_layer(dir.path(), gzip[..gzip.len() / 2].to_vec(), "application/vnd.oci.image.layer.v1.tar+gzip", &tar);
+    layout_with_raw_layer(
+        dir.path(),
+        gzip[..gzip.len() / 2].to_vec(),
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &tar,
+    );
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
     assert!(line.contains("corrupt or truncated gzip"), "{line}");
 
@@ -161,15 +223,28 @@ fn truncated_and_corrupt_compression() {
         *byte = 0xA5;
     }
     let dir = tempfile::tempdir().expect("dir");
-    layout_with_raw_layer(dir.path(), zstd, "application/vnd.oci.image.layer.v1.tar+zstd", &tar);
+    layout_with_raw_layer(
+        dir.path(),
+        zstd,
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        &tar,
+    );
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
     // zstd frames carry no checksum by default: garbage may decode, and then the
     // diff_id check is what catches it.
-    assert!(line.contains("corrupt or truncated zstd") || line.contains("diff_id mismatch"), "{line}");
+    assert!(
+        line.contains("corrupt or truncated zstd") || line.contains("diff_id mismatch"),
+        "{line}"
+    );
 
     // gzip data under a tar media type is not a tar.
     let dir = tempfile::tempdir().expect("dir");
-    layout_with_raw_layer(dir.path(), gzip, "application/vnd.oci.image.layer.v1.tar", &tar);
+    layout_with_raw_layer(
+        dir.path(),
+        gzip,
+        "application/vnd.oci.image.layer.v1.tar",
+        &tar,
+    );
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
     assert!(line.contains("layer sha256:"), "{line}");
 }
@@ -181,12 +256,32 @@ fn decompression_limits() {
     let tar = build::tar_bytes(&[Item::file("zeros", vec![0u8; 80 * 1024 * 1024])]).expect("tar");
     let gzip = build::compress(&tar, Compression::Gzip, Some(9)).expect("gzip");
     let dir = tempfile::tempdir().expect("dir");
-    layout_with_raw_layer(dir.path(), gzip, "application/vnd.oci.image.layer.v1.tar+gzip", &tar);
-    let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path()), "--max-ratio", "100"]);
-    assert!(line.contains("decompression ratio") && line.contains("--max-ratio"), "{line}");
-    let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path()), "--max-layer-size", "10MB"]);
-    assert!(line.contains("decompressed size") && line.contains("--max-layer-size"), "{line}");
-    let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path()), "--max-entries", "0"]);
+    layout_with_raw_layer(
+        dir.path(),
+        gzip,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &tar,
+    );
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &oci(dir.path()), "--max-ratio", "100"],
+    );
+    assert!(
+        line.contains("decompression ratio") && line.contains("--max-ratio"),
+        "{line}"
+    );
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &oci(dir.path()), "--max-layer-size", "10MB"],
+    );
+    assert!(
+        line.contains("decompressed size") && line.contains("--max-layer-size"),
+        "{line}"
+    );
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &oci(dir.path()), "--max-entries", "0"],
+    );
     assert!(line.contains("tar entries"), "{line}");
 }
 
@@ -194,9 +289,18 @@ fn decompression_limits() {
 fn hostile_tar_paths() {
     let home = tempfile::tempdir().expect("home");
     for path in ["../../etc/passwd", "/etc/shadow", "a/../../b"] {
-        let tar = build::tar_bytes(&[Item::RawFile { path: path.into(), data: b"x".to_vec() }]).expect("tar");
+        let tar = build::tar_bytes(&[Item::RawFile {
+            path: path.into(),
+            data: b"x".to_vec(),
+        }])
+        .expect("tar");
         let dir = tempfile::tempdir().expect("dir");
-        layout_with_raw_layer(dir.path(), tar.clone(), "application/vnd.oci.image.layer.v1.tar", &tar);
+        layout_with_raw_layer(
+            dir.path(),
+            tar.clone(),
+            "application/vnd.oci.image.layer.v1.tar",
+            &tar,
+        );
         let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
         assert!(line.contains("bad tar entry"), "{path}: {line}");
     }
@@ -207,7 +311,12 @@ fn not_an_archive() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("junk.tar");
-    std::fs::File::create(&file).and_then(|mut f| f.write_all(&[0x42; 3000])).expect("write");
-    let line = expect_bad_input(home.path(), &["inspect", &format!("docker-archive:{}", file.display())]);
+    std::fs::File::create(&file)
+        .and_then(|mut f| f.write_all(&[0x42; 3000]))
+        .expect("write");
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &format!("docker-archive:{}", file.display())],
+    );
     assert!(line.contains("docker-archive"), "{line}");
 }

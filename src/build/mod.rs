@@ -17,16 +17,35 @@ use crate::source::Platform;
 /// One tar entry of a layer being built.
 #[derive(Debug, Clone)]
 pub enum Item {
-    File { path: String, data: Vec<u8>, mode: u32 },
-    Dir { path: String },
-    Symlink { path: String, target: String },
-    Hardlink { path: String, target: String },
+    File {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+    },
+    Dir {
+        path: String,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Hardlink {
+        path: String,
+        target: String,
+    },
     /// `.wh.NAME` for `path`.
-    Whiteout { path: String },
+    Whiteout {
+        path: String,
+    },
     /// `.wh..wh..opq` in `dir`.
-    Opaque { dir: String },
+    Opaque {
+        dir: String,
+    },
     /// A raw header path, for hostile fixtures (`../x`, `/abs`).
-    RawFile { path: String, data: Vec<u8> },
+    RawFile {
+        path: String,
+        data: Vec<u8>,
+    },
 }
 
 impl Item {
@@ -232,7 +251,8 @@ impl ImageSpec {
                 }
             }
         }
-        let mut platform = json!({"architecture": self.platform.architecture, "os": self.platform.os});
+        let mut platform =
+            json!({"architecture": self.platform.architecture, "os": self.platform.os});
         if let Some(variant) = &self.platform.variant {
             platform["variant"] = json!(variant);
         }
@@ -248,7 +268,10 @@ impl ImageSpec {
         let config_bytes = serde_json::to_vec(&config).map_err(io::Error::other)?;
         let config_digest = Digest::of_bytes(&config_bytes);
         let (manifest_type, config_type) = if self.docker_media_types {
-            (DOCKER_MANIFEST, "application/vnd.docker.container.image.v1+json")
+            (
+                DOCKER_MANIFEST,
+                "application/vnd.docker.container.image.v1+json",
+            )
         } else {
             (OCI_MANIFEST, "application/vnd.oci.image.config.v1+json")
         };
@@ -303,7 +326,8 @@ pub fn index_bytes(images: &[&BuiltImage]) -> Vec<u8> {
     let manifests: Vec<serde_json::Value> = images
         .iter()
         .map(|image| {
-            let mut platform = json!({"architecture": image.platform.architecture, "os": image.platform.os});
+            let mut platform =
+                json!({"architecture": image.platform.architecture, "os": image.platform.os});
             if let Some(variant) = &image.platform.variant {
                 platform["variant"] = json!(variant);
             }
@@ -315,8 +339,10 @@ pub fn index_bytes(images: &[&BuiltImage]) -> Vec<u8> {
             })
         })
         .collect();
-    serde_json::to_vec_pretty(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}))
-        .unwrap_or_default()
+    serde_json::to_vec_pretty(
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}),
+    )
+    .unwrap_or_default()
 }
 
 /// Writes an OCI image layout; `tag` becomes the `org.opencontainers.image.ref.name`.
@@ -343,7 +369,10 @@ pub fn write_oci_layout(dir: &Path, images: &[(&BuiltImage, Option<&str>)]) -> i
         entries.push(entry);
     }
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec_pretty(&index).map_err(io::Error::other)?)
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec_pretty(&index).map_err(io::Error::other)?,
+    )
 }
 
 /// Writes a `docker save` tarball in the classic layout (`<id>/layer.tar`,
@@ -367,7 +396,10 @@ pub fn write_docker_archive(file: &Path, image: &BuiltImage, repo_tag: &str) -> 
         layer_paths.push(path);
     }
     let manifest = json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_paths}]);
-    append("manifest.json", &serde_json::to_vec(&manifest).map_err(io::Error::other)?)?;
+    append(
+        "manifest.json",
+        &serde_json::to_vec(&manifest).map_err(io::Error::other)?,
+    )?;
     builder.into_inner()?.flush()
 }
 
@@ -395,23 +427,34 @@ pub async fn push(
 ) -> Result<(), oci_client::errors::OciDistributionError> {
     for image in images {
         for (digest, bytes) in image.blobs() {
-            client.push_blob(reference, bytes.to_vec(), &digest.to_string()).await?;
+            client
+                .push_blob(reference, bytes.to_vec(), &digest.to_string())
+                .await?;
         }
     }
     let content_type = |media_type: &str| {
-        http::HeaderValue::from_str(media_type)
-            .map_err(|e| oci_client::errors::OciDistributionError::GenericError(Some(e.to_string())))
+        http::HeaderValue::from_str(media_type).map_err(|e| {
+            oci_client::errors::OciDistributionError::GenericError(Some(e.to_string()))
+        })
     };
     if let [image] = images {
         client
-            .push_manifest_raw(reference, image.manifest.clone(), content_type(&image.manifest_media_type)?)
+            .push_manifest_raw(
+                reference,
+                image.manifest.clone(),
+                content_type(&image.manifest_media_type)?,
+            )
             .await?;
         return Ok(());
     }
     for image in images {
         let by_digest = reference.clone_with_digest(image.manifest_digest.to_string());
         client
-            .push_manifest_raw(&by_digest, image.manifest.clone(), content_type(&image.manifest_media_type)?)
+            .push_manifest_raw(
+                &by_digest,
+                image.manifest.clone(),
+                content_type(&image.manifest_media_type)?,
+            )
             .await?;
     }
     client

@@ -102,7 +102,14 @@ impl RustBuild {
             RustBuild::DebugInfo => vec!["-C", "debuginfo=2"],
             RustBuild::Stripped => vec!["-C", "strip=symbols"],
             RustBuild::LtoAbort => vec![
-                "-C", "lto=fat", "-C", "codegen-units=1", "-C", "panic=abort", "-C", "strip=debuginfo",
+                "-C",
+                "lto=fat",
+                "-C",
+                "codegen-units=1",
+                "-C",
+                "panic=abort",
+                "-C",
+                "strip=debuginfo",
             ],
             RustBuild::Static => vec!["-C", "target-feature=+crt-static", "-C", "strip=debuginfo"],
         });
@@ -127,7 +134,10 @@ impl Samples {
     pub fn go(&self, build: GoBuild) -> Result<PathBuf, SampleError> {
         let source_dir = self.testdata.join("hello-go");
         let (args, env) = build.args_and_env();
-        let key = fingerprint(&[&source_dir.join("main.go"), &source_dir.join("go.mod")], &format!("{args:?}{env:?}{}", tool_version("go", &["version"])))?;
+        let key = fingerprint(
+            &[&source_dir.join("main.go"), &source_dir.join("go.mod")],
+            &format!("{args:?}{env:?}{}", tool_version("go", &["version"])),
+        )?;
         let output = self.cache.join(format!("hello-go-{}-{key}", build.name()));
         if output.exists() {
             return Ok(output);
@@ -161,7 +171,10 @@ impl Samples {
     pub fn rust(&self, build: RustBuild) -> Result<PathBuf, SampleError> {
         let source = self.testdata.join("hello-rs").join("main.rs");
         let flags = build.flags();
-        let key = fingerprint(&[&source], &format!("{flags:?}{}", tool_version("rustc", &["-vV"])))?;
+        let key = fingerprint(
+            &[&source],
+            &format!("{flags:?}{}", tool_version("rustc", &["-vV"])),
+        )?;
         let output = self.cache.join(format!("hello-rs-{}-{key}", build.name()));
         if output.exists() {
             return Ok(output);
@@ -279,7 +292,10 @@ pub fn base_layer() -> LayerSpec {
             });
         }
     }
-    LayerSpec::new("ADD rootfs.tar.xz / # debian-like base from this machine's files", items)
+    LayerSpec::new(
+        "ADD rootfs.tar.xz / # debian-like base from this machine's files",
+        items,
+    )
 }
 
 /// What `apt-get update && apt-get install` leaves behind when nobody cleans up:
@@ -288,16 +304,25 @@ pub fn apt_lists_layer() -> LayerSpec {
     let mut items = Vec::new();
     let mut total = 0usize;
     if let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") {
-        let mut names: Vec<_> = dir.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        let mut names: Vec<_> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
         names.sort();
         for path in names {
-            let Ok(data) = std::fs::read(&path) else { continue };
+            let Ok(data) = std::fs::read(&path) else {
+                continue;
+            };
             if total + data.len() > 32 * 1024 * 1024 {
                 break;
             }
             total += data.len();
             if let Some(name) = path.file_name() {
-                items.push(Item::file(&format!("var/lib/apt/lists/{}", name.to_string_lossy()), data));
+                items.push(Item::file(
+                    &format!("var/lib/apt/lists/{}", name.to_string_lossy()),
+                    data,
+                ));
             }
         }
     }
@@ -305,15 +330,25 @@ pub fn apt_lists_layer() -> LayerSpec {
         // A machine that never ran apt-get update: its dpkg status is the closest
         // real stand-in for a package index.
         if let Ok(data) = std::fs::read("/var/lib/dpkg/status") {
-            items.push(Item::file("var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages", data));
+            items.push(Item::file(
+                "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages",
+                data,
+            ));
         }
     }
-    LayerSpec::new("RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates", items)
+    LayerSpec::new(
+        "RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates",
+        items,
+    )
 }
 
 /// A service image in the usual shape: base, apt layer, the binary (plus a build log
 /// that a later layer deletes: bytes every node still pulls).
-pub fn service_image(binary: &Path, install_path: &str, with_waste: bool) -> std::io::Result<ImageSpec> {
+pub fn service_image(
+    binary: &Path,
+    install_path: &str,
+    with_waste: bool,
+) -> std::io::Result<ImageSpec> {
     let data = std::fs::read(binary)?;
     let mut layers = vec![base_layer()];
     if with_waste {
@@ -321,12 +356,22 @@ pub fn service_image(binary: &Path, install_path: &str, with_waste: bool) -> std
     }
     let mut app = vec![Item::executable(install_path, data)];
     if with_waste {
-        let log: Vec<u8> = (0..200_000u32).flat_map(|i| format!("step {i}: compiled\n").into_bytes()).collect();
+        let log: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("step {i}: compiled\n").into_bytes())
+            .collect();
         app.push(Item::file("tmp/build.log", log));
     }
-    layers.push(LayerSpec::new(&format!("COPY app {install_path} # buildkit"), app));
+    layers.push(LayerSpec::new(
+        &format!("COPY app {install_path} # buildkit"),
+        app,
+    ));
     if with_waste {
-        layers.push(LayerSpec::new("RUN rm /tmp/build.log", vec![Item::Whiteout { path: "tmp/build.log".into() }]));
+        layers.push(LayerSpec::new(
+            "RUN rm /tmp/build.log",
+            vec![Item::Whiteout {
+                path: "tmp/build.log".into(),
+            }],
+        ));
     }
     let mut spec = ImageSpec::new(layers);
     spec.entrypoint = vec![format!("/{install_path}")];

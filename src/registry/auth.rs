@@ -133,7 +133,10 @@ impl AuthSources {
     }
 }
 
-fn credentials_from_file(path: &Path, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+fn credentials_from_file(
+    path: &Path,
+    registry: &str,
+) -> Result<Option<Credentials>, RegistryError> {
     let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -193,10 +196,13 @@ fn decode_entry(entry: &AuthEntry, path: &Path) -> Result<Option<Credentials>, R
                 path: path.to_path_buf(),
                 reason: "an \"auth\" entry is not base64 of username:password".into(),
             })?;
-        let (username, password) = decoded.split_once(':').ok_or_else(|| RegistryError::AuthConfig {
-            path: path.to_path_buf(),
-            reason: "an \"auth\" entry has no ':' between username and password".into(),
-        })?;
+        let (username, password) =
+            decoded
+                .split_once(':')
+                .ok_or_else(|| RegistryError::AuthConfig {
+                    path: path.to_path_buf(),
+                    reason: "an \"auth\" entry has no ':' between username and password".into(),
+                })?;
         return Ok(Some(Credentials::Basic {
             username: username.to_string(),
             password: Secret::new(password.to_string()),
@@ -211,10 +217,13 @@ fn decode_entry(entry: &AuthEntry, path: &Path) -> Result<Option<Credentials>, R
     if entry.identity_token.is_some() {
         // An OAuth2 refresh token (from `docker login` against some registries): the
         // token service accepts it as the password of the magic user `<token>`.
-        return Ok(entry.identity_token.as_ref().map(|token| Credentials::Basic {
-            username: "<token>".to_string(),
-            password: Secret::new(token.clone()),
-        }));
+        return Ok(entry
+            .identity_token
+            .as_ref()
+            .map(|token| Credentials::Basic {
+                username: "<token>".to_string(),
+                password: Secret::new(token.clone()),
+            }));
     }
     Ok(None)
 }
@@ -223,7 +232,11 @@ fn decode_entry(entry: &AuthEntry, path: &Path) -> Result<Option<Credentials>, R
 fn lookup_keys(registry: &str) -> Vec<String> {
     let host = normalise_host(registry);
     if host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io" {
-        vec!["index.docker.io".into(), "docker.io".into(), "registry-1.docker.io".into()]
+        vec![
+            "index.docker.io".into(),
+            "docker.io".into(),
+            "registry-1.docker.io".into(),
+        ]
     } else {
         vec![host]
     }
@@ -252,7 +265,11 @@ fn helper_server_url(registry: &str) -> String {
 /// Runs `docker-credential-NAME get` with the server URL on stdin. What the helper
 /// prints on failure is never repeated: it may hold a secret.
 fn run_helper(name: &str, server_url: &str) -> Result<Credentials, RegistryError> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
         return Err(RegistryError::CredentialHelper {
             helper: name.to_string(),
             reason: "invalid helper name".into(),
@@ -281,7 +298,10 @@ fn run_helper(name: &str, server_url: &str) -> Result<Credentials, RegistryError
             Ok(None) if started.elapsed() > HELPER_TIMEOUT => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(helper_error(format!("no answer within {}s", HELPER_TIMEOUT.as_secs())));
+                return Err(helper_error(format!(
+                    "no answer within {}s",
+                    HELPER_TIMEOUT.as_secs()
+                )));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(helper_error(e.to_string())),
@@ -300,8 +320,9 @@ fn run_helper(name: &str, server_url: &str) -> Result<Credentials, RegistryError
             output.status
         )));
     }
-    let reply: HelperReply = serde_json::from_slice(&output.stdout)
-        .map_err(|_| helper_error("printed something that is not {\"Username\",\"Secret\"} JSON".into()))?;
+    let reply: HelperReply = serde_json::from_slice(&output.stdout).map_err(|_| {
+        helper_error("printed something that is not {\"Username\",\"Secret\"} JSON".into())
+    })?;
     Ok(Credentials::Basic {
         username: reply.username,
         password: Secret::new(reply.secret),
@@ -319,12 +340,17 @@ mod tests {
             password: Secret::new("hunter2".into()),
         };
         assert!(!format!("{credentials:?}").contains("hunter2"));
-        assert!(!Secret::new("hunter2".into()).to_string().contains("hunter2"));
+        assert!(!Secret::new("hunter2".into())
+            .to_string()
+            .contains("hunter2"));
     }
 
     #[test]
     fn host_keys() {
-        assert_eq!(normalise_host("https://index.docker.io/v1/"), "index.docker.io");
+        assert_eq!(
+            normalise_host("https://index.docker.io/v1/"),
+            "index.docker.io"
+        );
         assert_eq!(normalise_host("localhost:5000"), "localhost:5000");
         assert_eq!(lookup_keys("docker.io")[0], "index.docker.io");
         assert_eq!(helper_server_url("docker.io"), DOCKER_HUB_KEY);
@@ -336,7 +362,11 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("config.json");
         let encoded = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-        std::fs::write(&path, format!(r#"{{"auths":{{"http://127.0.0.1:5000":{{"auth":"{encoded}"}}}}}}"#)).expect("write");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"http://127.0.0.1:5000":{{"auth":"{encoded}"}}}}}}"#),
+        )
+        .expect("write");
         let found = credentials_from_file(&path, "127.0.0.1:5000").expect("parses");
         assert_eq!(
             found,
@@ -345,7 +375,10 @@ mod tests {
                 password: Secret::new("s3cret".into())
             })
         );
-        assert_eq!(credentials_from_file(&path, "ghcr.io").expect("parses"), None);
+        assert_eq!(
+            credentials_from_file(&path, "ghcr.io").expect("parses"),
+            None
+        );
         std::fs::write(&path, "{ not json").expect("write");
         let error = credentials_from_file(&path, "ghcr.io").expect_err("malformed");
         assert!(error.to_string().contains("config.json"));

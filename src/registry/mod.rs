@@ -139,7 +139,11 @@ pub fn classify(error: OciDistributionError, registry: &str, reference: &str) ->
             detail: String::new(),
         },
         OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope.errors.iter().map(|e| format!("{:?}", e.code)).collect();
+            let codes: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|e| format!("{:?}", e.code))
+                .collect();
             let messages: Vec<String> = envelope.errors.iter().map(|e| e.message.clone()).collect();
             let joined = codes.join(",").to_ascii_uppercase();
             let detail = format!(" ({})", messages.join("; "));

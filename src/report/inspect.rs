@@ -112,7 +112,11 @@ impl InspectReport {
                 compressed_bytes: scan.compressed_bytes,
                 uncompressed_bytes: scan.uncompressed_bytes,
                 diff_id: scan.diff_id.to_string(),
-                files: scan.entries.iter().filter(|e| e.kind == EntryKind::File).count(),
+                files: scan
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind == EntryKind::File)
+                    .count(),
                 file_bytes: scan.entries.iter().map(|e| e.size).sum(),
                 created_by: created_by.get(index).cloned().flatten(),
             })
@@ -148,11 +152,19 @@ impl InspectReport {
                 if visible {
                     let mut report = report.clone();
                     report.path = format!("/{}", report.path);
-                    binaries.push(BinaryRow { layer: index, report });
+                    binaries.push(BinaryRow {
+                        layer: index,
+                        report,
+                    });
                 }
             }
         }
-        binaries.sort_by(|a, b| b.report.size.cmp(&a.report.size).then_with(|| a.report.path.cmp(&b.report.path)));
+        binaries.sort_by(|a, b| {
+            b.report
+                .size
+                .cmp(&a.report.size)
+                .then_with(|| a.report.path.cmp(&b.report.path))
+        });
         let mut wasted_files: Vec<WastedFile> = fs.wasted_files.iter().take(top).cloned().collect();
         for file in &mut wasted_files {
             file.path = format!("/{}", file.path);
@@ -189,13 +201,18 @@ impl InspectReport {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n"
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            + "\n"
     }
 
     pub fn to_table(&self) -> String {
         let mut out = String::new();
         let t = &self.totals;
-        let _ = writeln!(out, "{}  {}  {}", self.image.reference, self.image.platform, self.image.digest);
+        let _ = writeln!(
+            out,
+            "{}  {}  {}",
+            self.image.reference, self.image.platform, self.image.digest
+        );
         let _ = writeln!(
             out,
             "{} compressed, {} uncompressed, {} layers, {} files visible ({})\n",
@@ -205,7 +222,17 @@ impl InspectReport {
             t.files,
             human(t.visible_bytes)
         );
-        let mut layers = new_table(&["#", "digest", "compressed", "uncompressed", "files", "created by"], &[0, 2, 3, 4]);
+        let mut layers = new_table(
+            &[
+                "#",
+                "digest",
+                "compressed",
+                "uncompressed",
+                "files",
+                "created by",
+            ],
+            &[0, 2, 3, 4],
+        );
         for layer in &self.layers {
             layers.add_row(vec![
                 layer.index.to_string(),
@@ -235,7 +262,10 @@ impl InspectReport {
             human(w.dive.wasted_bytes)
         );
         if !w.files.is_empty() {
-            let mut wasted = new_table(&["path", "size", "added in", "hidden by", "cause"], &[1, 2, 3]);
+            let mut wasted = new_table(
+                &["path", "size", "added in", "hidden by", "cause"],
+                &[1, 2, 3],
+            );
             for file in &w.files {
                 wasted.add_row(vec![
                     truncate(&file.path, 70),
@@ -250,12 +280,17 @@ impl InspectReport {
 
         let mut categories = new_table(&["category", "bytes", "files"], &[1, 2]);
         for row in self.categories.iter().filter(|c| c.files > 0) {
-            categories.add_row(vec![row.label.to_string(), human(row.bytes), row.files.to_string()]);
+            categories.add_row(vec![
+                row.label.to_string(),
+                human(row.bytes),
+                row.files.to_string(),
+            ]);
         }
         let _ = writeln!(out, "Bytes by category (visible files)\n{categories}\n");
 
         if !self.binaries.is_empty() {
-            let mut binaries = new_table(&["path", "size", "language", "linkage", "layer"], &[1, 4]);
+            let mut binaries =
+                new_table(&["path", "size", "language", "linkage", "layer"], &[1, 4]);
             for binary in &self.binaries {
                 binaries.add_row(vec![
                     truncate(&binary.report.path, 60),
@@ -270,7 +305,11 @@ impl InspectReport {
 
         let mut largest = new_table(&["path", "size", "layer"], &[1, 2]);
         for file in &self.largest_files {
-            largest.add_row(vec![truncate(&file.path, 70), human(file.size), file.layer.to_string()]);
+            largest.add_row(vec![
+                truncate(&file.path, 70),
+                human(file.size),
+                file.layer.to_string(),
+            ]);
         }
         let _ = writeln!(out, "Largest files\n{largest}");
         out
@@ -286,18 +325,46 @@ impl InspectReport {
             self.image.platform, self.image.digest
         );
         let mut summary = MarkdownTable::new(&["", ">value"]);
-        summary.row(vec!["compressed (registry, pull)".into(), human(t.compressed_bytes)]);
-        summary.row(vec!["uncompressed (on disk)".into(), human(t.uncompressed_bytes)]);
+        summary.row(vec![
+            "compressed (registry, pull)".into(),
+            human(t.compressed_bytes),
+        ]);
+        summary.row(vec![
+            "uncompressed (on disk)".into(),
+            human(t.uncompressed_bytes),
+        ]);
         summary.row(vec!["layers".into(), t.layers.to_string()]);
-        summary.row(vec!["visible files".into(), format!("{} ({})", t.files, human(t.visible_bytes))]);
-        summary.row(vec!["hidden bytes (deleted + overwritten)".into(), human(self.waste.bytes)]);
-        summary.row(vec!["package caches".into(), human(self.waste.package_cache_bytes)]);
-        summary.row(vec!["dive efficiency".into(), format!("{:.2}%", self.waste.dive.efficiency * 100.0)]);
-        summary.row(vec!["dive wasted bytes".into(), human(self.waste.dive.wasted_bytes)]);
+        summary.row(vec![
+            "visible files".into(),
+            format!("{} ({})", t.files, human(t.visible_bytes)),
+        ]);
+        summary.row(vec![
+            "hidden bytes (deleted + overwritten)".into(),
+            human(self.waste.bytes),
+        ]);
+        summary.row(vec![
+            "package caches".into(),
+            human(self.waste.package_cache_bytes),
+        ]);
+        summary.row(vec![
+            "dive efficiency".into(),
+            format!("{:.2}%", self.waste.dive.efficiency * 100.0),
+        ]);
+        summary.row(vec![
+            "dive wasted bytes".into(),
+            human(self.waste.dive.wasted_bytes),
+        ]);
         let _ = writeln!(out, "{}", summary.render());
 
         let _ = writeln!(out, "### Layers\n");
-        let mut layers = MarkdownTable::new(&[">#", "digest", ">compressed", ">uncompressed", ">files", "created by"]);
+        let mut layers = MarkdownTable::new(&[
+            ">#",
+            "digest",
+            ">compressed",
+            ">uncompressed",
+            ">files",
+            "created by",
+        ]);
         for layer in &self.layers {
             layers.row(vec![
                 layer.index.to_string(),
@@ -313,13 +380,18 @@ impl InspectReport {
         let _ = writeln!(out, "### Bytes by category\n");
         let mut categories = MarkdownTable::new(&["category", ">bytes", ">files"]);
         for row in self.categories.iter().filter(|c| c.files > 0) {
-            categories.row(vec![row.label.to_string(), human(row.bytes), row.files.to_string()]);
+            categories.row(vec![
+                row.label.to_string(),
+                human(row.bytes),
+                row.files.to_string(),
+            ]);
         }
         let _ = writeln!(out, "{}", categories.render());
 
         if !self.waste.files.is_empty() {
             let _ = writeln!(out, "### Hidden files (no container can see these bytes)\n");
-            let mut wasted = MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
+            let mut wasted =
+                MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
             for file in &self.waste.files {
                 wasted.row(vec![
                     code(&file.path),
@@ -334,7 +406,8 @@ impl InspectReport {
 
         if !self.binaries.is_empty() {
             let _ = writeln!(out, "### ELF binaries\n");
-            let mut binaries = MarkdownTable::new(&["path", ">size", "language", "linkage", ">layer"]);
+            let mut binaries =
+                MarkdownTable::new(&["path", ">size", "language", "linkage", ">layer"]);
             for binary in &self.binaries {
                 binaries.row(vec![
                     code(&binary.report.path),
@@ -350,7 +423,11 @@ impl InspectReport {
         let _ = writeln!(out, "### Largest files\n");
         let mut largest = MarkdownTable::new(&["path", ">size", ">layer"]);
         for file in &self.largest_files {
-            largest.row(vec![code(&file.path), human(file.size), file.layer.to_string()]);
+            largest.row(vec![
+                code(&file.path),
+                human(file.size),
+                file.layer.to_string(),
+            ]);
         }
         let _ = write!(out, "{}", largest.render());
         out

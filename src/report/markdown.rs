@@ -10,7 +10,10 @@ impl MarkdownTable {
     /// Columns whose name starts with `>` are right-aligned (numbers).
     pub fn new(columns: &[&str]) -> Self {
         Self {
-            header: columns.iter().map(|c| c.trim_start_matches('>').to_string()).collect(),
+            header: columns
+                .iter()
+                .map(|c| c.trim_start_matches('>').to_string())
+                .collect(),
             right_aligned: columns.iter().map(|c| c.starts_with('>')).collect(),
             rows: Vec::new(),
         }
@@ -26,7 +29,13 @@ impl MarkdownTable {
         let rule: Vec<String> = self
             .right_aligned
             .iter()
-            .map(|right| if *right { "---:".to_string() } else { "---".to_string() })
+            .map(|right| {
+                if *right {
+                    "---:".to_string()
+                } else {
+                    "---".to_string()
+                }
+            })
             .collect();
         out.push_str(&format!("|{}|\n", rule.join("|")));
         for row in &self.rows {
@@ -49,13 +58,13 @@ pub fn escape_cell(text: &str) -> String {
 
 /// A code span for a path or command, with a fence longer than any backtick run inside.
 pub fn code(text: &str) -> String {
-    let longest_run = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest_run = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run + 1);
-    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{text}{pad}{fence}")
 }
 
@@ -63,7 +72,10 @@ pub fn code(text: &str) -> String {
 pub fn text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~') {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~'
+        ) {
             out.push('\\');
         }
         out.push(c);
@@ -79,7 +91,10 @@ mod tests {
     fn escapes_pipes_and_newlines() {
         let mut table = MarkdownTable::new(&["cmd", ">bytes"]);
         table.row(vec![text("RUN a | b\nc_d"), "12".into()]);
-        assert_eq!(table.render(), "| cmd | bytes |\n|---|---:|\n| RUN a \\| b c\\_d | 12 |\n");
+        assert_eq!(
+            table.render(),
+            "| cmd | bytes |\n|---|---:|\n| RUN a \\| b c\\_d | 12 |\n"
+        );
         assert_eq!(code("a`b"), "``a`b``");
         assert_eq!(code("/usr/bin"), "`/usr/bin`");
     }

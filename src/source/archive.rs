@@ -129,10 +129,14 @@ impl ArchiveSource {
     }
 
     fn read_member(&self, name: &str) -> Result<Vec<u8>, SourceError> {
-        let span = self.spans.get(name).copied().ok_or_else(|| SourceError::NotFound {
-            what: format!("{name} in {}", self.what()),
-            hint: String::new(),
-        })?;
+        let span = self
+            .spans
+            .get(name)
+            .copied()
+            .ok_or_else(|| SourceError::NotFound {
+                what: format!("{name} in {}", self.what()),
+                hint: String::new(),
+            })?;
         if span.size > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {
                 what: format!("{name} in {}", self.what()),
@@ -161,7 +165,11 @@ impl ArchiveSource {
         Ok(Box::new(file.take(span.size)))
     }
 
-    pub fn resolve(&self, _platform: &Platform, _explicit: bool) -> Result<ResolvedImage, SourceError> {
+    pub fn resolve(
+        &self,
+        _platform: &Platform,
+        _explicit: bool,
+    ) -> Result<ResolvedImage, SourceError> {
         let what = self.what();
         let manifest_bytes = self.read_member("manifest.json")?;
         let manifests: Vec<ArchiveManifest> = serde_json::from_slice(&manifest_bytes)
@@ -170,12 +178,19 @@ impl ArchiveSource {
         let config_bytes = self.read_member(&chosen.config)?;
         let config_digest = match content_address(&chosen.config) {
             Some(expected) => {
-                verify_digest(&format!("config {} in {what}", chosen.config), &config_bytes, &expected)?;
+                verify_digest(
+                    &format!("config {} in {what}", chosen.config),
+                    &config_bytes,
+                    &expected,
+                )?;
                 expected
             }
             None => Digest::of_bytes(&config_bytes),
         };
-        let config = manifest::parse_config(&config_bytes, &format!("config {} in {what}", chosen.config))?;
+        let config = manifest::parse_config(
+            &config_bytes,
+            &format!("config {} in {what}", chosen.config),
+        )?;
         if config.diff_ids.len() != chosen.layers.len() {
             return Err(SourceError::malformed(
                 format!("manifest.json in {what}"),
@@ -189,12 +204,14 @@ impl ArchiveSource {
         let mut layers = Vec::with_capacity(chosen.layers.len());
         let mut located = HashMap::new();
         for (path, diff_id) in chosen.layers.iter().zip(&config.diff_ids) {
-            let span = self.spans.get(path.trim_start_matches("./")).copied().ok_or_else(|| {
-                SourceError::NotFound {
+            let span = self
+                .spans
+                .get(path.trim_start_matches("./"))
+                .copied()
+                .ok_or_else(|| SourceError::NotFound {
                     what: format!("layer {path} in {what}"),
                     hint: String::new(),
-                }
-            })?;
+                })?;
             // Classic archives name layers by id, not content: an uncompressed layer's
             // digest is then its diff_id, which the pipeline verifies all the same.
             let digest = content_address(path).unwrap_or_else(|| diff_id.clone());
@@ -226,7 +243,10 @@ impl ArchiveSource {
         })
     }
 
-    fn choose<'a>(&self, manifests: &'a [ArchiveManifest]) -> Result<&'a ArchiveManifest, SourceError> {
+    fn choose<'a>(
+        &self,
+        manifests: &'a [ArchiveManifest],
+    ) -> Result<&'a ArchiveManifest, SourceError> {
         let what = self.what();
         let tags = || {
             manifests
@@ -243,13 +263,17 @@ impl ArchiveSource {
             )),
             None => Err(SourceError::malformed(
                 what,
-                format!("holds {} images; name one as docker-archive:FILE:REF (tags: {})", manifests.len(), tags()),
+                format!(
+                    "holds {} images; name one as docker-archive:FILE:REF (tags: {})",
+                    manifests.len(),
+                    tags()
+                ),
             )),
             Some(wanted) => {
                 if let Some(index) = wanted.strip_prefix('@') {
-                    let index: usize = index
-                        .parse()
-                        .map_err(|_| SourceError::malformed(&what, format!("bad image index {wanted:?}")))?;
+                    let index: usize = index.parse().map_err(|_| {
+                        SourceError::malformed(&what, format!("bad image index {wanted:?}"))
+                    })?;
                     return manifests.get(index).ok_or_else(|| SourceError::NotFound {
                         what: format!("image {wanted} in {what}"),
                         hint: format!(" (it holds {})", manifests.len()),
@@ -277,10 +301,12 @@ impl ArchiveSource {
         let mut magic = [0u8; 4];
         let mut filled = 0;
         while filled < magic.len() {
-            let n = reader.read(&mut magic[filled..]).map_err(|source| SourceError::Io {
-                path: self.file.clone(),
-                source,
-            })?;
+            let n = reader
+                .read(&mut magic[filled..])
+                .map_err(|source| SourceError::Io {
+                    path: self.file.clone(),
+                    source,
+                })?;
             if n == 0 {
                 break;
             }
@@ -346,8 +372,17 @@ mod tests {
 
     #[test]
     fn relative_links() {
-        assert_eq!(resolve_relative("abc/layer.tar", "../def/layer.tar"), "def/layer.tar");
-        assert_eq!(content_address("blobs/sha256/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").map(|d| d.short().to_string()), Some("e3b0c44298fc".to_string()));
+        assert_eq!(
+            resolve_relative("abc/layer.tar", "../def/layer.tar"),
+            "def/layer.tar"
+        );
+        assert_eq!(
+            content_address(
+                "blobs/sha256/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            )
+            .map(|d| d.short().to_string()),
+            Some("e3b0c44298fc".to_string())
+        );
         assert_eq!(content_address("abc/layer.tar"), None);
     }
 }

@@ -43,18 +43,30 @@ impl LayoutSource {
         text
     }
 
-    pub fn resolve(&self, platform: &Platform, explicit_platform: bool) -> Result<ResolvedImage, SourceError> {
+    pub fn resolve(
+        &self,
+        platform: &Platform,
+        explicit_platform: bool,
+    ) -> Result<ResolvedImage, SourceError> {
         let index_path = self.dir.join("index.json");
         let what = format!("{}", index_path.display());
         let bytes = read_metadata_file(&index_path, "index.json")?;
-        let (parsed, _) = manifest::parse_manifest_or_index(&bytes, Some(manifest::OCI_INDEX), &what)?;
+        let (parsed, _) =
+            manifest::parse_manifest_or_index(&bytes, Some(manifest::OCI_INDEX), &what)?;
         let ManifestOrIndex::Index(entries) = parsed else {
-            return Err(SourceError::malformed(what, "index.json is not an image index"));
+            return Err(SourceError::malformed(
+                what,
+                "index.json is not an image index",
+            ));
         };
         let candidates: Vec<IndexEntry> = match &self.tag {
             Some(tag) => entries
                 .into_iter()
-                .filter(|e| e.ref_name.as_deref().is_some_and(|name| ref_name_matches(name, tag)))
+                .filter(|e| {
+                    e.ref_name
+                        .as_deref()
+                        .is_some_and(|name| ref_name_matches(name, tag))
+                })
                 .collect(),
             None => entries,
         };
@@ -91,14 +103,22 @@ impl LayoutSource {
         match parsed {
             ManifestOrIndex::Index(entries) => {
                 if depth > 2 {
-                    return Err(SourceError::malformed(what, "indexes nested more than 3 deep"));
+                    return Err(SourceError::malformed(
+                        what,
+                        "indexes nested more than 3 deep",
+                    ));
                 }
-                let chosen = manifest::select_platform(&entries, platform, explicit_platform, reference)?.clone();
+                let chosen =
+                    manifest::select_platform(&entries, platform, explicit_platform, reference)?
+                        .clone();
                 self.resolve_entry(&chosen, platform, explicit_platform, reference, depth + 1)
             }
             ManifestOrIndex::Manifest(doc) => {
                 let config_bytes = self.read_blob(&doc.config_digest, "config")?;
-                let config = manifest::parse_config(&config_bytes, &format!("config {}", doc.config_digest))?;
+                let config = manifest::parse_config(
+                    &config_bytes,
+                    &format!("config {}", doc.config_digest),
+                )?;
                 Ok(ResolvedImage {
                     reference: reference.to_string(),
                     manifest_digest: entry.digest.clone(),

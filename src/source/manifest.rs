@@ -18,8 +18,12 @@ pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// Every manifest type ballast reads, for the registry's `Accept` header.
-pub const ACCEPTED_MANIFEST_TYPES: &[&str] =
-    &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -140,7 +144,8 @@ pub fn parse_manifest_or_index(
     media_type_hint: Option<&str>,
     what: &str,
 ) -> Result<(ManifestOrIndex, String), SourceError> {
-    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| SourceError::malformed(what, e))?;
+    let probe: Probe =
+        serde_json::from_slice(bytes).map_err(|e| SourceError::malformed(what, e))?;
     let media_type = probe
         .media_type
         .clone()
@@ -152,8 +157,9 @@ pub fn parse_manifest_or_index(
     {
         return Err(SourceError::UnsupportedMediaType {
             what: what.to_string(),
-            media_type: "Docker schema 1 manifest (deprecated; re-push the image with a current client)"
-                .to_string(),
+            media_type:
+                "Docker schema 1 manifest (deprecated; re-push the image with a current client)"
+                    .to_string(),
         });
     }
     let is_index = media_type == OCI_INDEX
@@ -173,9 +179,10 @@ pub fn parse_manifest_or_index(
                     architecture: p.architecture().to_string(),
                     variant: p.variant().clone().filter(|v| !v.is_empty()),
                 }),
-                ref_name: descriptor.annotations().as_ref().and_then(|a| {
-                    a.get("org.opencontainers.image.ref.name").cloned()
-                }),
+                ref_name: descriptor
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get("org.opencontainers.image.ref.name").cloned()),
             });
         }
         let media_type = if media_type.is_empty() {
@@ -308,8 +315,12 @@ pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig, SourceError
         },
         diff_ids,
         history,
-        user: exec.and_then(|c| c.user().clone()).filter(|u| !u.is_empty()),
-        entrypoint: exec.and_then(|c| c.entrypoint().clone()).unwrap_or_default(),
+        user: exec
+            .and_then(|c| c.user().clone())
+            .filter(|u| !u.is_empty()),
+        entrypoint: exec
+            .and_then(|c| c.entrypoint().clone())
+            .unwrap_or_default(),
         cmd: exec.and_then(|c| c.cmd().clone()).unwrap_or_default(),
     })
 }
@@ -357,9 +368,18 @@ mod tests {
             platform: Platform::default(),
             diff_ids: vec![],
             history: vec![
-                HistoryEntry { created_by: Some("ADD base".into()), empty_layer: false },
-                HistoryEntry { created_by: Some("ENV A=1".into()), empty_layer: true },
-                HistoryEntry { created_by: Some("COPY app".into()), empty_layer: false },
+                HistoryEntry {
+                    created_by: Some("ADD base".into()),
+                    empty_layer: false,
+                },
+                HistoryEntry {
+                    created_by: Some("ENV A=1".into()),
+                    empty_layer: true,
+                },
+                HistoryEntry {
+                    created_by: Some("COPY app".into()),
+                    empty_layer: false,
+                },
             ],
             user: None,
             entrypoint: vec![],
@@ -373,7 +393,11 @@ mod tests {
 
     #[test]
     fn schema1_is_refused() {
-        let result = parse_manifest_or_index(br#"{"schemaVersion":1,"name":"x"}"#, None, "manifest");
-        assert!(matches!(result, Err(SourceError::UnsupportedMediaType { .. })));
+        let result =
+            parse_manifest_or_index(br#"{"schemaVersion":1,"name":"x"}"#, None, "manifest");
+        assert!(matches!(
+            result,
+            Err(SourceError::UnsupportedMediaType { .. })
+        ));
     }
 }

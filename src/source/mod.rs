@@ -104,7 +104,11 @@ impl Source {
         })
     }
 
-    pub async fn resolve(&self, platform: &Platform, explicit: bool) -> Result<ResolvedImage, SourceError> {
+    pub async fn resolve(
+        &self,
+        platform: &Platform,
+        explicit: bool,
+    ) -> Result<ResolvedImage, SourceError> {
         match self {
             Source::Registry(source) => source.resolve(platform, explicit).await,
             Source::Layout(source) => source.resolve(platform, explicit),
@@ -130,7 +134,10 @@ impl From<archive::ArchiveSource> for Source {
 }
 
 /// Reads a small metadata file with the size limit applied before reading.
-pub(crate) fn read_metadata_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, SourceError> {
+pub(crate) fn read_metadata_file(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<Vec<u8>, SourceError> {
     let io_error = |source| SourceError::Io {
         path: path.to_path_buf(),
         source,
@@ -160,7 +167,11 @@ pub(crate) fn read_metadata_file(path: &std::path::Path, what: &str) -> Result<V
     Ok(bytes)
 }
 
-pub(crate) fn verify_digest(what: &str, bytes: &[u8], expected: &Digest) -> Result<(), SourceError> {
+pub(crate) fn verify_digest(
+    what: &str,
+    bytes: &[u8],
+    expected: &Digest,
+) -> Result<(), SourceError> {
     let actual = Digest::of_bytes(bytes);
     if &actual != expected {
         return Err(SourceError::DigestMismatch {

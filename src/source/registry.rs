@@ -62,7 +62,11 @@ impl RegistrySource {
         Ok((bytes.to_vec(), digest))
     }
 
-    pub async fn resolve(&self, platform: &Platform, explicit_platform: bool) -> Result<ResolvedImage, SourceError> {
+    pub async fn resolve(
+        &self,
+        platform: &Platform,
+        explicit_platform: bool,
+    ) -> Result<ResolvedImage, SourceError> {
         let display = self.reference.whole();
         let mut current = self.reference.clone();
         for _ in 0..3 {
@@ -71,12 +75,18 @@ impl RegistrySource {
             let (parsed, media_type) = manifest::parse_manifest_or_index(&bytes, None, &what)?;
             match parsed {
                 ManifestOrIndex::Index(entries) => {
-                    let chosen = manifest::select_platform(&entries, platform, explicit_platform, &display)?;
+                    let chosen =
+                        manifest::select_platform(&entries, platform, explicit_platform, &display)?;
                     current = self.reference.clone_with_digest(chosen.digest.to_string());
                 }
                 ManifestOrIndex::Manifest(doc) => {
-                    let config_bytes = self.pull_small_blob(&doc.config_digest, doc.config_size, "config").await?;
-                    let config = manifest::parse_config(&config_bytes, &format!("config {}", doc.config_digest))?;
+                    let config_bytes = self
+                        .pull_small_blob(&doc.config_digest, doc.config_size, "config")
+                        .await?;
+                    let config = manifest::parse_config(
+                        &config_bytes,
+                        &format!("config {}", doc.config_digest),
+                    )?;
                     return Ok(ResolvedImage {
                         reference: display,
                         manifest_digest: digest,
@@ -89,10 +99,18 @@ impl RegistrySource {
                 }
             }
         }
-        Err(SourceError::malformed(display, "indexes nested more than 3 deep"))
+        Err(SourceError::malformed(
+            display,
+            "indexes nested more than 3 deep",
+        ))
     }
 
-    async fn pull_small_blob(&self, digest: &Digest, size: u64, what: &str) -> Result<Vec<u8>, SourceError> {
+    async fn pull_small_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, SourceError> {
         let what = format!("{what} {digest}");
         if size > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {

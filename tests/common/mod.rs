@@ -14,7 +14,10 @@ use ballast::build::BuiltImage;
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 pub fn samples() -> Samples {
-    Samples::new(Path::new(MANIFEST_DIR).join("testdata"), target_dir().join("ballast-samples"))
+    Samples::new(
+        Path::new(MANIFEST_DIR).join("testdata"),
+        target_dir().join("ballast-samples"),
+    )
 }
 
 pub fn target_dir() -> PathBuf {
@@ -83,7 +86,10 @@ fn start_registry(with_auth: bool) -> Registry {
         let hash = bcrypt::hash(AUTH_PASSWORD, 5).expect("bcrypt");
         let htpasswd = storage.path().join("htpasswd");
         std::fs::write(&htpasswd, format!("{AUTH_USER}:{hash}\n")).expect("write htpasswd");
-        config.push_str(&format!("auth:\n  htpasswd:\n    realm: ballast-test\n    path: {}\n", htpasswd.display()));
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: ballast-test\n    path: {}\n",
+            htpasswd.display()
+        ));
     }
     let config_path = storage.path().join("config.yml");
     std::fs::write(&config_path, config).expect("write registry config");
@@ -130,7 +136,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> String {
     let reference_text = format!("{}/{repo_tag}", registry.host);
     let reference: oci_client::Reference = reference_text.parse().expect("reference");
-    let client = ballast::registry::build_client(&registry.host, &Default::default()).expect("client");
+    let client =
+        ballast::registry::build_client(&registry.host, &Default::default()).expect("client");
     let auth = if registry.with_auth {
         oci_client::secrets::RegistryAuth::Basic(AUTH_USER.into(), AUTH_PASSWORD.into())
     } else {
@@ -141,7 +148,9 @@ pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> Stri
             .auth(&reference, &auth, oci_client::RegistryOperation::Push)
             .await
             .expect("registry auth for push");
-        ballast::build::push(&client, &reference, images).await.expect("push image");
+        ballast::build::push(&client, &reference, images)
+            .await
+            .expect("push image");
     });
     reference_text
 }
@@ -161,7 +170,12 @@ pub fn ballast(home: &Path) -> assert_cmd::Command {
 
 /// Runs ballast and parses its JSON output, asserting success.
 pub fn inspect_json(home: &Path, args: &[&str]) -> serde_json::Value {
-    let output = ballast(home).arg("inspect").args(args).args(["--format", "json"]).output().expect("run ballast");
+    let output = ballast(home)
+        .arg("inspect")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .expect("run ballast");
     assert!(
         output.status.success(),
         "ballast inspect {args:?} failed ({:?}): {}",
@@ -175,8 +189,17 @@ pub fn inspect_json(home: &Path, args: &[&str]) -> serde_json::Value {
 pub fn expect_bad_input(home: &Path, args: &[&str]) -> String {
     let output = ballast(home).args(args).output().expect("run ballast");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(2), "expected exit 2 for {args:?}; stderr: {stderr}; stdout: {}", String::from_utf8_lossy(&output.stdout));
-    assert_eq!(stderr.trim_end().lines().count(), 1, "expected one error line, got: {stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "expected exit 2 for {args:?}; stderr: {stderr}; stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "expected one error line, got: {stderr}"
+    );
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.stdout.is_empty(), "no partial output on error");
