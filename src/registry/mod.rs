@@ -73,9 +73,10 @@ pub fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client,
         };
         extra_root_certificates.push(Certificate { encoding, data });
     }
+    // A CA certificate means the user expects TLS, even on loopback.
     let protocol = if options.insecure {
         ClientProtocol::Http
-    } else if is_loopback(registry) {
+    } else if is_loopback(registry) && options.ca_certs.is_empty() {
         ClientProtocol::HttpsExcept(vec![registry.to_string()])
     } else {
         ClientProtocol::Https

@@ -31,6 +31,8 @@ pub fn target_dir() -> PathBuf {
 pub struct Registry {
     pub host: String,
     pub with_auth: bool,
+    /// The CA certificate (PEM) of a TLS registry.
+    pub ca_cert: Option<PathBuf>,
     pub storage: tempfile::TempDir,
     _guard: Child,
 }
@@ -41,7 +43,13 @@ pub const AUTH_PASSWORD: &str = "correct horse battery staple";
 /// The anonymous registry, one per test binary.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| start_registry(false))
+    REGISTRY.get_or_init(|| start_registry(false, false))
+}
+
+/// A registry serving HTTPS with a certificate from a private CA.
+pub fn tls_registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| start_registry(false, true))
 }
 
 /// Where the registry keeps a blob's bytes, for tests that corrupt it behind its back.
@@ -59,7 +67,7 @@ pub fn blob_data_path(registry: &Registry, digest: &str) -> PathBuf {
 /// A registry behind htpasswd basic auth.
 pub fn auth_registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| start_registry(true))
+    REGISTRY.get_or_init(|| start_registry(true, false))
 }
 
 fn free_port() -> u16 {
@@ -69,7 +77,7 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn start_registry(with_auth: bool) -> Registry {
+fn start_registry(with_auth: bool, with_tls: bool) -> Registry {
     let binary = "/usr/bin/docker-registry";
     assert!(
         Path::new(binary).exists(),
@@ -90,6 +98,16 @@ fn start_registry(with_auth: bool) -> Registry {
             "auth:\n  htpasswd:\n    realm: ballast-test\n    path: {}\n",
             htpasswd.display()
         ));
+    }
+    let mut ca_cert = None;
+    if with_tls {
+        let (ca, cert, key) = certificates(storage.path());
+        config.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ));
+        ca_cert = Some(ca);
     }
     let config_path = storage.path().join("config.yml");
     std::fs::write(&config_path, config).expect("write registry config");
@@ -120,9 +138,39 @@ fn start_registry(with_auth: bool) -> Registry {
     Registry {
         host,
         with_auth,
+        ca_cert,
         storage,
         _guard: guard,
     }
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it, as PEM files.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ballast test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let server_key = KeyPair::generate().expect("server key");
+    let mut server_params = CertificateParams::new(Vec::<String>::new()).expect("server params");
+    server_params.subject_alt_names =
+        vec![SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server = server_params
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("write CA");
+    std::fs::write(&paths.1, server.pem()).expect("write cert");
+    std::fs::write(&paths.2, server_key.serialize_pem()).expect("write key");
+    (paths.0, paths.1, paths.2)
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -136,8 +184,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> String {
     let reference_text = format!("{}/{repo_tag}", registry.host);
     let reference: oci_client::Reference = reference_text.parse().expect("reference");
-    let client =
-        ballast::registry::build_client(&registry.host, &Default::default()).expect("client");
+    let options = ballast::registry::RegistryOptions {
+        ca_certs: registry.ca_cert.iter().cloned().collect(),
+        ..Default::default()
+    };
+    let client = ballast::registry::build_client(&registry.host, &options).expect("client");
     let auth = if registry.with_auth {
         oci_client::secrets::RegistryAuth::Basic(AUTH_USER.into(), AUTH_PASSWORD.into())
     } else {

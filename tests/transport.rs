@@ -1,0 +1,130 @@
+//! TLS with a private CA, Docker v2 schema 2 media types, and the tar details real
+//! layers carry (GNU long names, hardlinks, symlinks, overwrites).
+
+mod common;
+
+use ballast::build::{ImageSpec, Item, LayerSpec};
+use common::*;
+
+fn small_image(name: &str) -> ballast::build::BuiltImage {
+    ImageSpec::new(vec![LayerSpec::new(
+        "COPY data",
+        vec![Item::file(
+            &format!("srv/{name}"),
+            format!("payload {name}").into_bytes(),
+        )],
+    )])
+    .build()
+    .expect("build")
+}
+
+#[test]
+fn tls_registry_needs_its_ca() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = tls_registry();
+    let ca = registry.ca_cert.clone().expect("CA");
+    let reference = push(registry, "tls/app:1.0", &[&small_image("tls")]);
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &reference, "--ca-cert", "/nonexistent/ca.pem"],
+    );
+    assert!(line.contains("--ca-cert"), "{line}");
+    // A CA we don't trust: the certificate is refused.
+    let other = tempfile::tempdir().expect("dir");
+    let untrusted = other.path().join("untrusted.pem");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["elsewhere".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    std::fs::write(&untrusted, cert.pem()).expect("write");
+    let line = expect_bad_input(
+        home.path(),
+        &[
+            "inspect",
+            &reference,
+            "--ca-cert",
+            &untrusted.display().to_string(),
+        ],
+    );
+    assert!(line.contains(&registry.host), "{line}");
+    let report = inspect_json(
+        home.path(),
+        &[&reference, "--ca-cert", &ca.display().to_string()],
+    );
+    assert_eq!(report["largest_files"][0]["path"], "/srv/tls");
+}
+
+#[test]
+fn insecure_uses_plain_http() {
+    let home = tempfile::tempdir().expect("home");
+    let reference = push(registry(), "insecure/app:1.0", &[&small_image("insecure")]);
+    let report = inspect_json(home.path(), &[&reference, "--insecure"]);
+    assert_eq!(report["largest_files"][0]["path"], "/srv/insecure");
+}
+
+#[test]
+fn docker_schema2_manifests_and_manifest_lists() {
+    let home = tempfile::tempdir().expect("home");
+    let mut spec = ImageSpec::new(vec![
+        LayerSpec::new(
+            "ADD base",
+            vec![Item::file("etc/os-release", b"ID=debian\n".to_vec())],
+        ),
+        LayerSpec::new("COPY app", vec![Item::file("app/bin", vec![7u8; 5000])]),
+    ]);
+    spec.docker_media_types = true;
+    let image = spec.build().expect("build");
+    let reference = push(registry(), "docker/app:1.0", &[&image]);
+    let report = inspect_json(home.path(), &[&reference]);
+    assert_eq!(
+        report["image"]["media_type"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        report["layers"][0]["media_type"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    assert_eq!(report["totals"]["files"], 2);
+}
+
+#[test]
+fn long_names_links_and_overwrites() {
+    let home = tempfile::tempdir().expect("home");
+    let long_dir = "opt/".to_string() + &"very-long-directory-name/".repeat(8);
+    let long_path = format!("{long_dir}payload.bin");
+    assert!(long_path.len() > 100, "needs a GNU long name");
+    let image = ImageSpec::new(vec![
+        LayerSpec::new(
+            "ADD base",
+            vec![
+                Item::file(&long_path, vec![1u8; 3000]),
+                Item::file("etc/config", vec![2u8; 1000]),
+                Item::Hardlink {
+                    path: "etc/config-link".into(),
+                    target: "etc/config".into(),
+                },
+                Item::Symlink {
+                    path: "etc/config-sym".into(),
+                    target: "config".into(),
+                },
+            ],
+        ),
+        LayerSpec::new(
+            "RUN rewrite config",
+            vec![Item::file("etc/config", vec![3u8; 400])],
+        ),
+    ])
+    .build()
+    .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let report = inspect_json(home.path(), &[&format!("oci:{}:t", dir.path().display())]);
+    assert_eq!(report["largest_files"][0]["path"], format!("/{long_path}"));
+    assert_eq!(report["largest_files"][0]["size"], 3000);
+    assert_eq!(report["waste"]["overwritten_bytes"], 1000);
+    assert_eq!(report["waste"]["files"][0]["cause"], "overwritten");
+    // Links carry no bytes of their own.
+    assert_eq!(report["totals"]["visible_bytes"], 3400);
+    assert_eq!(report["totals"]["files"], 2);
+}
