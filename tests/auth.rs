@@ -194,3 +194,47 @@ fn failing_helper_output_is_not_repeated() {
     let line = expect_bad_input(home.path(), &["inspect", pushed()]);
     assert!(line.contains("config.json"), "{line}");
 }
+
+#[test]
+fn bearer_token_flow_anonymous_and_with_credentials() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = token_registry();
+    let public = ImageSpec::new(vec![LayerSpec::new(
+        "COPY",
+        vec![Item::file("pub/data", b"public bytes".to_vec())],
+    )])
+    .build()
+    .expect("build");
+    let private = ImageSpec::new(vec![LayerSpec::new(
+        "COPY",
+        vec![Item::file("app/data", b"token-protected".to_vec())],
+    )])
+    .build()
+    .expect("build");
+    let public_ref = push(registry, "public/base:1.0", &[&public]);
+    let private_ref = push(registry, "private/app:1.0", &[&private]);
+
+    // Anonymous token, as Docker Hub hands out for public images.
+    let report = inspect_json(home.path(), &[&public_ref]);
+    assert_eq!(report["largest_files"][0]["path"], "/pub/data");
+
+    let line = expect_bad_input(home.path(), &["inspect", &private_ref]);
+    assert!(
+        line.contains("authentication refused") || line.contains("not found"),
+        "{line}"
+    );
+
+    run_ok(
+        ballast(home.path())
+            .args([
+                "inspect",
+                &private_ref,
+                "--format",
+                "json",
+                "--username",
+                AUTH_USER,
+                "--password-stdin",
+            ])
+            .write_stdin(AUTH_PASSWORD),
+    );
+}

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use ballast::build::samples::Samples;
 use ballast::build::BuiltImage;
 
+pub mod token;
+
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 pub fn samples() -> Samples {
@@ -43,13 +45,19 @@ pub const AUTH_PASSWORD: &str = "correct horse battery staple";
 /// The anonymous registry, one per test binary.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| start_registry(false, false))
+    REGISTRY.get_or_init(|| start(Kind::Plain))
+}
+
+/// A registry behind bearer-token auth, with its token server.
+pub fn token_registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| start(Kind::Token))
 }
 
 /// A registry serving HTTPS with a certificate from a private CA.
 pub fn tls_registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| start_registry(false, true))
+    REGISTRY.get_or_init(|| start(Kind::Tls))
 }
 
 /// Where the registry keeps a blob's bytes, for tests that corrupt it behind its back.
@@ -67,7 +75,7 @@ pub fn blob_data_path(registry: &Registry, digest: &str) -> PathBuf {
 /// A registry behind htpasswd basic auth.
 pub fn auth_registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| start_registry(true, false))
+    REGISTRY.get_or_init(|| start(Kind::Basic))
 }
 
 fn free_port() -> u16 {
@@ -77,7 +85,17 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn start_registry(with_auth: bool, with_tls: bool) -> Registry {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Basic,
+    Token,
+    Tls,
+}
+
+fn start(kind: Kind) -> Registry {
+    let with_auth = matches!(kind, Kind::Basic | Kind::Token);
+    let with_tls = kind == Kind::Tls;
     let binary = "/usr/bin/docker-registry";
     assert!(
         Path::new(binary).exists(),
@@ -90,7 +108,17 @@ fn start_registry(with_auth: bool, with_tls: bool) -> Registry {
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: ballast-test-secret\n",
         storage.path().join("data").display()
     );
-    if with_auth {
+    if kind == Kind::Token {
+        let server = token::start(storage.path(), AUTH_USER, AUTH_PASSWORD);
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            server.realm,
+            token::SERVICE,
+            token::ISSUER,
+            server.root_cert.display()
+        ));
+    }
+    if kind == Kind::Basic {
         let hash = bcrypt::hash(AUTH_PASSWORD, 5).expect("bcrypt");
         let htpasswd = storage.path().join("htpasswd");
         std::fs::write(&htpasswd, format!("{AUTH_USER}:{hash}\n")).expect("write htpasswd");
