@@ -8,10 +8,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+use crate::advice::{self, AdviceError, AdviseOptions};
 use crate::inspect::{self, InspectError, InspectOptions, Progress};
 use crate::layer::{LayerLimits, LayerScan};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::{RegistryOptions, Secret};
+use crate::report::advise::AdviseReport;
 use crate::report::inspect::InspectReport;
 use crate::report::Format;
 use crate::source::{Platform, ResolvedImage, SourceError};
@@ -46,6 +48,21 @@ pub struct Cli {
 enum Command {
     /// Layers, files, waste and binaries of one image
     Inspect(InspectArgs),
+    /// Ranked suggestions with the bytes each saves and how sure that figure is
+    Advise(AdviseArgs),
+}
+
+#[derive(Args, Debug)]
+struct AdviseArgs {
+    /// Image: registry reference, docker://REF, oci:DIR[:TAG] or docker-archive:FILE[:REF]
+    image: String,
+    /// Skip recompressing gzip layers with zstd (the slowest measurement)
+    #[arg(long)]
+    no_zstd: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,6 +113,9 @@ struct InspectArgs {
     /// How many of the largest and hidden files to list
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Add ballast's suggestions (as `ballast advise` gives them)
+    #[arg(long)]
+    advise: bool,
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
@@ -172,6 +192,12 @@ fn exit_status_for(error: &anyhow::Error) -> ExitStatus {
                 _ => ExitStatus::BadInput,
             };
         }
+        if let Some(advice) = cause.downcast_ref::<AdviceError>() {
+            return match advice {
+                AdviceError::Task(_) => ExitStatus::Unexpected,
+                _ => ExitStatus::BadInput,
+            };
+        }
         if cause.downcast_ref::<SourceError>().is_some()
             || cause.downcast_ref::<ReferenceError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()
@@ -193,6 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Inspect(args) => runtime.block_on(run_inspect(args)),
+        Command::Advise(args) => runtime.block_on(run_advise(args)),
     }
 }
 
@@ -248,9 +275,49 @@ async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
     let image = ImageRef::parse(&args.image)?;
     let options = inspect_options(&args.source)?;
     let progress = progress_reporter();
-    let analysis = inspect::inspect(&image, &options, progress.clone()).await?;
+    let (source, analysis) =
+        inspect::inspect_keeping_source(&image, &options, progress.clone()).await?;
+    let mut report = InspectReport::build(&analysis, args.top);
+    let advice = if args.advise {
+        let advice = advice::advise(source, &analysis, &AdviseOptions::default()).await?;
+        Some(AdviseReport::build(&analysis, advice))
+    } else {
+        None
+    };
     progress.finish();
-    let report = InspectReport::build(&analysis, args.top);
+    let format = output_format(&args.output);
+    let mut text = match format {
+        Format::Json => {
+            report.advice = advice.clone();
+            report.to_json()
+        }
+        Format::Table => report.to_table(),
+        Format::Markdown => report.to_markdown(),
+    };
+    if let Some(advice) = advice {
+        match format {
+            Format::Json => {}
+            Format::Table => text.push_str(&format!("\nSuggestions\n{}", advice.to_table())),
+            Format::Markdown => text.push_str(&format!("\n{}", advice.to_markdown())),
+        }
+    }
+    write_stdout(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+async fn run_advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
+    let image = ImageRef::parse(&args.image)?;
+    let options = inspect_options(&args.source)?;
+    let progress = progress_reporter();
+    let (source, analysis) =
+        inspect::inspect_keeping_source(&image, &options, progress.clone()).await?;
+    let advise_options = AdviseOptions {
+        measure_zstd: !args.no_zstd,
+        ..AdviseOptions::default()
+    };
+    let advice = advice::advise(source, &analysis, &advise_options).await?;
+    progress.finish();
+    let report = AdviseReport::build(&analysis, advice);
     let text = match output_format(&args.output) {
         Format::Json => report.to_json(),
         Format::Table => report.to_table(),

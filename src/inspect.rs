@@ -90,6 +90,16 @@ pub async fn inspect(
     options: &InspectOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<ImageAnalysis, InspectError> {
+    Ok(inspect_keeping_source(image, options, progress).await?.1)
+}
+
+/// As `inspect`, also returning the opened source so that a layer can be read again
+/// (advice rebuilds layers to measure changes).
+pub async fn inspect_keeping_source(
+    image: &ImageRef,
+    options: &InspectOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<(Arc<Source>, ImageAnalysis), InspectError> {
     let source = Arc::new(Source::open(image, &options.registry).await?);
     let resolved = source
         .resolve(&options.platform, options.explicit_platform)
@@ -150,9 +160,12 @@ pub async fn inspect(
     }
     let refs: Vec<&LayerScan> = layers.iter().map(|l| l.as_ref()).collect();
     let fs = fs::analyse(&refs);
-    Ok(ImageAnalysis {
-        image: resolved,
-        layers,
-        fs,
-    })
+    Ok((
+        source,
+        ImageAnalysis {
+            image: resolved,
+            layers,
+            fs,
+        },
+    ))
 }

@@ -183,14 +183,8 @@ pub fn scan_layer(
         })?;
     let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
     let walk_result = {
-        let decoder: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(&mut compressed),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(io::BufReader::new(&mut compressed))
-                    .map_err(|e| corrupt(digest, compression, &e))?,
-            ),
-        };
+        let decoder =
+            decoder(&mut compressed, compression).map_err(|e| corrupt(digest, compression, &e))?;
         let limited = LimitedReader {
             inner: decoder,
             read: 0,
@@ -257,7 +251,21 @@ pub fn scan_layer(
     })
 }
 
-fn finish_compressed<R: Read>(
+/// The decompressing reader for a layer's bytes.
+pub fn decoder<'a>(
+    compressed: impl Read + 'a,
+    compression: Compression,
+) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(compressed),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(
+            io::BufReader::new(compressed),
+        )?),
+    })
+}
+
+pub(crate) fn finish_compressed<R: Read>(
     compressed: HashingReader<R>,
     descriptor: &LayerDescriptor,
 ) -> Result<(), LayerError> {

@@ -5,10 +5,12 @@
 //! (`fs`), what the binaries in it are made of (`binary`), how results are shown
 //! (`report`) and the command line on top (`cli`).
 
+pub mod advice;
 pub mod binary;
 pub mod build;
 pub mod category;
 pub mod cli;
+pub mod cost;
 pub mod digest;
 pub mod fs;
 pub mod inspect;

@@ -2,11 +2,10 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
 use super::markdown::{code, text};
-use super::{MarkdownTable, SCHEMA_VERSION};
+use super::{new_table, MarkdownTable, SCHEMA_VERSION};
 use crate::binary::BinaryReport;
 use crate::fs::{DiveFigures, WastedFile};
 use crate::inspect::ImageAnalysis;
@@ -23,6 +22,9 @@ pub struct InspectReport {
     pub categories: Vec<CategoryRow>,
     pub binaries: Vec<BinaryRow>,
     pub largest_files: Vec<FileRow>,
+    /// With `inspect --advise`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<super::advise::AdviseReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +96,19 @@ pub struct FileRow {
     pub path: String,
     pub size: u64,
     pub layer: usize,
+}
+
+impl ImageInfo {
+    pub fn of(analysis: &ImageAnalysis) -> Self {
+        let image = &analysis.image;
+        Self {
+            reference: image.reference.clone(),
+            digest: image.manifest_digest.to_string(),
+            platform: image.platform.to_string(),
+            media_type: image.manifest_media_type.clone(),
+            config_digest: image.config_digest.to_string(),
+        }
+    }
 }
 
 impl InspectReport {
@@ -171,13 +186,7 @@ impl InspectReport {
         }
         InspectReport {
             schema_version: SCHEMA_VERSION,
-            image: ImageInfo {
-                reference: image.reference.clone(),
-                digest: image.manifest_digest.to_string(),
-                platform: image.platform.to_string(),
-                media_type: image.manifest_media_type.clone(),
-                config_digest: image.config_digest.to_string(),
-            },
+            image: ImageInfo::of(analysis),
             totals: Totals {
                 compressed_bytes: analysis.compressed_bytes(),
                 uncompressed_bytes: analysis.uncompressed_bytes(),
@@ -197,6 +206,7 @@ impl InspectReport {
             categories,
             binaries,
             largest_files: largest,
+            advice: None,
         }
     }
 
@@ -432,20 +442,6 @@ impl InspectReport {
         let _ = write!(out, "{}", largest.render());
         out
     }
-}
-
-fn new_table(header: &[&str], right: &[usize]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.to_vec());
-    for index in right {
-        if let Some(column) = table.column_mut(*index) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    table
 }
 
 fn short_digest(digest: &str) -> String {

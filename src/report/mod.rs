@@ -1,6 +1,8 @@
 //! What commands print: one serialisable model per command, rendered as a table for a
 //! terminal, JSON for scripts (with `schema_version`) or Markdown for pull requests.
 
+pub mod advise;
+pub mod cost;
 pub mod inspect;
 pub mod markdown;
 
@@ -17,3 +19,24 @@ pub enum Format {
 }
 
 pub use markdown::MarkdownTable;
+
+/// Pretty JSON with a trailing newline; serialising our own report types cannot fail.
+pub fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n"
+}
+
+/// A terminal table with the given columns right-aligned.
+pub fn new_table(header: &[&str], right: &[usize]) -> comfy_table::Table {
+    use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for index in right {
+        if let Some(column) = table.column_mut(*index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}

@@ -1,0 +1,401 @@
+//! Rebuilding a layer in memory to measure a change: the layer is streamed again
+//! (verified as in the first pass), its tar entries re-emitted into one compressing,
+//! counting sink per variant ("without these files", "with this binary stripped"), and
+//! nothing is stored: only byte counts come out.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::digest::HashingReader;
+use crate::layer::{self, Compression, LayerError};
+use crate::source::LayerDescriptor;
+
+/// gzip level used to rebuild layers: the default of zlib and of Go's compress/gzip,
+/// which docker, buildkit and containerd use.
+pub const GZIP_LEVEL: u32 = 6;
+/// zstd level for the what-if: the level `docker buildx --compression zstd` defaults to.
+pub const ZSTD_LEVEL: i32 = 3;
+/// Bytes of the layer's tar used to time gzip against zstd decompression.
+const TIMING_SAMPLE_BYTES: usize = 32 * 1024 * 1024;
+
+/// One version of the layer to measure.
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    pub id: String,
+    /// Paths (normalised, no leading `/`) left out.
+    pub remove: HashSet<String>,
+    /// Paths whose contents are replaced.
+    pub replace: HashMap<String, Arc<Vec<u8>>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RebuildRequest {
+    pub variants: Vec<Variant>,
+    pub measure_zstd: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ZstdMeasurement {
+    pub level: i32,
+    pub compressed_bytes: u64,
+    /// Seconds to decompress the timing sample, gzip (level 6) against zstd.
+    pub sample_bytes: u64,
+    pub gzip_decompress_s: f64,
+    pub zstd_decompress_s: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct VariantResult {
+    pub id: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RebuildResult {
+    pub compression: Compression,
+    pub original_compressed_bytes: u64,
+    pub original_uncompressed_bytes: u64,
+    /// The original tar stream recompressed here (gzip layers only): equal to
+    /// `original_compressed_bytes` means deltas measured here are exact.
+    pub recompressed_original_bytes: Option<u64>,
+    /// The original entries re-emitted and recompressed: the baseline every variant is
+    /// compared with, so tar-writer and compressor differences cancel out.
+    pub rebuilt_bytes: u64,
+    pub rebuilt_uncompressed_bytes: u64,
+    pub variants: Vec<VariantResult>,
+    pub zstd: Option<ZstdMeasurement>,
+}
+
+impl RebuildResult {
+    pub fn variant(&self, id: &str) -> Option<&VariantResult> {
+        self.variants.iter().find(|v| v.id == id)
+    }
+
+    /// Compressed bytes a variant saves, against the rebuilt baseline.
+    pub fn saved_compressed(&self, id: &str) -> u64 {
+        self.variant(id)
+            .map_or(0, |v| self.rebuilt_bytes.saturating_sub(v.compressed_bytes))
+    }
+
+    /// Uncompressed (tar) bytes a variant saves: exact, headers and padding included.
+    pub fn saved_uncompressed(&self, id: &str) -> u64 {
+        self.variant(id).map_or(0, |v| {
+            self.rebuilt_uncompressed_bytes
+                .saturating_sub(v.uncompressed_bytes)
+        })
+    }
+
+    /// Whether recompressing the original reproduced its exact size.
+    pub fn reproducible(&self) -> bool {
+        match self.compression {
+            Compression::None => true,
+            Compression::Gzip => {
+                self.recompressed_original_bytes == Some(self.original_compressed_bytes)
+            }
+            Compression::Zstd => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Sink {
+    Plain(Counter),
+    Gzip(Box<flate2::write::GzEncoder<Counter>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, Counter>>),
+}
+
+impl Sink {
+    fn new(compression: Compression) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::None => Sink::Plain(Counter::default()),
+            Compression::Gzip => Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
+                Counter::default(),
+                flate2::Compression::new(GZIP_LEVEL),
+            ))),
+            Compression::Zstd => Sink::Zstd(Box::new(zstd::stream::write::Encoder::new(
+                Counter::default(),
+                ZSTD_LEVEL,
+            )?)),
+        })
+    }
+
+    fn finish(self) -> io::Result<u64> {
+        Ok(match self {
+            Sink::Plain(counter) => counter.0,
+            Sink::Gzip(encoder) => encoder.finish()?.0,
+            Sink::Zstd(encoder) => encoder.finish()?.0,
+        })
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(buf),
+            Sink::Gzip(w) => w.write(buf),
+            Sink::Zstd(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Gzip(w) => w.flush(),
+            Sink::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+/// Counts uncompressed bytes on their way into a compressing sink.
+struct Counted {
+    sink: Sink,
+    uncompressed: u64,
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.sink.write(buf)?;
+        self.uncompressed += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+/// Copies every byte the tar reader consumes into the raw sinks.
+struct Tee<'a, R> {
+    inner: R,
+    regzip: Option<&'a mut Sink>,
+    zstd: Option<&'a mut Sink>,
+    sample: &'a mut Vec<u8>,
+    sample_limit: usize,
+    uncompressed: u64,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let bytes = &buf[..n];
+        if let Some(sink) = self.regzip.as_deref_mut() {
+            sink.write_all(bytes)?;
+        }
+        if let Some(sink) = self.zstd.as_deref_mut() {
+            sink.write_all(bytes)?;
+        }
+        if self.sample.len() < self.sample_limit {
+            let take = (self.sample_limit - self.sample.len()).min(n);
+            self.sample.extend_from_slice(&bytes[..take]);
+        }
+        self.uncompressed += n as u64;
+        Ok(n)
+    }
+}
+
+/// Streams `blob` (the layer as stored) once and measures every requested variant.
+pub fn rebuild(
+    blob: impl Read,
+    descriptor: &LayerDescriptor,
+    request: &RebuildRequest,
+    max_entry_bytes: u64,
+) -> Result<RebuildResult, LayerError> {
+    let digest = &descriptor.digest;
+    let compression = layer::compression_of(&descriptor.media_type).ok_or_else(|| {
+        LayerError::UnsupportedMediaType {
+            digest: digest.clone(),
+            media_type: descriptor.media_type.clone(),
+        }
+    })?;
+    let io_error = |e: io::Error| LayerError::Corrupt {
+        digest: digest.clone(),
+        compression,
+        reason: e.to_string(),
+    };
+    let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
+    let mut regzip = if compression == Compression::Gzip {
+        Some(Sink::new(Compression::Gzip).map_err(io_error)?)
+    } else {
+        None
+    };
+    let mut zstd_sink = if request.measure_zstd {
+        Some(Sink::new(Compression::Zstd).map_err(io_error)?)
+    } else {
+        None
+    };
+    let mut sample = Vec::new();
+    let mut baseline = tar::Builder::new(Counted {
+        sink: Sink::new(compression).map_err(io_error)?,
+        uncompressed: 0,
+    });
+    let mut builders = Vec::with_capacity(request.variants.len());
+    for _ in &request.variants {
+        builders.push(tar::Builder::new(Counted {
+            sink: Sink::new(compression).map_err(io_error)?,
+            uncompressed: 0,
+        }));
+    }
+    let original_uncompressed;
+    {
+        let decoder = layer::decoder(&mut compressed, compression).map_err(io_error)?;
+        let mut tee = Tee {
+            inner: decoder,
+            regzip: regzip.as_mut(),
+            zstd: zstd_sink.as_mut(),
+            sample: &mut sample,
+            sample_limit: if request.measure_zstd {
+                TIMING_SAMPLE_BYTES
+            } else {
+                0
+            },
+            uncompressed: 0,
+        };
+        {
+            let mut archive = tar::Archive::new(&mut tee);
+            let mut data = Vec::new();
+            for entry in archive.entries().map_err(io_error)? {
+                let mut entry = entry.map_err(io_error)?;
+                let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let path =
+                    layer::normalise_path(&raw_path).map_err(|reason| LayerError::BadEntry {
+                        digest: digest.clone(),
+                        path: raw_path.clone(),
+                        reason: reason.to_string(),
+                    })?;
+                if entry.size() > max_entry_bytes {
+                    return Err(LayerError::Limit {
+                        digest: digest.clone(),
+                        what: format!("entry {raw_path} of {} bytes", entry.size()),
+                        limit: max_entry_bytes,
+                        flag: "--max-binary-size",
+                    });
+                }
+                let header = entry.header().clone();
+                let link = entry
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned());
+                data.clear();
+                entry.read_to_end(&mut data).map_err(io_error)?;
+                append(&mut baseline, &header, &raw_path, link.as_deref(), &data)
+                    .map_err(io_error)?;
+                for (variant, builder) in request.variants.iter().zip(builders.iter_mut()) {
+                    if variant.remove.contains(&path) {
+                        continue;
+                    }
+                    match variant.replace.get(&path) {
+                        Some(replacement) => {
+                            append(builder, &header, &raw_path, link.as_deref(), replacement)
+                                .map_err(io_error)?
+                        }
+                        None => append(builder, &header, &raw_path, link.as_deref(), &data)
+                            .map_err(io_error)?,
+                    }
+                }
+            }
+        }
+        io::copy(&mut tee, &mut io::sink()).map_err(io_error)?;
+        original_uncompressed = tee.uncompressed;
+    }
+    let original_compressed = compressed.bytes_read();
+    layer::finish_compressed(compressed, descriptor)?;
+
+    let finish = |builder: tar::Builder<Counted>| -> io::Result<(u64, u64)> {
+        let counted = builder.into_inner()?;
+        let uncompressed = counted.uncompressed;
+        Ok((counted.sink.finish()?, uncompressed))
+    };
+    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(baseline).map_err(io_error)?;
+    let mut variants = Vec::with_capacity(builders.len());
+    for (variant, builder) in request.variants.iter().zip(builders) {
+        let (compressed_bytes, uncompressed_bytes) = finish(builder).map_err(io_error)?;
+        variants.push(VariantResult {
+            id: variant.id.clone(),
+            compressed_bytes,
+            uncompressed_bytes,
+        });
+    }
+    let recompressed_original_bytes = regzip.map(Sink::finish).transpose().map_err(io_error)?;
+    let zstd = match zstd_sink {
+        Some(sink) => {
+            let compressed_bytes = sink.finish().map_err(io_error)?;
+            Some(time_decompression(&sample, compressed_bytes).map_err(io_error)?)
+        }
+        None => None,
+    };
+    Ok(RebuildResult {
+        compression,
+        original_compressed_bytes: original_compressed,
+        original_uncompressed_bytes: original_uncompressed,
+        recompressed_original_bytes,
+        rebuilt_bytes,
+        rebuilt_uncompressed_bytes,
+        variants,
+        zstd,
+    })
+}
+
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
+    header: &tar::Header,
+    path: &str,
+    link: Option<&str>,
+    data: &[u8],
+) -> io::Result<()> {
+    let mut header = header.clone();
+    match (header.entry_type(), link) {
+        (tar::EntryType::Symlink | tar::EntryType::Link, Some(target)) => {
+            builder.append_link(&mut header, path, target)
+        }
+        _ => {
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, path, data)
+        }
+    }
+}
+
+/// Times decompressing the same sample compressed both ways, best of three.
+fn time_decompression(sample: &[u8], zstd_bytes: u64) -> io::Result<ZstdMeasurement> {
+    let gzip = crate::build::compress(sample, Compression::Gzip, Some(GZIP_LEVEL as i32))?;
+    let zstd = crate::build::compress(sample, Compression::Zstd, Some(ZSTD_LEVEL))?;
+    let best = |decode: &dyn Fn() -> io::Result<u64>| -> io::Result<f64> {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            decode()?;
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let gzip_decompress_s = best(&|| {
+        io::copy(
+            &mut flate2::read::GzDecoder::new(gzip.as_slice()),
+            &mut io::sink(),
+        )
+    })?;
+    let zstd_decompress_s = best(&|| {
+        io::copy(
+            &mut zstd::stream::read::Decoder::new(zstd.as_slice())?,
+            &mut io::sink(),
+        )
+    })?;
+    Ok(ZstdMeasurement {
+        level: ZSTD_LEVEL,
+        compressed_bytes: zstd_bytes,
+        sample_bytes: sample.len() as u64,
+        gzip_decompress_s,
+        zstd_decompress_s,
+    })
+}
