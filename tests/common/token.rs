@@ -89,7 +89,7 @@ pub fn start(dir: &Path, user: &'static str, password: &'static str) -> TokenSer
                     &signer,
                     &rng,
                     &cert_der,
-                    user_ok.then_some(user).unwrap_or(""),
+                    if user_ok { user } else { "" },
                     access,
                 );
                 let body =
