@@ -27,7 +27,9 @@ fn text(bytes: usize, seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes + 128);
     let mut i = seed;
     while out.len() < bytes {
-        i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         out.extend_from_slice(
             format!(
                 "2026-11-25T07:{:02}:{:02}Z level=info service=api request_id={:016x} path=/v1/items/{} status=200 bytes={}\n",
@@ -45,11 +47,22 @@ fn text(bytes: usize, seed: u64) -> Vec<u8> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: bench_image DIR"))?);
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or_else(|| anyhow::anyhow!("usage: bench_image DIR"))?,
+    );
     std::fs::create_dir_all(&dir)?;
     const MB: usize = 1024 * 1024;
     // (layer MiB, share of random bytes)
-    let plan: [(usize, f64); 6] = [(220, 0.5), (190, 0.7), (170, 0.3), (160, 0.6), (150, 0.4), (130, 0.5)];
+    let plan: [(usize, f64); 6] = [
+        (220, 0.5),
+        (190, 0.7),
+        (170, 0.3),
+        (160, 0.6),
+        (150, 0.4),
+        (130, 0.5),
+    ];
     let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
     let mut layers = Vec::new();
     let mut built = Vec::new();
@@ -61,7 +74,11 @@ fn main() -> anyhow::Result<()> {
         let mut remaining = random_bytes;
         let mut n = 0;
         while remaining > 0 {
-            let size = if n % 4 == 0 { remaining.min(24 * MB) } else { remaining.min(64 * 1024 + n * 37) };
+            let size = if n % 4 == 0 {
+                remaining.min(24 * MB)
+            } else {
+                remaining.min(64 * 1024 + n * 37)
+            };
             let mut data = vec![0u8; size];
             noise.fill(&mut data);
             items.push(Item::file(&format!("layer{index}/bin/blob{n:05}"), data));
@@ -71,15 +88,26 @@ fn main() -> anyhow::Result<()> {
         let mut remaining = text_bytes;
         let mut n = 0;
         while remaining > 0 {
-            let size = if n % 3 == 0 { remaining.min(16 * MB) } else { remaining.min(8 * 1024 + n * 13) };
-            items.push(Item::file(&format!("layer{index}/log/file{n:05}.log"), text(size, n as u64 + index as u64 * 1_000_000)));
+            let size = if n % 3 == 0 {
+                remaining.min(16 * MB)
+            } else {
+                remaining.min(8 * 1024 + n * 13)
+            };
+            items.push(Item::file(
+                &format!("layer{index}/log/file{n:05}.log"),
+                text(size, n as u64 + index as u64 * 1_000_000),
+            ));
             remaining -= size;
             n += 1;
         }
         let spec = LayerSpec::new(&format!("RUN generate layer {index}"), items);
         built.push(build::build_layer(&spec, false)?);
         layers.push(LayerSpec::new(&spec.created_by, vec![]));
-        eprintln!("layer {index}: {} MiB uncompressed, {} MiB gzip", size_mb, built[index].blob.len() / MB);
+        eprintln!(
+            "layer {index}: {} MiB uncompressed, {} MiB gzip",
+            size_mb,
+            built[index].blob.len() / MB
+        );
     }
     let image = ImageSpec::new(layers).assemble(built)?;
     let layout = dir.join("layout");
@@ -87,7 +115,13 @@ fn main() -> anyhow::Result<()> {
     build::write_oci_layout(&layout, &[(&image, Some("bench"))])?;
     build::write_docker_archive(&dir.join("image.tar"), &image, "bench/image:1.0")?;
     for layer in &image.layers {
-        println!("{}", layout.join("blobs/sha256").join(layer.digest.hex()).display());
+        println!(
+            "{}",
+            layout
+                .join("blobs/sha256")
+                .join(layer.digest.hex())
+                .display()
+        );
     }
     Ok(())
 }

@@ -9,11 +9,13 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::advice::{self, AdviceError, AdviseOptions};
+use crate::cost::{self, CostError};
 use crate::inspect::{self, InspectError, InspectOptions, Progress};
 use crate::layer::{LayerLimits, LayerScan};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::{RegistryOptions, Secret};
 use crate::report::advise::AdviseReport;
+use crate::report::cost::PricingList;
 use crate::report::inspect::InspectReport;
 use crate::report::Format;
 use crate::source::{Platform, ResolvedImage, SourceError};
@@ -50,6 +52,81 @@ enum Command {
     Inspect(InspectArgs),
     /// Ranked suggestions with the bytes each saves and how sure that figure is
     Advise(AdviseArgs),
+    /// Registry storage, transfer and cold-start estimates for one image or a set
+    Cost(CostArgs),
+    /// Measure round trip, download and unpack throughput against a real registry image
+    /// and write a cold-start profile for `ballast cost --profiles`
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Args, Debug)]
+struct CostArgs {
+    /// Images (layers shared between them are stored and pulled once)
+    #[arg(required_unless_present = "list_pricing")]
+    images: Vec<String>,
+    /// Print the built-in pricing entries (and those of --pricing FILE) and exit
+    #[arg(long)]
+    list_pricing: bool,
+    /// Pricing table (TOML) adding to or overriding the built-in entries
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// Pricing entry to use (see --list-pricing; default aws-ecr-private)
+    #[arg(long, value_name = "ID")]
+    registry: Option<String>,
+    /// Usage profile: a TOML file with a [usage] table
+    #[arg(long, value_name = "FILE")]
+    usage: Option<PathBuf>,
+    /// Pulls per month (default: nodes × deploys per day × 30.4)
+    #[arg(long)]
+    pulls_per_month: Option<f64>,
+    /// Nodes that pull the image
+    #[arg(long)]
+    nodes: Option<u32>,
+    /// Deploys per day
+    #[arg(long)]
+    deploys_per_day: Option<f64>,
+    /// Share of pulls that cross regions (0..1)
+    #[arg(long)]
+    cross_region_share: Option<f64>,
+    /// Share of pulls that leave the cloud (0..1)
+    #[arg(long)]
+    internet_share: Option<f64>,
+    /// Share of pulls served from a warm node cache (0..1)
+    #[arg(long)]
+    warm_cache_share: Option<f64>,
+    /// Months old versions are kept
+    #[arg(long)]
+    months_retained: Option<f64>,
+    /// Tags kept per repository
+    #[arg(long)]
+    tags_kept: Option<u32>,
+    /// Cold-start platform profiles (TOML) adding to the built-in ones
+    #[arg(long, value_name = "FILE")]
+    profiles: Option<PathBuf>,
+    /// Cold-start profile to use (k8s-cold, fargate, warm-base, or one from --profiles)
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+struct CalibrateArgs {
+    /// A registry image to measure against (a few layers, some tens of MB)
+    image: String,
+    /// Where to write the profile (TOML)
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// The profile's name
+    #[arg(long, default_value = "calibrated")]
+    name: String,
+    /// Built-in profile to take unmeasured parameters from
+    #[arg(long, default_value = "k8s-cold")]
+    base: String,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +275,19 @@ fn exit_status_for(error: &anyhow::Error) -> ExitStatus {
                 _ => ExitStatus::BadInput,
             };
         }
+        if let Some(cost) = cause.downcast_ref::<CostError>() {
+            return if cost.is_bad_input() {
+                ExitStatus::BadInput
+            } else {
+                ExitStatus::Unexpected
+            };
+        }
+        if let Some(calibrate) = cause.downcast_ref::<cost::calibrate::CalibrateError>() {
+            return match calibrate {
+                cost::calibrate::CalibrateError::Task(_) => ExitStatus::Unexpected,
+                _ => ExitStatus::BadInput,
+            };
+        }
         if cause.downcast_ref::<SourceError>().is_some()
             || cause.downcast_ref::<ReferenceError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()
@@ -220,6 +310,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Inspect(args) => runtime.block_on(run_inspect(args)),
         Command::Advise(args) => runtime.block_on(run_advise(args)),
+        Command::Cost(args) => runtime.block_on(run_cost(args)),
+        Command::Calibrate(args) => runtime.block_on(run_calibrate(args)),
     }
 }
 
@@ -324,6 +416,113 @@ async fn run_advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
         Format::Markdown => report.to_markdown(),
     };
     write_stdout(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+async fn run_cost(args: CostArgs) -> anyhow::Result<ExitStatus> {
+    let format = output_format(&args.output);
+    let table = cost::pricing::load(args.pricing.as_deref())?;
+    if args.list_pricing {
+        let list = PricingList::new(table.entries.clone());
+        write_stdout(&match format {
+            Format::Json => list.to_json(),
+            Format::Table => list.to_table(),
+            Format::Markdown => list.to_markdown(),
+        })?;
+        return Ok(ExitStatus::Success);
+    }
+    let pricing = table.select(args.registry.as_deref())?;
+    let mut usage = cost::usage::load(args.usage.as_deref())?;
+    if let Some(v) = args.pulls_per_month {
+        usage.pulls_per_month = Some(v);
+    }
+    if let Some(v) = args.nodes {
+        usage.nodes = v;
+    }
+    if let Some(v) = args.deploys_per_day {
+        usage.deploys_per_day = v;
+    }
+    if let Some(v) = args.cross_region_share {
+        usage.cross_region_share = v;
+    }
+    if let Some(v) = args.internet_share {
+        usage.internet_share = v;
+    }
+    if let Some(v) = args.warm_cache_share {
+        usage.warm_cache_share = v;
+    }
+    if let Some(v) = args.months_retained {
+        usage.months_retained = v;
+    }
+    if let Some(v) = args.tags_kept {
+        usage.tags_kept = v;
+    }
+    usage.validate()?;
+    let profiles = cost::coldstart::load(args.profiles.as_deref())?;
+    let profile = profiles.select(args.profile.as_deref())?;
+    let options = inspect_options(&args.source)?;
+    let progress = progress_reporter();
+    let mut images = Vec::with_capacity(args.images.len());
+    for image in &args.images {
+        let image = ImageRef::parse(image)?;
+        let analysis = inspect::inspect(&image, &options, progress.clone()).await?;
+        images.push(image_sizes(&analysis));
+    }
+    progress.finish();
+    let estimate = cost::estimate(&images, pricing, &usage, &profiles, profile)?;
+    write_stdout(&match format {
+        Format::Json => estimate.to_json(),
+        Format::Table => estimate.to_table(),
+        Format::Markdown => estimate.to_markdown(),
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// The sizes the cost model needs, from an inspected image.
+pub fn image_sizes(analysis: &inspect::ImageAnalysis) -> cost::ImageSizes {
+    cost::ImageSizes {
+        reference: analysis.image.reference.clone(),
+        layers: analysis
+            .layers
+            .iter()
+            .map(|layer| cost::LayerSize {
+                digest: layer.descriptor.digest.to_string(),
+                compressed_bytes: layer.compressed_bytes,
+                uncompressed_bytes: layer.uncompressed_bytes,
+                media_type: layer.descriptor.media_type.clone(),
+            })
+            .collect(),
+    }
+}
+
+async fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
+    let image = ImageRef::parse(&args.image)?;
+    if !matches!(image, ImageRef::Registry(_)) {
+        return Err(UsageError(format!("calibrate needs a registry image, not {image}")).into());
+    }
+    let options = inspect_options(&args.source)?;
+    let profiles = cost::coldstart::builtin()?;
+    let base = profiles.select(Some(&args.base))?;
+    let measured = cost::calibrate::measure(&image, &options).await?;
+    let profile = cost::calibrate::calibrated_profile(&args.name, &measured, base);
+    cost::calibrate::write_profiles(&args.output, std::slice::from_ref(&profile))?;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "measured against {}: round trip {:.1} ms, one connection {:.1} MB/s, unpack gzip {:.1} MB/s, zstd {:.1} MB/s, tar {:.1} MB/s",
+        measured.against,
+        measured.rtt_s * 1000.0,
+        measured.connection_bytes_per_s / 1e6,
+        measured.gzip_bytes_per_s / 1e6,
+        measured.zstd_bytes_per_s / 1e6,
+        measured.tar_bytes_per_s.unwrap_or(0.0) / 1e6
+    );
+    let _ = writeln!(
+        err,
+        "wrote profile {:?} to {}",
+        profile.name,
+        args.output.display()
+    );
     Ok(ExitStatus::Success)
 }
 

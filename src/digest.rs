@@ -83,7 +83,9 @@ impl<'de> serde::Deserialize<'de> for Digest {
 /// Counts and hashes every byte read through it, so verification costs no second pass.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    /// `None` counts without hashing, for a stream whose digest is known to equal
+    /// another's (an uncompressed layer's diff_id is its blob digest).
+    hasher: Option<Sha256>,
     bytes: u64,
 }
 
@@ -91,7 +93,15 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            bytes: 0,
+        }
+    }
+
+    pub fn counting_only(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: None,
             bytes: 0,
         }
     }
@@ -102,14 +112,19 @@ impl<R: Read> HashingReader<R> {
 
     /// Reads whatever is left (trailing bytes the consumer never asked for still count
     /// towards the digest), then returns the digest and byte count.
-    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
+    pub fn finish(self) -> io::Result<(Digest, u64)> {
+        let (digest, bytes) = self.finish_optional()?;
+        // A counting-only reader's digest is the empty-input digest; callers that made
+        // one know to use the other stream's digest instead.
+        Ok((digest.unwrap_or_else(|| Digest::of_bytes(b"")), bytes))
+    }
+
+    pub fn finish_optional(mut self) -> io::Result<(Option<Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((
-            Digest {
-                hex: hex::encode(self.hasher.finalize()),
-            },
-            self.bytes,
-        ))
+        let digest = self.hasher.map(|hasher| Digest {
+            hex: hex::encode(hasher.finalize()),
+        });
+        Ok((digest, self.bytes))
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -120,7 +135,9 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }

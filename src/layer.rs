@@ -190,13 +190,17 @@ pub fn scan_layer(
             read: 0,
             limit: limits.max_uncompressed_bytes,
         };
-        let mut uncompressed = HashingReader::new(limited);
+        let mut uncompressed = if compression == Compression::None {
+            HashingReader::counting_only(limited)
+        } else {
+            HashingReader::new(limited)
+        };
         let walk = walk_tar(&mut uncompressed, digest, limits);
         match walk {
             Ok(entries) => {
                 // Past the tar end marker there may be padding, and the compressed
                 // stream's own trailer: both belong to the digests.
-                match uncompressed.finish() {
+                match uncompressed.finish_optional() {
                     Ok((diff_id, uncompressed_bytes)) => Ok((entries, diff_id, uncompressed_bytes)),
                     Err(e) => Err(e),
                 }
@@ -219,6 +223,8 @@ pub fn scan_layer(
     };
     let compressed_bytes = compressed.bytes_read();
     finish_compressed(compressed, descriptor)?;
+    // An uncompressed layer's tar is its blob: same bytes, same digest.
+    let diff_id = diff_id.unwrap_or_else(|| descriptor.digest.clone());
     if let Some(expected) = expected_diff_id {
         if expected != &diff_id {
             return Err(LayerError::DiffIdMismatch {

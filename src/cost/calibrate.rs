@@ -49,7 +49,10 @@ pub fn calibrated_profile(name: &str, measured: &Measurements, base: &Profile) -
         ),
         cache: CacheMode::None,
         app_layers: base.app_layers,
-        rtt_s: Param::new(measured.rtt_s, source("median request round trip")),
+        rtt_s: Param::new(
+            measured.rtt_s,
+            source("fastest blob request, to its first byte"),
+        ),
         node_bandwidth_bytes_per_s: measured_or_base(
             measured.node_bandwidth_bytes_per_s,
             "aggregate download throughput",
@@ -187,4 +190,165 @@ mod tests {
         assert_eq!(back.start_s, base.start_s);
         assert_eq!(back.params().len(), profile.params().len());
     }
+}
+
+/// Layers larger than this are not held in memory to time the unpack rate.
+const MAX_TIMED_LAYER_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Layer(#[from] crate::layer::LayerError),
+    #[error("{0}: reading a blob failed: {1}")]
+    Read(String, String),
+    #[error("{0}: has no layer small enough (under 256 MiB) to time unpacking in memory")]
+    NoLayer(String),
+    #[error("internal error: {0}")]
+    Task(String),
+}
+
+/// Measures, against a real registry image: the round trip (the fastest blob request
+/// to its first byte), one connection's download throughput (every blob read raw,
+/// one after another), and this machine's decompress-and-walk throughput for gzip,
+/// zstd and plain tar (the layers held in memory and run through the layer pipeline).
+pub async fn measure(
+    image: &crate::reference::ImageRef,
+    options: &crate::inspect::InspectOptions,
+) -> Result<Measurements, CalibrateError> {
+    use std::time::Instant;
+
+    use crate::layer::{self, Compression};
+    use crate::source::{LayerDescriptor, Source};
+
+    let source = Source::open(image, &options.registry).await?;
+    let resolved = source
+        .resolve(&options.platform, options.explicit_platform)
+        .await?;
+    let mut rtts = Vec::new();
+    let mut downloaded = 0u64;
+    let mut download_s = 0.0;
+    let mut held: Vec<(LayerDescriptor, Vec<u8>)> = Vec::new();
+    for descriptor in &resolved.layers {
+        let started = Instant::now();
+        let mut blob = source.open_blob(descriptor).await?;
+        let keep = descriptor.size <= MAX_TIMED_LAYER_BYTES;
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<(f64, Vec<u8>, u64)> {
+            use std::io::Read;
+            let mut first = [0u8; 1];
+            let n = blob.read(&mut first)?;
+            let first_byte = started.elapsed().as_secs_f64();
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&first[..n]);
+            let total = if keep {
+                blob.read_to_end(&mut bytes)?;
+                bytes.len() as u64
+            } else {
+                n as u64 + std::io::copy(&mut blob, &mut std::io::sink())?
+            };
+            Ok((first_byte, bytes, total))
+        })
+        .await
+        .map_err(|e| CalibrateError::Task(e.to_string()))?
+        .map_err(|e| CalibrateError::Read(descriptor.digest.to_string(), e.to_string()))?;
+        let (first_byte, bytes, total) = read;
+        rtts.push(first_byte);
+        downloaded += total;
+        download_s += started.elapsed().as_secs_f64();
+        if keep {
+            held.push((descriptor.clone(), bytes));
+        }
+    }
+    rtts.sort_by(|a, b| a.total_cmp(b));
+    let rtt_s = rtts.first().copied().unwrap_or(0.0);
+    let reference = resolved.reference.clone();
+    let limits = options.limits;
+    let rates = tokio::task::spawn_blocking(move || -> Result<(f64, f64, f64), CalibrateError> {
+        let time_scan =
+            |descriptor: &LayerDescriptor, bytes: &[u8]| -> Result<(f64, u64), CalibrateError> {
+                let mut best = f64::MAX;
+                let mut uncompressed = 0;
+                for _ in 0..3 {
+                    let started = Instant::now();
+                    let scan = layer::scan_layer(bytes, descriptor, None, &limits)?;
+                    best = best.min(started.elapsed().as_secs_f64());
+                    uncompressed = scan.uncompressed_bytes;
+                }
+                Ok((best, uncompressed))
+            };
+        let (mut gzip, mut zstd, mut tar) = ((0.0, 0u64), (0.0, 0u64), (0.0, 0u64));
+        for (descriptor, bytes) in &held {
+            let compression = layer::compression_of(&descriptor.media_type);
+            // Each layer is timed as stored and in the other two forms, so the three
+            // rates describe the same data.
+            let mut tar_bytes = Vec::new();
+            {
+                use std::io::Read;
+                let mut decoder =
+                    layer::decoder(bytes.as_slice(), compression.unwrap_or(Compression::None))
+                        .map_err(|e| {
+                            CalibrateError::Read(descriptor.digest.to_string(), e.to_string())
+                        })?;
+                decoder.read_to_end(&mut tar_bytes).map_err(|e| {
+                    CalibrateError::Read(descriptor.digest.to_string(), e.to_string())
+                })?;
+            }
+            for (form, slot) in [
+                (Compression::Gzip, &mut gzip),
+                (Compression::Zstd, &mut zstd),
+                (Compression::None, &mut tar),
+            ] {
+                let blob = if Some(form) == compression {
+                    bytes.clone()
+                } else {
+                    crate::build::compress(&tar_bytes, form, None).map_err(|e| {
+                        CalibrateError::Read(descriptor.digest.to_string(), e.to_string())
+                    })?
+                };
+                let media_type = match form {
+                    Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+                    Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+                    Compression::None => "application/vnd.oci.image.layer.v1.tar",
+                };
+                let descriptor = LayerDescriptor {
+                    digest: crate::digest::Digest::of_bytes(&blob),
+                    media_type: media_type.to_string(),
+                    size: blob.len() as u64,
+                };
+                let (seconds, uncompressed) = time_scan(&descriptor, &blob)?;
+                slot.0 += seconds;
+                slot.1 += uncompressed;
+            }
+        }
+        let rate = |(seconds, bytes): (f64, u64)| {
+            if seconds > 0.0 {
+                bytes as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        Ok((rate(gzip), rate(zstd), rate(tar)))
+    })
+    .await
+    .map_err(|e| CalibrateError::Task(e.to_string()))??;
+    if rates.0 <= 0.0 {
+        return Err(CalibrateError::NoLayer(reference));
+    }
+    Ok(Measurements {
+        rtt_s,
+        connection_bytes_per_s: if download_s > 0.0 {
+            downloaded as f64 / download_s
+        } else {
+            0.0
+        },
+        node_bandwidth_bytes_per_s: None,
+        gzip_bytes_per_s: rates.0,
+        zstd_bytes_per_s: rates.1,
+        tar_bytes_per_s: Some(rates.2),
+        against: reference,
+        measured_at: today_utc(),
+    })
 }
