@@ -10,12 +10,14 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::advice::{self, AdviceError, AdviseOptions};
 use crate::cost::{self, CostError};
+use crate::gate::{self, Baseline, Budgets, GateError, Growth, Measured};
 use crate::inspect::{self, InspectError, InspectOptions, Progress};
 use crate::layer::{LayerLimits, LayerScan};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::{RegistryOptions, Secret};
 use crate::report::advise::AdviseReport;
 use crate::report::cost::PricingList;
+use crate::report::gate::GateReport;
 use crate::report::inspect::InspectReport;
 use crate::report::Format;
 use crate::source::{Platform, ResolvedImage, SourceError};
@@ -54,6 +56,8 @@ enum Command {
     Advise(AdviseArgs),
     /// Registry storage, transfer and cold-start estimates for one image or a set
     Cost(CostArgs),
+    /// Check an image against size, growth, waste, cold-start and cost budgets (exit 1 when any fails)
+    Gate(GateArgs),
     /// Measure round trip, download and unpack throughput against a real registry image
     /// and write a cold-start profile for `ballast cost --profiles`
     Calibrate(CalibrateArgs),
@@ -110,6 +114,59 @@ struct CostArgs {
     source: SourceArgs,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GateFormat {
+    Table,
+    Json,
+    Markdown,
+    /// The table plus `::error::` annotations for GitHub Actions
+    Github,
+}
+
+#[derive(Args, Debug)]
+struct GateArgs {
+    /// The image to check
+    image: String,
+    /// Budget file (TOML with a [gate] table; default: ./ballast.toml when present)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Baseline: an image reference, or a report saved with `ballast inspect --format json`
+    #[arg(long, value_name = "REF|FILE.json")]
+    baseline: Option<String>,
+    /// Largest compressed size allowed (e.g. 50MB)
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
+    /// Largest uncompressed size allowed
+    #[arg(long, value_name = "SIZE")]
+    max_uncompressed_size: Option<String>,
+    /// Growth allowed against the baseline: N% or a size; repeat for both
+    #[arg(long, value_name = "N%|SIZE")]
+    max_growth: Vec<String>,
+    /// Hidden bytes allowed (deleted or overwritten by later layers)
+    #[arg(long, value_name = "SIZE")]
+    max_wasted: Option<String>,
+    /// Lowest dive efficiency allowed (0..1)
+    #[arg(long, value_name = "0..1")]
+    min_efficiency: Option<f64>,
+    /// Longest modelled cold start allowed, in seconds (see --profile)
+    #[arg(long, value_name = "SECONDS")]
+    max_cold_start: Option<f64>,
+    /// Cold-start profile for --max-cold-start
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Highest estimated monthly registry cost, in USD
+    #[arg(long, value_name = "USD")]
+    max_monthly_cost: Option<f64>,
+    /// Fail when any ELF binary carries debug info or a symbol table
+    #[arg(long)]
+    no_unstripped: bool,
+    /// Output format (default: table on a terminal, JSON otherwise)
+    #[arg(long, value_enum)]
+    format: Option<GateFormat>,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -288,6 +345,9 @@ fn exit_status_for(error: &anyhow::Error) -> ExitStatus {
                 _ => ExitStatus::BadInput,
             };
         }
+        if cause.downcast_ref::<GateError>().is_some() {
+            return ExitStatus::BadInput;
+        }
         if cause.downcast_ref::<SourceError>().is_some()
             || cause.downcast_ref::<ReferenceError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()
@@ -311,6 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Inspect(args) => runtime.block_on(run_inspect(args)),
         Command::Advise(args) => runtime.block_on(run_advise(args)),
         Command::Cost(args) => runtime.block_on(run_cost(args)),
+        Command::Gate(args) => runtime.block_on(run_gate(args)),
         Command::Calibrate(args) => runtime.block_on(run_calibrate(args)),
     }
 }
@@ -493,6 +554,142 @@ pub fn image_sizes(analysis: &inspect::ImageAnalysis) -> cost::ImageSizes {
             })
             .collect(),
     }
+}
+
+fn size_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<u64>> {
+    value
+        .as_deref()
+        .map(|text| crate::size::parse_size(text).map_err(|e| UsageError(format!("{flag}: {e}"))))
+        .transpose()
+        .map_err(Into::into)
+}
+
+async fn run_gate(args: GateArgs) -> anyhow::Result<ExitStatus> {
+    let flags = Budgets {
+        baseline: args.baseline.clone(),
+        max_size: size_flag("--max-size", &args.max_size)?,
+        max_uncompressed_size: size_flag("--max-uncompressed-size", &args.max_uncompressed_size)?,
+        max_growth: args
+            .max_growth
+            .iter()
+            .map(|g| Growth::parse(g))
+            .collect::<Result<_, _>>()?,
+        max_wasted: size_flag("--max-wasted", &args.max_wasted)?,
+        min_efficiency: args.min_efficiency,
+        max_cold_start: args.max_cold_start,
+        profile: args.profile.clone(),
+        max_monthly_cost: args.max_monthly_cost,
+        no_unstripped: args.no_unstripped,
+    };
+    let config = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from("ballast.toml")).filter(|p| p.is_file()),
+    };
+    let budgets = match &config {
+        Some(path) => gate::load_config(path)?.overlay(flags),
+        None => flags,
+    };
+    budgets.validate()?;
+    if budgets.is_empty() {
+        return Err(UsageError("no budgets: give flags such as --max-size or --max-growth, or a ballast.toml with a [gate] table".into()).into());
+    }
+    let image = ImageRef::parse(&args.image)?;
+    let options = inspect_options(&args.source)?;
+    let progress = progress_reporter();
+    let analysis = inspect::inspect(&image, &options, progress.clone()).await?;
+    let baseline = match &budgets.baseline {
+        None => None,
+        Some(text) if text.ends_with(".json") || std::path::Path::new(text).is_file() => {
+            Some(gate::baseline_from_report(std::path::Path::new(text))?)
+        }
+        Some(text) => {
+            let base =
+                inspect::inspect(&ImageRef::parse(text)?, &options, progress.clone()).await?;
+            Some(Baseline {
+                reference: base.image.reference.clone(),
+                compressed_bytes: base.compressed_bytes(),
+                uncompressed_bytes: base.uncompressed_bytes(),
+            })
+        }
+    };
+    progress.finish();
+    let mut measured = Measured {
+        compressed_bytes: analysis.compressed_bytes(),
+        uncompressed_bytes: analysis.uncompressed_bytes(),
+        wasted_bytes: analysis.fs.wasted_bytes(),
+        dive_efficiency: analysis.fs.dive.efficiency,
+        ..Default::default()
+    };
+    if budgets.max_cold_start.is_some() || budgets.max_monthly_cost.is_some() {
+        let pricing_table = cost::pricing::load(config.as_deref())?;
+        let pricing = pricing_table.select(None)?;
+        let usage = cost::usage::load(config.as_deref())?;
+        let profiles = cost::coldstart::load(config.as_deref())?;
+        let profile = profiles.select(budgets.profile.as_deref())?;
+        let estimate = cost::estimate(
+            &[image_sizes(&analysis)],
+            pricing,
+            &usage,
+            &profiles,
+            profile,
+        )?;
+        if let Some(image_cost) = estimate.images.first() {
+            measured.cold_start_s = Some(image_cost.cold_start.total_s);
+            measured.cold_start_profile = Some(profile.name.clone());
+            measured.monthly_cost_usd = Some(estimate.set.total_usd_month);
+        }
+    }
+    let report = InspectReport::build(&analysis, 0);
+    for binary in &report.binaries {
+        match strippable_bytes(&binary.report) {
+            Some(0) => {}
+            Some(bytes) => measured
+                .unstripped
+                .push((binary.report.path.clone(), bytes)),
+            None => measured.unknown_strip.push(binary.report.path.clone()),
+        }
+    }
+    let checks = gate::evaluate(&budgets, &measured, baseline.as_ref());
+    let verdict = GateReport::new(report.image.clone(), baseline, checks);
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .with_context(|| {
+                format!(
+                    "cannot append to $GITHUB_STEP_SUMMARY ({})",
+                    PathBuf::from(&summary).display()
+                )
+            })?;
+        file.write_all(verdict.to_markdown().as_bytes())?;
+        file.write_all(b"\n")?;
+    }
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        GateFormat::Table
+    } else {
+        GateFormat::Json
+    });
+    write_stdout(&match format {
+        GateFormat::Table => verdict.to_table(),
+        GateFormat::Json => verdict.to_json(),
+        GateFormat::Markdown => verdict.to_markdown(),
+        GateFormat::Github => verdict.to_github(),
+    })?;
+    Ok(if verdict.pass {
+        ExitStatus::Success
+    } else {
+        ExitStatus::GateFailed
+    })
+}
+
+/// Bytes `strip --strip-all` would remove from a binary, from its forensic record
+/// (`None` when the record has no strip prediction, e.g. a malformed file).
+fn strippable_bytes(report: &crate::binary::BinaryReport) -> Option<u64> {
+    let value = serde_json::to_value(report).ok()?;
+    let size = value["size"].as_u64()?;
+    let after = value["strip"]["size_after_strip_all"].as_u64()?;
+    Some(size.saturating_sub(after))
 }
 
 async fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cost;
 pub mod digest;
 pub mod fs;
+pub mod gate;
 pub mod inspect;
 pub mod layer;
 pub mod reference;

@@ -1,0 +1,497 @@
+//! `ballast gate`: budgets a CI job checks an image against, from flags or the
+//! `[gate]` table of `ballast.toml`, with a baseline from a registry image or from
+//! the JSON report of an earlier `ballast inspect`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::size::{human, parse_size};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("{what}: {reason}")]
+    Budget { what: String, reason: String },
+    #[error("baseline {path}: {reason}")]
+    Baseline { path: PathBuf, reason: String },
+}
+
+/// A growth budget: relative or absolute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Growth {
+    Percent(f64),
+    Bytes(u64),
+}
+
+impl Growth {
+    pub fn parse(text: &str) -> Result<Self, GateError> {
+        let trimmed = text.trim();
+        if let Some(number) = trimmed.strip_suffix('%') {
+            let value: f64 = number.trim().parse().map_err(|_| GateError::Budget {
+                what: "--max-growth".into(),
+                reason: format!("{text:?} is not a percentage such as 10%"),
+            })?;
+            if !value.is_finite() || value < 0.0 {
+                return Err(GateError::Budget {
+                    what: "--max-growth".into(),
+                    reason: format!("{text:?} must be zero or more"),
+                });
+            }
+            return Ok(Growth::Percent(value));
+        }
+        parse_size(trimmed)
+            .map(Growth::Bytes)
+            .map_err(|e| GateError::Budget {
+                what: "--max-growth".into(),
+                reason: format!("{e}, or a percentage such as 10%"),
+            })
+    }
+}
+
+/// Every budget, all optional.
+#[derive(Debug, Clone, Default)]
+pub struct Budgets {
+    pub baseline: Option<String>,
+    pub max_size: Option<u64>,
+    pub max_uncompressed_size: Option<u64>,
+    pub max_growth: Vec<Growth>,
+    pub max_wasted: Option<u64>,
+    pub min_efficiency: Option<f64>,
+    pub max_cold_start: Option<f64>,
+    pub profile: Option<String>,
+    pub max_monthly_cost: Option<f64>,
+    pub no_unstripped: bool,
+}
+
+impl Budgets {
+    pub fn is_empty(&self) -> bool {
+        self.max_size.is_none()
+            && self.max_uncompressed_size.is_none()
+            && self.max_growth.is_empty()
+            && self.max_wasted.is_none()
+            && self.min_efficiency.is_none()
+            && self.max_cold_start.is_none()
+            && self.max_monthly_cost.is_none()
+            && !self.no_unstripped
+    }
+
+    /// Flags win over the file, key by key.
+    pub fn overlay(mut self, flags: Budgets) -> Budgets {
+        if flags.baseline.is_some() {
+            self.baseline = flags.baseline;
+        }
+        self.max_size = flags.max_size.or(self.max_size);
+        self.max_uncompressed_size = flags.max_uncompressed_size.or(self.max_uncompressed_size);
+        if !flags.max_growth.is_empty() {
+            self.max_growth = flags.max_growth;
+        }
+        self.max_wasted = flags.max_wasted.or(self.max_wasted);
+        self.min_efficiency = flags.min_efficiency.or(self.min_efficiency);
+        self.max_cold_start = flags.max_cold_start.or(self.max_cold_start);
+        self.profile = flags.profile.or(self.profile);
+        self.max_monthly_cost = flags.max_monthly_cost.or(self.max_monthly_cost);
+        self.no_unstripped |= flags.no_unstripped;
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), GateError> {
+        if let Some(efficiency) = self.min_efficiency {
+            if !(0.0..=1.0).contains(&efficiency) {
+                return Err(GateError::Budget {
+                    what: "--min-efficiency".into(),
+                    reason: format!("{efficiency} is not between 0 and 1"),
+                });
+            }
+        }
+        for (what, value) in [
+            ("--max-cold-start", self.max_cold_start),
+            ("--max-monthly-cost", self.max_monthly_cost),
+        ] {
+            if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                return Err(GateError::Budget {
+                    what: what.into(),
+                    reason: "must be zero or more".into(),
+                });
+            }
+        }
+        let percents = self
+            .max_growth
+            .iter()
+            .filter(|g| matches!(g, Growth::Percent(_)))
+            .count();
+        let bytes = self.max_growth.len() - percents;
+        if percents > 1 || bytes > 1 {
+            return Err(GateError::Budget {
+                what: "--max-growth".into(),
+                reason: "give at most one percentage and one absolute budget".into(),
+            });
+        }
+        if !self.max_growth.is_empty() && self.baseline.is_none() {
+            return Err(GateError::Budget {
+                what: "--max-growth".into(),
+                reason:
+                    "needs --baseline (an image or a saved `ballast inspect --format json` report)"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateTable {
+    baseline: Option<String>,
+    max_size: Option<SizeValue>,
+    max_uncompressed_size: Option<SizeValue>,
+    max_growth: Option<GrowthValue>,
+    max_wasted: Option<SizeValue>,
+    min_efficiency: Option<f64>,
+    max_cold_start: Option<f64>,
+    profile: Option<String>,
+    max_monthly_cost: Option<f64>,
+    no_unstripped: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GrowthValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct ConfigFile {
+    gate: Option<GateTable>,
+}
+
+/// Reads the `[gate]` table of a `ballast.toml`; other tables (`[[pricing]]`, `[usage]`,
+/// `[[profile]]`) are the cost command's.
+pub fn load_config(path: &Path) -> Result<Budgets, GateError> {
+    let config_error = |reason: String| GateError::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| config_error(e.to_string()))?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|span| {
+            text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        });
+        config_error(match line {
+            Some(line) => format!("line {line}: {}", e.message()),
+            None => e.message().to_string(),
+        })
+    })?;
+    let Some(table) = file.gate else {
+        return Ok(Budgets::default());
+    };
+    let size = |key: &str, value: Option<SizeValue>| -> Result<Option<u64>, GateError> {
+        match value {
+            None => Ok(None),
+            Some(SizeValue::Bytes(bytes)) => Ok(Some(bytes)),
+            Some(SizeValue::Text(text)) => parse_size(&text)
+                .map(Some)
+                .map_err(|e| config_error(format!("gate.{key}: {e}"))),
+        }
+    };
+    let growth = match table.max_growth {
+        None => vec![],
+        Some(GrowthValue::One(text)) => {
+            vec![Growth::parse(&text).map_err(|e| config_error(format!("gate.max_growth: {e}")))?]
+        }
+        Some(GrowthValue::Many(list)) => list
+            .iter()
+            .map(|text| {
+                Growth::parse(text).map_err(|e| config_error(format!("gate.max_growth: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Budgets {
+        baseline: table.baseline,
+        max_size: size("max_size", table.max_size)?,
+        max_uncompressed_size: size("max_uncompressed_size", table.max_uncompressed_size)?,
+        max_growth: growth,
+        max_wasted: size("max_wasted", table.max_wasted)?,
+        min_efficiency: table.min_efficiency,
+        max_cold_start: table.max_cold_start,
+        profile: table.profile,
+        max_monthly_cost: table.max_monthly_cost,
+        no_unstripped: table.no_unstripped.unwrap_or(false),
+    })
+}
+
+/// The baseline's sizes, from an image or a saved report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    pub reference: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+/// Reads the sizes out of a saved `ballast inspect --format json` report.
+pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
+    let baseline_error = |reason: String| GateError::Baseline {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|e| baseline_error(e.to_string()))?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| baseline_error(format!("not JSON: {e}")))?;
+    match report["schema_version"].as_u64() {
+        Some(version) if version == u64::from(crate::report::SCHEMA_VERSION) => {}
+        Some(version) => {
+            return Err(baseline_error(format!(
+                "schema_version {version}; this ballast reads {}",
+                crate::report::SCHEMA_VERSION
+            )))
+        }
+        None => {
+            return Err(baseline_error(
+                "no schema_version: not a ballast inspect report".into(),
+            ))
+        }
+    }
+    let number = |key: &str| {
+        report["totals"][key].as_u64().ok_or_else(|| {
+            baseline_error(format!(
+                "totals.{key} is missing: not a ballast inspect report"
+            ))
+        })
+    };
+    Ok(Baseline {
+        reference: report["image"]["reference"]
+            .as_str()
+            .unwrap_or("(saved report)")
+            .to_string(),
+        compressed_bytes: number("compressed_bytes")?,
+        uncompressed_bytes: number("uncompressed_bytes")?,
+    })
+}
+
+/// What the gate measured of the image, gathered by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub wasted_bytes: u64,
+    pub dive_efficiency: f64,
+    pub cold_start_s: Option<f64>,
+    pub cold_start_profile: Option<String>,
+    pub monthly_cost_usd: Option<f64>,
+    /// Binaries carrying debug info or symbols: (path, bytes strip would remove).
+    pub unstripped: Vec<(String, u64)>,
+    /// Binaries whose strip figures could not be computed.
+    pub unknown_strip: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub rule: String,
+    /// The image's value (bytes, a ratio, seconds or USD, as the rule says).
+    pub value: f64,
+    pub limit: f64,
+    pub pass: bool,
+    /// The value and limit as a person reads them.
+    pub detail: String,
+}
+
+pub fn evaluate(budgets: &Budgets, measured: &Measured, baseline: Option<&Baseline>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut bytes_rule = |rule: &str, value: u64, limit: Option<u64>| {
+        if let Some(limit) = limit {
+            checks.push(Check {
+                rule: rule.into(),
+                value: value as f64,
+                limit: limit as f64,
+                pass: value <= limit,
+                detail: format!("{} (limit {})", human(value), human(limit)),
+            });
+        }
+    };
+    bytes_rule("max_size", measured.compressed_bytes, budgets.max_size);
+    bytes_rule(
+        "max_uncompressed_size",
+        measured.uncompressed_bytes,
+        budgets.max_uncompressed_size,
+    );
+    bytes_rule("max_wasted", measured.wasted_bytes, budgets.max_wasted);
+    if let Some(baseline) = baseline {
+        let delta = measured.compressed_bytes as i64 - baseline.compressed_bytes as i64;
+        for growth in &budgets.max_growth {
+            match growth {
+                Growth::Bytes(limit) => checks.push(Check {
+                    rule: "max_growth_bytes".into(),
+                    value: delta as f64,
+                    limit: *limit as f64,
+                    pass: delta <= *limit as i64,
+                    detail: format!(
+                        "{} against {} ({} → {}; limit +{})",
+                        crate::size::human_delta(delta),
+                        baseline.reference,
+                        human(baseline.compressed_bytes),
+                        human(measured.compressed_bytes),
+                        human(*limit)
+                    ),
+                }),
+                Growth::Percent(limit) => {
+                    let percent = if baseline.compressed_bytes == 0 {
+                        if delta > 0 {
+                            f64::INFINITY
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        delta as f64 / baseline.compressed_bytes as f64 * 100.0
+                    };
+                    checks.push(Check {
+                        rule: "max_growth_percent".into(),
+                        value: (percent * 1000.0).round() / 1000.0,
+                        limit: *limit,
+                        pass: percent <= *limit,
+                        detail: format!(
+                            "{percent:+.2}% against {} ({} → {}; limit +{limit}%)",
+                            baseline.reference,
+                            human(baseline.compressed_bytes),
+                            human(measured.compressed_bytes)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(limit) = budgets.min_efficiency {
+        checks.push(Check {
+            rule: "min_efficiency".into(),
+            value: measured.dive_efficiency,
+            limit,
+            pass: measured.dive_efficiency >= limit,
+            detail: format!(
+                "{:.4} (dive's efficiency; minimum {limit})",
+                measured.dive_efficiency
+            ),
+        });
+    }
+    if let (Some(limit), Some(value)) = (budgets.max_cold_start, measured.cold_start_s) {
+        checks.push(Check {
+            rule: "max_cold_start".into(),
+            value,
+            limit,
+            pass: value <= limit,
+            detail: format!(
+                "{value:.2} s on profile {} (limit {limit} s; modelled, see ballast cost)",
+                measured.cold_start_profile.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    if let (Some(limit), Some(value)) = (budgets.max_monthly_cost, measured.monthly_cost_usd) {
+        checks.push(Check {
+            rule: "max_monthly_cost".into(),
+            value,
+            limit,
+            pass: value <= limit,
+            detail: format!("${value:.4}/month (limit ${limit}; estimated, see ballast cost)"),
+        });
+    }
+    if budgets.no_unstripped {
+        let strippable: u64 = measured.unstripped.iter().map(|(_, b)| b).sum();
+        let mut detail = if measured.unstripped.is_empty() {
+            "no binary carries debug info or symbols".to_string()
+        } else {
+            format!(
+                "{} unstripped: {} ({} strip would remove)",
+                measured.unstripped.len(),
+                measured
+                    .unstripped
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                human(strippable)
+            )
+        };
+        if !measured.unknown_strip.is_empty() {
+            detail.push_str(&format!(
+                "; {} not analysable",
+                measured.unknown_strip.len()
+            ));
+        }
+        checks.push(Check {
+            rule: "no_unstripped".into(),
+            value: measured.unstripped.len() as f64,
+            limit: 0.0,
+            pass: measured.unstripped.is_empty(),
+            detail,
+        });
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_budgets() {
+        assert_eq!(Growth::parse("10%").ok(), Some(Growth::Percent(10.0)));
+        assert_eq!(Growth::parse("5MB").ok(), Some(Growth::Bytes(5_000_000)));
+        assert!(Growth::parse("-3%").is_err());
+        assert!(Growth::parse("lots").is_err());
+    }
+
+    #[test]
+    fn growth_against_baseline() {
+        let budgets = Budgets {
+            baseline: Some("base".into()),
+            max_growth: vec![Growth::Percent(10.0), Growth::Bytes(1000)],
+            ..Default::default()
+        };
+        let baseline = Baseline {
+            reference: "base".into(),
+            compressed_bytes: 10_000,
+            uncompressed_bytes: 20_000,
+        };
+        let grown = Measured {
+            compressed_bytes: 11_500,
+            ..Default::default()
+        };
+        let checks = evaluate(&budgets, &grown, Some(&baseline));
+        assert_eq!(checks.len(), 2);
+        assert!(checks.iter().all(|c| !c.pass), "{checks:?}");
+        assert_eq!(checks[0].value, 15.0);
+        let shrunk = Measured {
+            compressed_bytes: 9_000,
+            ..Default::default()
+        };
+        assert!(evaluate(&budgets, &shrunk, Some(&baseline))
+            .iter()
+            .all(|c| c.pass));
+    }
+
+    #[test]
+    fn validation() {
+        let missing_baseline = Budgets {
+            max_growth: vec![Growth::Percent(5.0)],
+            ..Default::default()
+        };
+        assert!(missing_baseline.validate().is_err());
+        let bad_efficiency = Budgets {
+            min_efficiency: Some(1.5),
+            ..Default::default()
+        };
+        assert!(bad_efficiency.validate().is_err());
+    }
+}
