@@ -17,6 +17,7 @@ use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::{RegistryOptions, Secret};
 use crate::report::advise::AdviseReport;
 use crate::report::cost::PricingList;
+use crate::report::diff::DiffReport;
 use crate::report::gate::GateReport;
 use crate::report::inspect::InspectReport;
 use crate::report::Format;
@@ -54,6 +55,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Ranked suggestions with the bytes each saves and how sure that figure is
     Advise(AdviseArgs),
+    /// What changed between two images: layers, files and binaries, by impact
+    Diff(DiffArgs),
     /// Registry storage, transfer and cold-start estimates for one image or a set
     Cost(CostArgs),
     /// Check an image against size, growth, waste, cold-start and cost budgets (exit 1 when any fails)
@@ -61,6 +64,21 @@ enum Command {
     /// Measure round trip, download and unpack throughput against a real registry image
     /// and write a cold-start profile for `ballast cost --profiles`
     Calibrate(CalibrateArgs),
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The image before
+    base: String,
+    /// The image after
+    new: String,
+    /// How many changed files to list
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -371,6 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Inspect(args) => runtime.block_on(run_inspect(args)),
         Command::Advise(args) => runtime.block_on(run_advise(args)),
         Command::Cost(args) => runtime.block_on(run_cost(args)),
+        Command::Diff(args) => runtime.block_on(run_diff(args)),
         Command::Gate(args) => runtime.block_on(run_gate(args)),
         Command::Calibrate(args) => runtime.block_on(run_calibrate(args)),
     }
@@ -477,6 +496,25 @@ async fn run_advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
         Format::Markdown => report.to_markdown(),
     };
     write_stdout(&text)?;
+    Ok(ExitStatus::Success)
+}
+
+async fn run_diff(args: DiffArgs) -> anyhow::Result<ExitStatus> {
+    let base = ImageRef::parse(&args.base)?;
+    let new = ImageRef::parse(&args.new)?;
+    let options = inspect_options(&args.source)?;
+    let progress = progress_reporter();
+    let (base, new) = tokio::try_join!(
+        inspect::inspect(&base, &options, progress.clone()),
+        inspect::inspect(&new, &options, progress.clone())
+    )?;
+    progress.finish();
+    let report = DiffReport::new(crate::diff::diff(&base, &new), args.top);
+    write_stdout(&match output_format(&args.output) {
+        Format::Json => report.to_json(),
+        Format::Table => report.to_table(),
+        Format::Markdown => report.to_markdown(),
+    })?;
     Ok(ExitStatus::Success)
 }
 

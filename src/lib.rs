@@ -11,6 +11,7 @@ pub mod build;
 pub mod category;
 pub mod cli;
 pub mod cost;
+pub mod diff;
 pub mod digest;
 pub mod fs;
 pub mod gate;

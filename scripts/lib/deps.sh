@@ -6,6 +6,9 @@ ensure_packages() {
   command -v go >/dev/null 2>&1 || need+=(golang-go)
   command -v gcc >/dev/null 2>&1 || need+=(gcc)
   command -v strip >/dev/null 2>&1 || need+=(binutils)
+  # The real strip for the arm64 sample, the oracle of the strip predictions.
+  command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || need+=(binutils-aarch64-linux-gnu)
+  command -v git >/dev/null 2>&1 || need+=(git)
   local extra
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")

@@ -146,10 +146,13 @@ impl Samples {
         std::fs::create_dir_all(&self.cache)?;
         let gocache = self.cache.join("gocache");
         let gopath = self.cache.join("gopath");
-        let partial = output.with_extension("partial");
+        let partial = partial_path(&output);
         let mut command = Command::new("go");
         command
             .arg("build")
+            // Stamping VCS state would tie the binary to the commit under test while
+            // the cache key ignores it.
+            .arg("-buildvcs=false")
             .args(&args)
             .arg("-o")
             .arg(&partial)
@@ -180,7 +183,7 @@ impl Samples {
             return Ok(output);
         }
         std::fs::create_dir_all(&self.cache)?;
-        let partial = output.with_extension("partial");
+        let partial = partial_path(&output);
         let mut command = Command::new("rustc");
         command.args(&flags).arg("-o").arg(&partial).arg(&source);
         run(command, &format!("the Rust sample ({})", build.name()))?;
@@ -197,13 +200,26 @@ impl Samples {
         }
         require_tool("gcc", &["--version"], "apt-get install -y gcc")?;
         std::fs::create_dir_all(&self.cache)?;
-        let partial = output.with_extension("partial");
+        let partial = partial_path(&output);
         let mut command = Command::new("gcc");
         command.args(["-O2", "-g", "-o"]).arg(&partial).arg(&source);
         run(command, "the C sample")?;
         std::fs::rename(&partial, &output)?;
         Ok(output)
     }
+}
+
+/// A temporary output path no other build (thread or process) uses at the same time.
+fn partial_path(output: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".partial-{}-{n}", std::process::id()));
+    output.with_file_name(name)
 }
 
 fn fingerprint(files: &[&Path], extra: &str) -> Result<String, SampleError> {

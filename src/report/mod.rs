@@ -3,6 +3,7 @@
 
 pub mod advise;
 pub mod cost;
+pub mod diff;
 pub mod gate;
 pub mod inspect;
 pub mod markdown;

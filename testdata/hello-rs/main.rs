@@ -14,7 +14,11 @@ fn main() -> std::io::Result<()> {
         let mut stream = stream?;
         let mut request_line = String::new();
         BufReader::new(&stream).read_line(&mut request_line)?;
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
         let body = format!("hello from Rust, you asked for {path}\n");
         write!(
             stream,

@@ -1,0 +1,284 @@
+//! `ballast diff BASE NEW`: what changed between two images, sorted by impact.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::inspect::ImageAnalysis;
+use crate::layer::EntryKind;
+use crate::report::inspect::InspectReport;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerChange {
+    /// `added`, `removed` or `shared`.
+    pub change: &'static str,
+    pub digest: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    /// Position in BASE and in NEW.
+    pub base_index: Option<usize>,
+    pub new_index: Option<usize>,
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    /// `added`, `removed`, `grown` or `shrunk`.
+    pub change: &'static str,
+    pub path: String,
+    pub before: u64,
+    pub after: u64,
+    pub delta: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BinaryChange {
+    pub path: String,
+    pub before: u64,
+    pub after: u64,
+    pub delta: i64,
+    /// What changed in its make-up, in words ("debug info came back", …).
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub before: u64,
+    pub after: u64,
+    pub delta: i64,
+    pub percent: f64,
+}
+
+impl Totals {
+    fn of(before: u64, after: u64) -> Self {
+        let delta = after as i64 - before as i64;
+        Self {
+            before,
+            after,
+            delta,
+            percent: if before == 0 {
+                0.0
+            } else {
+                (delta as f64 / before as f64 * 10_000.0).round() / 100.0
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageDiff {
+    pub base: String,
+    pub new: String,
+    pub compressed: Totals,
+    pub uncompressed: Totals,
+    pub visible_files: Totals,
+    pub wasted: Totals,
+    pub layers: Vec<LayerChange>,
+    pub files: Vec<FileChange>,
+    pub binaries: Vec<BinaryChange>,
+}
+
+pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
+    let created_base = base.image.config.created_by_per_layer(base.layers.len());
+    let created_new = new.image.config.created_by_per_layer(new.layers.len());
+    let base_digests: BTreeMap<String, usize> = base
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.descriptor.digest.to_string(), i))
+        .collect();
+    let new_digests: BTreeMap<String, usize> = new
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.descriptor.digest.to_string(), i))
+        .collect();
+    let mut layers = Vec::new();
+    for (index, layer) in new.layers.iter().enumerate() {
+        let digest = layer.descriptor.digest.to_string();
+        let base_index = base_digests.get(&digest).copied();
+        layers.push(LayerChange {
+            change: if base_index.is_some() {
+                "shared"
+            } else {
+                "added"
+            },
+            digest,
+            compressed_bytes: layer.compressed_bytes,
+            uncompressed_bytes: layer.uncompressed_bytes,
+            base_index,
+            new_index: Some(index),
+            created_by: created_new.get(index).cloned().flatten(),
+        });
+    }
+    for (index, layer) in base.layers.iter().enumerate() {
+        let digest = layer.descriptor.digest.to_string();
+        if !new_digests.contains_key(&digest) {
+            layers.push(LayerChange {
+                change: "removed",
+                digest,
+                compressed_bytes: layer.compressed_bytes,
+                uncompressed_bytes: layer.uncompressed_bytes,
+                base_index: Some(index),
+                new_index: None,
+                created_by: created_base.get(index).cloned().flatten(),
+            });
+        }
+    }
+
+    let files_of = |analysis: &ImageAnalysis| -> BTreeMap<String, u64> {
+        analysis
+            .fs
+            .merged
+            .iter()
+            .filter(|(_, n)| n.kind == EntryKind::File)
+            .map(|(p, n)| (p.clone(), n.size))
+            .collect()
+    };
+    let before_files = files_of(base);
+    let after_files = files_of(new);
+    let paths: BTreeSet<&String> = before_files.keys().chain(after_files.keys()).collect();
+    let mut files = Vec::new();
+    for path in paths {
+        let (before, after) = (before_files.get(path), after_files.get(path));
+        let change = match (before, after) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            (Some(b), Some(a)) if a > b => "grown",
+            (Some(b), Some(a)) if a < b => "shrunk",
+            _ => continue,
+        };
+        let (before, after) = (before.copied().unwrap_or(0), after.copied().unwrap_or(0));
+        files.push(FileChange {
+            change,
+            path: format!("/{path}"),
+            before,
+            after,
+            delta: after as i64 - before as i64,
+        });
+    }
+    files.sort_by(|a, b| {
+        b.delta
+            .unsigned_abs()
+            .cmp(&a.delta.unsigned_abs())
+            .then_with(|| a.path.cmp(&b.path))
+    });
+
+    let binaries_of = |analysis: &ImageAnalysis| -> BTreeMap<String, serde_json::Value> {
+        InspectReport::build(analysis, 0)
+            .binaries
+            .into_iter()
+            .filter_map(|b| Some((b.report.path.clone(), serde_json::to_value(&b.report).ok()?)))
+            .collect()
+    };
+    let before_binaries = binaries_of(base);
+    let after_binaries = binaries_of(new);
+    let mut binaries = Vec::new();
+    for (path, after) in &after_binaries {
+        let Some(before) = before_binaries.get(path) else {
+            continue;
+        };
+        let changes = binary_changes(before, after);
+        let size = |v: &serde_json::Value| v["size"].as_u64().unwrap_or(0);
+        if changes.is_empty() && size(before) == size(after) {
+            continue;
+        }
+        binaries.push(BinaryChange {
+            path: path.clone(),
+            before: size(before),
+            after: size(after),
+            delta: size(after) as i64 - size(before) as i64,
+            changes,
+        });
+    }
+    binaries.sort_by(|a, b| {
+        b.delta
+            .unsigned_abs()
+            .cmp(&a.delta.unsigned_abs())
+            .then_with(|| a.path.cmp(&b.path))
+    });
+
+    ImageDiff {
+        base: base.image.reference.clone(),
+        new: new.image.reference.clone(),
+        compressed: Totals::of(base.compressed_bytes(), new.compressed_bytes()),
+        uncompressed: Totals::of(base.uncompressed_bytes(), new.uncompressed_bytes()),
+        visible_files: Totals::of(base.fs.visible_bytes(), new.fs.visible_bytes()),
+        wasted: Totals::of(base.fs.wasted_bytes(), new.fs.wasted_bytes()),
+        layers,
+        files,
+        binaries,
+    }
+}
+
+/// A binary's make-up, compared field by field on its forensic record.
+fn binary_changes(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+    let mut changes = Vec::new();
+    let flag = |v: &serde_json::Value, key: &str| v[key].as_bool();
+    match (
+        flag(before, "has_debug_info"),
+        flag(after, "has_debug_info"),
+    ) {
+        (Some(false), Some(true)) => changes.push("debug info came back".to_string()),
+        (Some(true), Some(false)) => changes.push("debug info removed".to_string()),
+        _ => {}
+    }
+    match (
+        flag(before, "has_symbol_table"),
+        flag(after, "has_symbol_table"),
+    ) {
+        (Some(false), Some(true)) => changes.push("symbol table came back".to_string()),
+        (Some(true), Some(false)) => changes.push("symbol table removed".to_string()),
+        _ => {}
+    }
+    for (key, label) in [
+        ("linkage", "linkage"),
+        ("language", "language"),
+        ("interpreter", "interpreter"),
+    ] {
+        if before[key] != after[key] {
+            let show =
+                |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            changes.push(format!(
+                "{label}: {} → {}",
+                show(&before[key]),
+                show(&after[key])
+            ));
+        }
+    }
+    let version = |v: &serde_json::Value| {
+        v["go"]["version"]
+            .as_str()
+            .or_else(|| v["rust"]["rustc_version"].as_str())
+            .map(str::to_string)
+    };
+    if version(before) != version(after) {
+        changes.push(format!(
+            "toolchain: {} → {}",
+            version(before).unwrap_or_else(|| "?".into()),
+            version(after).unwrap_or_else(|| "?".into())
+        ));
+    }
+    if let (Some(b), Some(a)) = (
+        before["anatomy"]["groups"].as_array(),
+        after["anatomy"]["groups"].as_array(),
+    ) {
+        let sizes = |groups: &Vec<serde_json::Value>| -> BTreeMap<String, u64> {
+            groups
+                .iter()
+                .filter_map(|g| Some((g["group"].as_str()?.to_string(), g["bytes"].as_u64()?)))
+                .collect()
+        };
+        let (b, a) = (sizes(b), sizes(a));
+        let groups: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for group in groups {
+            let before_bytes = b.get(group).copied().unwrap_or(0);
+            let after_bytes = a.get(group).copied().unwrap_or(0);
+            let delta = after_bytes as i64 - before_bytes as i64;
+            if delta.unsigned_abs() >= 4096 {
+                changes.push(format!("{group} {}", crate::size::human_delta(delta)));
+            }
+        }
+    }
+    changes
+}

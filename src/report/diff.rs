@@ -1,0 +1,171 @@
+//! The `diff` report.
+
+use std::fmt::Write as _;
+
+use super::markdown::{code, text};
+use super::{new_table, MarkdownTable, SCHEMA_VERSION};
+use crate::diff::{ImageDiff, Totals};
+use crate::size::{human, human_delta};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiffReport {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub diff: ImageDiff,
+}
+
+fn totals_line(t: &Totals) -> String {
+    format!(
+        "{} → {} ({}, {:+.2}%)",
+        human(t.before),
+        human(t.after),
+        human_delta(t.delta),
+        t.percent
+    )
+}
+
+impl DiffReport {
+    pub fn new(diff: ImageDiff, top: usize) -> Self {
+        let mut diff = diff;
+        diff.files.truncate(top);
+        Self {
+            schema_version: SCHEMA_VERSION,
+            diff,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        super::json(self)
+    }
+
+    pub fn to_table(&self) -> String {
+        let d = &self.diff;
+        let mut out = String::new();
+        let _ = writeln!(out, "{} → {}", d.base, d.new);
+        let _ = writeln!(out, "compressed    {}", totals_line(&d.compressed));
+        let _ = writeln!(out, "uncompressed  {}", totals_line(&d.uncompressed));
+        let _ = writeln!(out, "visible files {}", totals_line(&d.visible_files));
+        let _ = writeln!(out, "hidden bytes  {}\n", totals_line(&d.wasted));
+        let mut layers = new_table(
+            &[
+                "change",
+                "digest",
+                "compressed",
+                "base #",
+                "new #",
+                "created by",
+            ],
+            &[2, 3, 4],
+        );
+        for layer in d.layers.iter().filter(|l| l.change != "shared") {
+            layers.add_row(vec![
+                layer.change.to_string(),
+                layer
+                    .digest
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect(),
+                human(layer.compressed_bytes),
+                layer.base_index.map_or("-".into(), |i| i.to_string()),
+                layer.new_index.map_or("-".into(), |i| i.to_string()),
+                layer
+                    .created_by
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(60)
+                    .collect(),
+            ]);
+        }
+        let shared = d.layers.iter().filter(|l| l.change == "shared").count();
+        let _ = writeln!(out, "Layers ({shared} shared)\n{layers}\n");
+        let mut files = new_table(&["change", "path", "before", "after", "delta"], &[2, 3, 4]);
+        for file in &d.files {
+            files.add_row(vec![
+                file.change.to_string(),
+                file.path.clone(),
+                human(file.before),
+                human(file.after),
+                human_delta(file.delta),
+            ]);
+        }
+        let _ = writeln!(out, "Files, by impact\n{files}");
+        if !d.binaries.is_empty() {
+            let mut binaries = new_table(&["binary", "before", "after", "what changed"], &[1, 2]);
+            for binary in &d.binaries {
+                binaries.add_row(vec![
+                    binary.path.clone(),
+                    human(binary.before),
+                    human(binary.after),
+                    binary.changes.join("; "),
+                ]);
+            }
+            let _ = writeln!(out, "\nBinaries\n{binaries}");
+        }
+        out
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let d = &self.diff;
+        let mut out = String::new();
+        let _ = writeln!(out, "## {} → {}\n", code(&d.base), code(&d.new));
+        let mut totals = MarkdownTable::new(&["", ">before", ">after", ">delta", ">%"]);
+        for (label, t) in [
+            ("compressed", &d.compressed),
+            ("uncompressed", &d.uncompressed),
+            ("visible files", &d.visible_files),
+            ("hidden bytes", &d.wasted),
+        ] {
+            totals.row(vec![
+                label.into(),
+                human(t.before),
+                human(t.after),
+                human_delta(t.delta),
+                format!("{:+.2}", t.percent),
+            ]);
+        }
+        let _ = writeln!(out, "{}", totals.render());
+        let mut layers = MarkdownTable::new(&["change", "digest", ">compressed", "created by"]);
+        for layer in d.layers.iter().filter(|l| l.change != "shared") {
+            layers.row(vec![
+                layer.change.into(),
+                code(
+                    &layer
+                        .digest
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect::<String>(),
+                ),
+                human(layer.compressed_bytes),
+                text(&layer.created_by.clone().unwrap_or_default()),
+            ]);
+        }
+        let _ = writeln!(out, "### Layers\n\n{}", layers.render());
+        let mut files = MarkdownTable::new(&["change", "path", ">before", ">after", ">delta"]);
+        for file in &d.files {
+            files.row(vec![
+                file.change.into(),
+                code(&file.path),
+                human(file.before),
+                human(file.after),
+                human_delta(file.delta),
+            ]);
+        }
+        let _ = writeln!(out, "### Files, by impact\n\n{}", files.render());
+        if !d.binaries.is_empty() {
+            let mut binaries = MarkdownTable::new(&["binary", ">before", ">after", "what changed"]);
+            for binary in &d.binaries {
+                binaries.row(vec![
+                    code(&binary.path),
+                    human(binary.before),
+                    human(binary.after),
+                    text(&binary.changes.join("; ")),
+                ]);
+            }
+            let _ = writeln!(out, "### Binaries\n\n{}", binaries.render());
+        }
+        out
+    }
+}

@@ -1,0 +1,62 @@
+//! `ballast diff` between two real images from different sources.
+
+mod common;
+
+use ballast::build::samples::{self, GoBuild};
+use ballast::build::{Item, LayerSpec};
+use common::*;
+
+#[test]
+fn added_layer_and_files_sorted_by_impact() {
+    let home = tempfile::tempdir().expect("home");
+    let samples = samples();
+    let spec = samples::service_image(&samples.go(GoBuild::CgoOff).expect("go"), "app", false)
+        .expect("spec");
+    let base = spec.build().expect("build");
+    let mut grown = spec.clone();
+    grown.layers.push(LayerSpec::new(
+        "COPY assets /assets",
+        vec![
+            Item::file("assets/big", vec![7u8; 900_000]),
+            Item::file("assets/small", vec![1u8; 1_000]),
+        ],
+    ));
+    let new = grown.build().expect("build");
+    // Base from the registry, new from an OCI layout: any two sources compare.
+    let base_ref = push(registry(), "diff/app:1", &[&base]);
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&new, Some("2"))]).expect("layout");
+    let output = ballast(home.path())
+        .args([
+            "diff",
+            &base_ref,
+            &format!("oci:{}:2", dir.path().display()),
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["schema_version"], 1);
+    let added_blob = new.layers.last().expect("layer").blob.len() as i64;
+    assert_eq!(report["compressed"]["delta"].as_i64(), Some(added_blob));
+    let layers = report["layers"].as_array().expect("layers");
+    assert_eq!(
+        layers.iter().filter(|l| l["change"] == "shared").count(),
+        base.layers.len()
+    );
+    let added: Vec<_> = layers.iter().filter(|l| l["change"] == "added").collect();
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["created_by"], "COPY assets /assets");
+    let files = report["files"].as_array().expect("files");
+    assert_eq!(files[0]["path"], "/assets/big");
+    assert_eq!(files[0]["change"], "added");
+    assert_eq!(files[0]["delta"], 900_000);
+    assert_eq!(files[1]["path"], "/assets/small");
+    assert_eq!(report["visible_files"]["delta"], 901_000);
+}
