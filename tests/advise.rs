@@ -6,6 +6,7 @@ mod common;
 
 use ballast::build::samples::{self, GoBuild, RustBuild};
 use ballast::build::{ImageSpec, Item, LayerSpec};
+
 use ballast::layer::Compression;
 use common::*;
 use serde_json::Value;
@@ -68,6 +69,14 @@ fn layer_waste_savings_hold_when_the_change_is_made() {
         .items
         .retain(|item| !matches!(item, Item::File { path, .. } if path == "tmp/build.log"));
     let fixed_image = fixed.build().expect("build fixed");
+    // The projection applies every exact and measured change, the strip included.
+    let go_binary = samples.go(GoBuild::Default).expect("go");
+    let projected = with_binary(
+        &fixed,
+        "usr/local/bin/hello",
+        &real_strip(&go_binary, "--strip-all"),
+    );
+    let projected_image = projected.build().expect("build projected");
 
     let caches = suggestion(&report, "drop-package-caches");
     assert_eq!(caches["saved_bytes_confidence"], "exact");
@@ -101,14 +110,14 @@ fn layer_waste_savings_hold_when_the_change_is_made() {
     );
 
     // The projection is the fixed image (its now-empty layers included).
-    let fixed_uncompressed: u64 = fixed.layers.iter().map(tar_len).sum();
+    let projected_uncompressed: u64 = projected.layers.iter().map(tar_len).sum();
     assert_eq!(
         u(&report["projected"]["uncompressed_bytes"]),
-        fixed_uncompressed
+        projected_uncompressed
     );
     assert!(within(
         u(&report["projected"]["compressed_bytes"]),
-        fixed_image.compressed_bytes(),
+        projected_image.compressed_bytes(),
         1.0
     ));
 
@@ -180,12 +189,101 @@ fn toolchain_and_overwrites_are_flagged() {
     assert!(u(&overwritten["saved_bytes"]) >= 50_000);
 }
 
+/// A file as the real binutils `strip` leaves it.
+fn real_strip(binary: &std::path::Path, flag: &str) -> Vec<u8> {
+    let out = tempfile::NamedTempFile::new().expect("temp");
+    let status = std::process::Command::new("strip")
+        .arg(flag)
+        .arg("-o")
+        .arg(out.path())
+        .arg(binary)
+        .status()
+        .expect("run strip");
+    assert!(status.success());
+    std::fs::read(out.path()).expect("read stripped")
+}
+
+fn with_binary(spec: &ImageSpec, install_path: &str, data: &[u8]) -> ImageSpec {
+    let mut spec = spec.clone();
+    for layer in &mut spec.layers {
+        for item in &mut layer.items {
+            if let Item::File {
+                path,
+                data: contents,
+                ..
+            } = item
+            {
+                if path == install_path {
+                    *contents = data.to_vec();
+                }
+            }
+        }
+    }
+    spec
+}
+
+#[test]
+fn strip_and_base_image_savings_hold_against_real_strip() {
+    let home = tempfile::tempdir().expect("home");
+    let samples = samples();
+    for (binary, strip_id, base_id) in [
+        (
+            samples.go(GoBuild::Default).expect("go"),
+            "go-ldflags-s-w",
+            "distroless-base",
+        ),
+        (
+            samples.rust(RustBuild::DebugInfo).expect("rust"),
+            "rust-strip",
+            "distroless-cc",
+        ),
+    ] {
+        let spec = samples::service_image(&binary, "usr/local/bin/hello", false).expect("spec");
+        let image = spec.build().expect("build");
+        let dir = tempfile::tempdir().expect("dir");
+        ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+        let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
+
+        // Made for real: the binary as binutils strip --strip-all leaves it.
+        let stripped = with_binary(
+            &spec,
+            "usr/local/bin/hello",
+            &real_strip(&binary, "--strip-all"),
+        );
+        let stripped_image = stripped.build().expect("build stripped");
+        let strip = suggestion(&report, strip_id);
+        assert_eq!(strip["saved_bytes_confidence"], "exact");
+        assert_eq!(
+            u(&strip["saved_bytes"]),
+            tar_len(&spec.layers[1]) - tar_len(&stripped.layers[1]),
+            "{strip_id}"
+        );
+        let real = (image.layers[1].blob.len() - stripped_image.layers[1].blob.len()) as u64;
+        assert!(
+            within(u(&strip["saved_compressed_bytes"]), real, 1.0),
+            "{strip_id}: {} vs {real}",
+            strip["saved_compressed_bytes"]
+        );
+
+        let base = suggestion(&report, base_id);
+        assert_eq!(base["confidence"], "measured");
+        assert_eq!(base["paths"][0], "/usr/local/bin/hello");
+        assert!(base["fix"].as_str().expect("fix").contains("distroless"));
+        let total: u64 = spec.layers.iter().map(tar_len).sum();
+        assert!(u(&base["saved_bytes"]) > 0 && u(&base["saved_bytes"]) < total);
+        assert!(u(&base["saved_compressed_bytes"]) > 0);
+    }
+}
+
 #[test]
 fn optimised_image_gets_no_suggestions() {
     let home = tempfile::tempdir().expect("home");
     let samples = samples();
-    let binary =
-        std::fs::read(samples.rust(RustBuild::Static).expect("static rust")).expect("read");
+    // Static, stripped by binutils, alone on scratch with its certificates, zstd layer.
+    let binary = real_strip(
+        &samples.rust(RustBuild::Static).expect("static rust"),
+        "--strip-all",
+    );
     let certs = std::fs::read("/etc/ssl/certs/ca-certificates.crt")
         .unwrap_or_else(|_| b"-----BEGIN CERTIFICATE-----\n".to_vec());
     let image = ImageSpec::new(vec![LayerSpec::new(
@@ -207,11 +305,10 @@ fn optimised_image_gets_no_suggestions() {
         .iter()
         .filter_map(|s| s["id"].as_str())
         .collect();
-    let false_ones: Vec<&&str> = ids
-        .iter()
-        .filter(|id| !["strip-debug", "rust-strip"].contains(id))
-        .collect();
-    assert!(false_ones.is_empty(), "an optimised image got {ids:?}");
+    assert!(
+        ids.is_empty(),
+        "a static, stripped image on scratch with zstd layers got {ids:?}"
+    );
     assert_eq!(
         u(&report["projected"]["compressed_bytes"]),
         image.compressed_bytes()

@@ -28,6 +28,8 @@ pub struct Variant {
     pub remove: HashSet<String>,
     /// Paths whose contents are replaced.
     pub replace: HashMap<String, Arc<Vec<u8>>>,
+    /// ELF files replaced by what `strip --strip-all` leaves of them.
+    pub strip: HashSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -291,18 +293,22 @@ pub fn rebuild(
                 entry.read_to_end(&mut data).map_err(io_error)?;
                 append(&mut baseline, &header, &raw_path, link.as_deref(), &data)
                     .map_err(io_error)?;
+                // Stripped once per entry, whichever variants want it.
+                let mut stripped: Option<Option<Vec<u8>>> = None;
                 for (variant, builder) in request.variants.iter().zip(builders.iter_mut()) {
                     if variant.remove.contains(&path) {
                         continue;
                     }
-                    match variant.replace.get(&path) {
-                        Some(replacement) => {
-                            append(builder, &header, &raw_path, link.as_deref(), replacement)
-                                .map_err(io_error)?
-                        }
-                        None => append(builder, &header, &raw_path, link.as_deref(), &data)
-                            .map_err(io_error)?,
-                    }
+                    let contents: &[u8] = if let Some(replacement) = variant.replace.get(&path) {
+                        replacement
+                    } else if variant.strip.contains(&path) {
+                        let result = stripped.get_or_insert_with(|| strip_all(&data));
+                        result.as_deref().unwrap_or(&data)
+                    } else {
+                        &data
+                    };
+                    append(builder, &header, &raw_path, link.as_deref(), contents)
+                        .map_err(io_error)?;
                 }
             }
         }
@@ -345,6 +351,16 @@ pub fn rebuild(
         variants,
         zstd,
     })
+}
+
+/// `strip --strip-all` in memory; a file the rewrite cannot handle stays as it is
+/// (its saving then counts as zero rather than as a guess).
+fn strip_all(data: &[u8]) -> Option<Vec<u8>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::binary::stripped(data, true)
+    }))
+    .ok()?
+    .ok()
 }
 
 fn append<W: Write>(

@@ -20,7 +20,7 @@ use crate::layer::ElfKind;
 pub use anatomy::{Anatomy, AnatomyGroup};
 pub use go::{GoInfo, GoModule, GoSettings};
 pub use rust::{RustCrate, RustInfo};
-pub use strip::StripPrediction;
+pub use strip::{stripped, StripPrediction};
 
 /// The forensic record of one ELF file.
 #[derive(Debug, Clone, Serialize)]

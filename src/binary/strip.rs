@@ -51,7 +51,41 @@ pub(crate) fn predict(data: &[u8]) -> Result<StripPrediction, String> {
     })
 }
 
+/// The file as `strip --strip-all` (`all`) or `strip --strip-debug` would leave it,
+/// for rebuilding a layer with the stripped binary in it.
+pub fn stripped(data: &[u8], all: bool) -> Result<Vec<u8>, String> {
+    let mode = if all { Mode::All } else { Mode::Debug };
+    let expected = rewritten_size(data, mode)?;
+    let mut out = Vec::with_capacity(expected as usize);
+    let builder = prepared_builder(data, mode)?;
+    builder
+        .write(&mut out)
+        .map_err(|e| format!("ELF writer: {e}"))?;
+    Ok(out)
+}
+
 fn rewritten_size(data: &[u8], mode: Mode) -> Result<u64, String> {
+    let builder = prepared_builder(data, mode)?;
+    let mut sink = CountingSink {
+        limit: size_limit(data.len() as u64),
+        reserved: None,
+        written: 0,
+    };
+    builder.write(&mut sink).map_err(|e| match sink.reserved {
+        None => format!("rewrite would be larger than {} bytes ({e})", sink.limit),
+        Some(_) => format!("ELF writer: {e}"),
+    })?;
+    match sink.reserved {
+        Some(reserved) if reserved != sink.written => Err(format!(
+            "ELF writer announced {reserved} bytes but wrote {}",
+            sink.written
+        )),
+        _ => Ok(sink.written),
+    }
+}
+
+/// The builder with everything `strip` would drop marked deleted.
+fn prepared_builder(data: &[u8], mode: Mode) -> Result<Builder<'_>, String> {
     let mut builder = Builder::read(data).map_err(|e| format!("ELF builder: {e}"))?;
     if builder.header.e_type == elf::ET_REL {
         // binutils keeps the symbols relocations refer to in objects; not modelled.
@@ -94,23 +128,7 @@ fn rewritten_size(data: &[u8], mode: Mode) -> Result<u64, String> {
     if mode == Mode::Debug && keeps_unused_section_symbols(builder.header.e_machine) {
         add_section_symbols(&mut builder);
     }
-
-    let mut sink = CountingSink {
-        limit: size_limit(data.len() as u64),
-        reserved: None,
-        written: 0,
-    };
-    builder.write(&mut sink).map_err(|e| match sink.reserved {
-        None => format!("rewrite would be larger than {} bytes ({e})", sink.limit),
-        Some(_) => format!("ELF writer: {e}"),
-    })?;
-    match sink.reserved {
-        Some(reserved) if reserved != sink.written => Err(format!(
-            "ELF writer announced {reserved} bytes but wrote {}",
-            sink.written
-        )),
-        _ => Ok(sink.written),
-    }
+    Ok(builder)
 }
 
 /// Largest alignment taken at face value; real files stop at huge pages (2 MiB).
