@@ -335,3 +335,48 @@ fn multi_platform_index_selection() {
     let error = expect_bad_input(home.path(), &["inspect", &reference, "--platform", "linux"]);
     assert!(error.contains("--platform"), "{error}");
 }
+
+#[test]
+fn binary_forensics_in_the_report_and_missing_libraries() {
+    let home = tempfile::tempdir().expect("home");
+    let samples = samples();
+    let dynamic = std::fs::read(samples.go(GoBuild::CgoOn).expect("cgo go")).expect("read");
+    let image = ImageSpec::new(vec![ballast::build::LayerSpec::new(
+        "COPY app /app",
+        vec![ballast::build::Item::executable("app", dynamic)],
+    )])
+    .build()
+    .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let report = inspect_json(home.path(), &[&format!("oci:{}:t", dir.path().display())]);
+    let app = &report["binaries"][0];
+    assert_eq!(app["path"], "/app");
+    assert_eq!(app["language"], "go");
+    assert_eq!(app["linkage"], "dynamic");
+    assert!(app["go"]["version"]
+        .as_str()
+        .expect("go version")
+        .starts_with("go1."));
+    assert_eq!(app["go"]["settings"]["CGO_ENABLED"], "1");
+    assert!(u(&app["strip"]["size_after_strip_all"]) < u(&app["size"]));
+    let missing = report["missing_libraries"].as_array().expect("missing");
+    assert!(
+        missing
+            .iter()
+            .any(|m| m["binary"] == "/app" && m["library"] == "libc.so.6"),
+        "{missing:?}"
+    );
+    let table = ballast(home.path())
+        .args([
+            "inspect",
+            &format!("oci:{}:t", dir.path().display()),
+            "--format",
+            "table",
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("MISSING: /app needs libc.so.6"), "{text}");
+    assert!(text.contains("Anatomy of /app"), "{text}");
+}

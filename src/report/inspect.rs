@@ -21,6 +21,9 @@ pub struct InspectReport {
     pub waste: Waste,
     pub categories: Vec<CategoryRow>,
     pub binaries: Vec<BinaryRow>,
+    /// Libraries a binary needs (`DT_NEEDED`) that the image does not have: it will
+    /// not start.
+    pub missing_libraries: Vec<MissingLibrary>,
     pub largest_files: Vec<FileRow>,
     /// With `inspect --advise`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,6 +92,12 @@ pub struct BinaryRow {
     pub layer: usize,
     #[serde(flatten)]
     pub report: BinaryReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingLibrary {
+    pub binary: String,
+    pub library: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +189,44 @@ impl InspectReport {
                 .cmp(&a.report.size)
                 .then_with(|| a.report.path.cmp(&b.report.path))
         });
+        let exists = |path: &str| {
+            let mut current = path.trim_start_matches('/').to_string();
+            for _ in 0..8 {
+                match fs.merged.get(&current) {
+                    Some(node) if node.kind == EntryKind::Symlink => {
+                        let Some(target) = &node.link_target else {
+                            return false;
+                        };
+                        current = match target.strip_prefix('/') {
+                            Some(absolute) => absolute.to_string(),
+                            None => {
+                                let dir = current.rsplit_once('/').map_or("", |(d, _)| d);
+                                match crate::layer::normalise_path(&format!("{dir}/{target}")) {
+                                    Ok(path) => path,
+                                    Err(_) => return false,
+                                }
+                            }
+                        };
+                    }
+                    Some(_) => return true,
+                    None => return false,
+                }
+            }
+            false
+        };
+        let mut missing_libraries = Vec::new();
+        for binary in &binaries {
+            let mut report = binary.report.clone();
+            report.path = report.path.trim_start_matches('/').to_string();
+            for (library, found) in crate::binary::resolve_needed(&report, exists) {
+                if found.is_none() {
+                    missing_libraries.push(MissingLibrary {
+                        binary: binary.report.path.clone(),
+                        library,
+                    });
+                }
+            }
+        }
         let mut wasted_files: Vec<WastedFile> = fs.wasted_files.iter().take(top).cloned().collect();
         for file in &mut wasted_files {
             file.path = format!("/{}", file.path);
@@ -205,6 +252,7 @@ impl InspectReport {
             },
             categories,
             binaries,
+            missing_libraries,
             largest_files: largest,
             advice: None,
         }
@@ -299,18 +347,66 @@ impl InspectReport {
         let _ = writeln!(out, "Bytes by category (visible files)\n{categories}\n");
 
         if !self.binaries.is_empty() {
-            let mut binaries =
-                new_table(&["path", "size", "language", "linkage", "layer"], &[1, 4]);
+            let mut binaries = new_table(
+                &[
+                    "path",
+                    "size",
+                    "language",
+                    "toolchain",
+                    "linkage",
+                    "debug/symbols",
+                    "strip saves",
+                    "layer",
+                ],
+                &[1, 6, 7],
+            );
             for binary in &self.binaries {
+                let r = &binary.report;
                 binaries.add_row(vec![
-                    truncate(&binary.report.path, 60),
-                    human(binary.report.size),
-                    binary.report.language.clone(),
-                    binary.report.linkage.clone(),
+                    truncate(&r.path, 50),
+                    human(r.size),
+                    r.language.clone(),
+                    toolchain(r),
+                    r.linkage.clone(),
+                    debug_flags(r),
+                    r.strip
+                        .as_ref()
+                        .map_or("-".into(), |s| human(s.saved_by_strip_all)),
                     binary.layer.to_string(),
                 ]);
             }
-            let _ = writeln!(out, "ELF binaries\n{binaries}\n");
+            let _ = writeln!(
+                out,
+                "ELF binaries (strip saves: exact, what strip --strip-all removes)\n{binaries}\n"
+            );
+            for binary in self
+                .binaries
+                .iter()
+                .filter(|b| is_application(&b.report))
+                .take(3)
+            {
+                if let Some(anatomy) = &binary.report.anatomy {
+                    let parts: Vec<String> = anatomy
+                        .groups
+                        .iter()
+                        .map(|g| format!("{} {}", g.group, human(g.bytes)))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "Anatomy of {}: {}",
+                        binary.report.path,
+                        parts.join(", ")
+                    );
+                }
+            }
+            for missing in &self.missing_libraries {
+                let _ = writeln!(
+                    out,
+                    "MISSING: {} needs {}, which the image does not have",
+                    missing.binary, missing.library
+                );
+            }
+            let _ = writeln!(out);
         }
 
         let mut largest = new_table(&["path", "size", "layer"], &[1, 2]);
@@ -416,18 +512,63 @@ impl InspectReport {
 
         if !self.binaries.is_empty() {
             let _ = writeln!(out, "### ELF binaries\n");
-            let mut binaries =
-                MarkdownTable::new(&["path", ">size", "language", "linkage", ">layer"]);
+            let mut binaries = MarkdownTable::new(&[
+                "path",
+                ">size",
+                "language",
+                "toolchain",
+                "linkage",
+                "debug/symbols",
+                ">strip saves",
+                ">layer",
+            ]);
             for binary in &self.binaries {
+                let r = &binary.report;
                 binaries.row(vec![
-                    code(&binary.report.path),
-                    human(binary.report.size),
-                    binary.report.language.clone(),
-                    binary.report.linkage.clone(),
+                    code(&r.path),
+                    human(r.size),
+                    text(&r.language),
+                    text(&toolchain(r)),
+                    text(&r.linkage),
+                    text(&debug_flags(r)),
+                    r.strip
+                        .as_ref()
+                        .map_or("-".into(), |s| human(s.saved_by_strip_all)),
                     binary.layer.to_string(),
                 ]);
             }
             let _ = writeln!(out, "{}", binaries.render());
+            let _ = writeln!(out, "*strip saves*: exact, what `strip --strip-all` removes (the ELF rewritten in memory).\n");
+            for binary in self
+                .binaries
+                .iter()
+                .filter(|b| is_application(&b.report))
+                .take(3)
+            {
+                if let Some(anatomy) = &binary.report.anatomy {
+                    let _ = writeln!(out, "Anatomy of {}:\n", code(&binary.report.path));
+                    let mut table = MarkdownTable::new(&["part", ">bytes", ">share"]);
+                    for group in &anatomy.groups {
+                        table.row(vec![
+                            text(group.group),
+                            human(group.bytes),
+                            format!(
+                                "{:.1}%",
+                                group.bytes as f64 * 100.0 / binary.report.size.max(1) as f64
+                            ),
+                        ]);
+                    }
+                    let _ = writeln!(out, "{}", table.render());
+                }
+            }
+            for missing in &self.missing_libraries {
+                let _ = writeln!(
+                    out,
+                    "- **missing library**: {} needs {}, which the image does not have",
+                    code(&missing.binary),
+                    code(&missing.library)
+                );
+            }
         }
 
         let _ = writeln!(out, "### Largest files\n");
@@ -442,6 +583,37 @@ impl InspectReport {
         let _ = write!(out, "{}", largest.render());
         out
     }
+}
+
+fn toolchain(report: &BinaryReport) -> String {
+    if let Some(go) = &report.go {
+        return go.version.clone();
+    }
+    if let Some(version) = report.rust.as_ref().and_then(|r| r.rustc_version.clone()) {
+        return format!(
+            "rustc {}",
+            version.split_whitespace().next().unwrap_or(&version)
+        );
+    }
+    "-".into()
+}
+
+fn debug_flags(report: &BinaryReport) -> String {
+    match (report.has_debug_info, report.has_symbol_table) {
+        (true, true) => "debug+symbols".into(),
+        (true, false) => "debug".into(),
+        (false, true) => "symbols".into(),
+        (false, false) => "stripped".into(),
+    }
+}
+
+/// Executables outside the system directories: what the image was built to run.
+fn is_application(report: &BinaryReport) -> bool {
+    let path = report.path.trim_start_matches('/');
+    (report.elf_type == "exec" || report.elf_type == "pie")
+        && !["bin/", "sbin/", "usr/bin/", "usr/sbin/", "lib", "usr/lib"]
+            .iter()
+            .any(|d| path.starts_with(d))
 }
 
 fn short_digest(digest: &str) -> String {
