@@ -3,7 +3,7 @@
 FROM rust:1-bookworm AS build
 RUN rustup target add x86_64-unknown-linux-musl \
  && apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
+ && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -14,5 +14,5 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin ball
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/target/x86_64-unknown-linux-musl/release/ballast /usr/local/bin/ballast
-USER nonroot:nonroot
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/ballast"]
