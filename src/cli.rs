@@ -249,6 +249,15 @@ struct SourceArgs {
     /// Layers allowed per image
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_layers: usize,
+    /// Attempts per registry request and per blob (429, 5xx, refused, cut or stalled transfers)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    retries: u32,
+    /// Seconds to wait for a registry connection
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    connect_timeout: f64,
+    /// Seconds a registry response may stay silent before the transfer is retried
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    read_timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -416,12 +425,29 @@ fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
     } else {
         None
     };
+    let seconds = |flag: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(std::time::Duration::from_secs_f64(value))
+        } else {
+            Err(UsageError(format!(
+                "{flag}: {value} is not a positive number of seconds"
+            )))
+        }
+    };
+    if args.retries == 0 {
+        return Err(UsageError("--retries: at least 1 attempt".into()).into());
+    }
     options.registry = RegistryOptions {
         username: args.username.clone(),
         password,
         insecure: args.insecure,
         ca_certs: args.ca_cert.clone(),
-        ..Default::default()
+        connect_timeout: Some(seconds("--connect-timeout", args.connect_timeout)?),
+        read_timeout: Some(seconds("--read-timeout", args.read_timeout)?),
+        retry: crate::registry::retry::RetryPolicy {
+            attempts: args.retries,
+            ..Default::default()
+        },
     };
     options.limits = LayerLimits {
         max_uncompressed_bytes: crate::size::parse_size(&args.max_layer_size)

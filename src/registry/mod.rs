@@ -2,6 +2,7 @@
 //! credentials, and turning its errors into one-line messages without secrets.
 
 pub mod auth;
+pub mod retry;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +48,7 @@ pub struct RegistryOptions {
     pub ca_certs: Vec<PathBuf>,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
+    pub retry: retry::RetryPolicy,
 }
 
 /// Loopback registries are spoken to over plain HTTP, as docker does for `localhost`.

@@ -1,15 +1,13 @@
 //! Images in an OCI registry.
 
-use futures_util::TryStreamExt;
-use oci_client::client::BlobResponse;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::manifest::{self, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
 use super::{verify_digest, BlobReader, ResolvedImage, SourceError, MAX_METADATA_BYTES};
 use crate::digest::Digest;
+use crate::registry::retry::{retry, ResumingBlob, RetryPolicy};
 use crate::registry::{self, AuthSources, RegistryOptions};
 use crate::source::{LayerDescriptor, Platform};
 
@@ -17,6 +15,7 @@ pub struct RegistrySource {
     client: Client,
     reference: Reference,
     auth: RegistryAuth,
+    policy: RetryPolicy,
 }
 
 impl RegistrySource {
@@ -32,6 +31,7 @@ impl RegistrySource {
             client,
             reference,
             auth: registry::registry_auth(&credentials),
+            policy: options.retry,
         })
     }
 
@@ -40,11 +40,12 @@ impl RegistrySource {
     }
 
     async fn pull_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), SourceError> {
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFEST_TYPES)
-            .await
-            .map_err(|e| self.classify(e))?;
+        let (bytes, digest) = retry(&self.policy, || {
+            self.client
+                .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFEST_TYPES)
+        })
+        .await
+        .map_err(|e| self.classify(e))?;
         let what = format!("manifest {}", reference.whole());
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {
@@ -119,16 +120,21 @@ impl RegistrySource {
                 limit: MAX_METADATA_BYTES,
             });
         }
-        let mut bytes = Vec::with_capacity(size as usize);
+
         let descriptor = OciDescriptor {
             digest: digest.to_string(),
             size: size as i64,
             ..Default::default()
         };
-        self.client
-            .pull_blob(&self.reference, &descriptor, &mut bytes)
-            .await
-            .map_err(|e| self.classify(e))?;
+        let bytes = retry(&self.policy, || async {
+            let mut bytes = Vec::with_capacity(size as usize);
+            self.client
+                .pull_blob(&self.reference, &descriptor, &mut bytes)
+                .await
+                .map(|()| bytes)
+        })
+        .await
+        .map_err(|e| self.classify(e))?;
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {
                 what,
@@ -140,9 +146,8 @@ impl RegistrySource {
         Ok(bytes)
     }
 
-    /// Streams a layer. Asking from offset 0 with a Range header makes registries
-    /// answer 206 with a stream oci-client does not hash: the layer pipeline hashes
-    /// every byte itself, so the digest is computed once, not twice.
+    /// Streams a layer through a reader that resumes cut transfers; the layer
+    /// pipeline hashes every byte itself.
     pub async fn open_blob(&self, layer: &LayerDescriptor) -> Result<BlobReader, SourceError> {
         let descriptor = OciDescriptor {
             digest: layer.digest.to_string(),
@@ -150,15 +155,15 @@ impl RegistrySource {
             media_type: layer.media_type.clone(),
             ..Default::default()
         };
-        let response = self
-            .client
-            .pull_blob_stream_partial(&self.reference, &descriptor, 0, None)
-            .await
-            .map_err(|e| self.classify(e))?;
-        let stream = match response {
-            BlobResponse::Full(stream) | BlobResponse::Partial(stream) => stream.stream,
-        };
-        let reader = StreamReader::new(stream.map_err(std::io::Error::other));
-        Ok(Box::new(SyncIoBridge::new(reader)))
+        let blob = ResumingBlob::open(
+            self.client.clone(),
+            self.reference.clone(),
+            descriptor,
+            layer.size,
+            self.policy,
+        )
+        .await
+        .map_err(|e| self.classify(e))?;
+        Ok(Box::new(blob))
     }
 }
