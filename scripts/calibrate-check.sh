@@ -34,3 +34,6 @@ done
 echo "predicted pull-and-walk (round trips + download + unpack, no process start): ${predicted} s"
 echo "measured ballast inspect (best of 3):                                     ${best} s"
 awk -v p="$predicted" -v m="$best" 'BEGIN{printf "gap: %+.0f%% (model over measured)\n", (p-m)/m*100}'
+echo "note: the model downloads, then unpacks one layer at a time (containerd's order); ballast overlaps"
+echo "download and decompression and walks two layers at once, so for ballast the model is an upper bound."
+
