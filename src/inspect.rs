@@ -10,7 +10,7 @@ use crate::fs::{self, FsAnalysis};
 use crate::layer::{self, LayerError, LayerLimits, LayerScan};
 use crate::reference::ImageRef;
 use crate::registry::RegistryOptions;
-use crate::source::{Platform, ResolvedImage, Source, SourceError};
+use crate::source::{Cancel, Platform, ResolvedImage, Source, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -121,6 +121,7 @@ pub async fn inspect_keeping_source(
 
     let semaphore = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let cancel = Cancel::default();
     let mut seen = HashMap::new();
     for (index, descriptor) in resolved.layers.iter().enumerate() {
         if seen.contains_key(&descriptor.digest) {
@@ -133,12 +134,16 @@ pub async fn inspect_keeping_source(
         let descriptor = descriptor.clone();
         let diff_id = resolved.config.diff_ids.get(index).cloned();
         let limits = options.limits;
+        let cancel = cancel.clone();
         tasks.spawn(async move {
             let _permit = semaphore
                 .acquire_owned()
                 .await
                 .map_err(|e| InspectError::Task(e.to_string()))?;
-            let blob = source.open_blob(&descriptor).await?;
+            if cancel.is_cancelled() {
+                return Err(InspectError::Task("cancelled".into()));
+            }
+            let blob = cancel.wrap(source.open_blob(&descriptor).await?);
             let scan = tokio::task::spawn_blocking(move || {
                 layer::scan_layer(blob, &descriptor, diff_id.as_ref(), &limits)
             })
@@ -149,8 +154,7 @@ pub async fn inspect_keeping_source(
         });
     }
     let mut scans: HashMap<usize, Arc<LayerScan>> = HashMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (index, scan) = joined.map_err(|e| InspectError::Task(e.to_string()))??;
+    for (index, scan) in crate::source::join_all(tasks, &cancel, InspectError::Task).await? {
         scans.insert(index, Arc::new(scan));
     }
     let mut layers = Vec::with_capacity(resolved.layers.len());

@@ -510,7 +510,9 @@ async fn run_rebuilds(
 ) -> Result<BTreeMap<usize, RebuildResult>, AdviceError> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let cancel = crate::source::Cancel::default();
     for (layer, request) in requests {
+        let cancel = cancel.clone();
         let source = Arc::clone(source);
         let semaphore = Arc::clone(&semaphore);
         let descriptor = analysis.layers[layer].descriptor.clone();
@@ -520,7 +522,10 @@ async fn run_rebuilds(
                 .acquire_owned()
                 .await
                 .map_err(|e| AdviceError::Task(e.to_string()))?;
-            let blob = source.open_blob(&descriptor).await?;
+            if cancel.is_cancelled() {
+                return Err(AdviceError::Task("cancelled".into()));
+            }
+            let blob = cancel.wrap(source.open_blob(&descriptor).await?);
             let result = tokio::task::spawn_blocking(move || {
                 rebuild::rebuild(blob, &descriptor, &request, max_entry_bytes)
             })
@@ -530,8 +535,7 @@ async fn run_rebuilds(
         });
     }
     let mut results = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (layer, result) = joined.map_err(|e| AdviceError::Task(e.to_string()))??;
+    for (layer, result) in crate::source::join_all(tasks, &cancel, AdviceError::Task).await? {
         results.insert(layer, result);
     }
     Ok(results)

@@ -180,10 +180,17 @@ pub fn classify(error: OciDistributionError, registry: &str, reference: &str) ->
                 reference,
                 detail: String::new(),
             },
-            _ => RegistryError::Transport {
-                registry,
-                detail: format!("{reference}: HTTP {code}: {}", first_line(&message)),
-            },
+            _ => {
+                // Registries answer errors with a JSON envelope or an HTML page; the
+                // status says what matters, and a plain-text body is worth a line.
+                let body = first_line(&message);
+                let detail = if body.is_empty() || body.starts_with('{') || body.starts_with('<') {
+                    format!("{reference}: HTTP {code}")
+                } else {
+                    format!("{reference}: HTTP {code}: {body}")
+                };
+                RegistryError::Transport { registry, detail }
+            }
         },
         OciDistributionError::RequestError(e) => RegistryError::Transport {
             registry,

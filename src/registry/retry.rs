@@ -150,8 +150,8 @@ impl ResumingBlob {
         io::Error::new(
             io::ErrorKind::ConnectionAborted,
             format!(
-                "{}: blob {}: gave up after {} attempts at byte {} of {}: {cause}",
-                self.registry, self.descriptor.digest, self.failures, self.offset, self.size
+                "{}: gave up after {} attempts at byte {} of {}: {cause}",
+                self.registry, self.failures, self.offset, self.size
             ),
         )
     }

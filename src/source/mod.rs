@@ -182,3 +182,73 @@ pub(crate) fn verify_digest(
     }
     Ok(())
 }
+
+/// Lets a command stop every blob reader still running on a blocking thread once one
+/// layer has failed, and wait for them: no reader may outlive the runtime it reads
+/// through.
+#[derive(Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `blob`, failing its next read once the command is cancelled.
+    pub fn wrap(&self, blob: BlobReader) -> BlobReader {
+        Box::new(CancellableReader {
+            inner: blob,
+            cancel: self.clone(),
+        })
+    }
+}
+
+struct CancellableReader {
+    inner: BlobReader,
+    cancel: Cancel,
+}
+
+impl Read for CancellableReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            // Not `Interrupted`: readers retry that kind forever.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "cancelled: another layer failed",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Collects every task's result; after the first failure the rest are cancelled and
+/// waited for, and that first failure is returned.
+pub async fn join_all<T: Send + 'static, E: Send + 'static>(
+    mut tasks: tokio::task::JoinSet<Result<T, E>>,
+    cancel: &Cancel,
+    task_error: impl Fn(String) -> E,
+) -> Result<Vec<T>, E> {
+    let mut results = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(value)) => results.push(value),
+            Ok(Err(error)) => {
+                cancel.cancel();
+                first_error.get_or_insert(error);
+            }
+            Err(join_error) => {
+                cancel.cancel();
+                first_error.get_or_insert(task_error(join_error.to_string()));
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(results),
+    }
+}

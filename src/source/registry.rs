@@ -106,6 +106,8 @@ impl RegistrySource {
         ))
     }
 
+    /// Configs are read through the same resuming reader as layers and verified here,
+    /// so a corrupt one reads like any other digest mismatch.
     async fn pull_small_blob(
         &self,
         digest: &Digest,
@@ -120,21 +122,31 @@ impl RegistrySource {
                 limit: MAX_METADATA_BYTES,
             });
         }
-
         let descriptor = OciDescriptor {
             digest: digest.to_string(),
             size: size as i64,
             ..Default::default()
         };
-        let bytes = retry(&self.policy, || async {
-            let mut bytes = Vec::with_capacity(size as usize);
-            self.client
-                .pull_blob(&self.reference, &descriptor, &mut bytes)
-                .await
-                .map(|()| bytes)
-        })
+        let blob = ResumingBlob::open(
+            self.client.clone(),
+            self.reference.clone(),
+            descriptor,
+            size,
+            self.policy,
+        )
         .await
         .map_err(|e| self.classify(e))?;
+        let read_what = what.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut bytes = Vec::with_capacity(size as usize);
+            blob.take(MAX_METADATA_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map(|_| bytes)
+        })
+        .await
+        .map_err(|e| SourceError::malformed(&read_what, e))?
+        .map_err(|e| SourceError::malformed(&read_what, format!("reading it failed: {e}")))?;
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {
                 what,

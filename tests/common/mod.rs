@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ballast::build::samples::Samples;
 use ballast::build::BuiltImage;
 
+pub mod proxy;
 pub mod token;
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
