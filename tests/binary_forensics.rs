@@ -950,3 +950,68 @@ fn zero_section_alignment_still_predicts_exactly() {
         );
     }
 }
+
+/// cargo-auditable embeds its dependency list as a zlib-compressed JSON section named
+/// `.dep-v0`. The section is added here the same way (a real linker-made Rust binary,
+/// a section added by binutils' objcopy) with the JSON shape auditable-serde writes.
+#[test]
+fn cargo_auditable_dep_v0_crate_list() {
+    use std::io::Write;
+    let dir = scratch_dir("dep-v0");
+    let json = br#"{"packages":[
+        {"name":"hello","version":"0.1.0","source":"local","kind":"runtime","dependencies":[1,2],"root":true},
+        {"name":"serde","version":"1.0.210","source":"crates.io","kind":"runtime"},
+        {"name":"cc","version":"1.1.0","source":"crates.io","kind":"build"}]}"#;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(json).expect("compress");
+    let section = dir.join("dep-v0.bin");
+    std::fs::write(&section, encoder.finish().expect("finish")).expect("write");
+    let output = dir.join("hello-auditable");
+    run(Command::new("objcopy")
+        .arg("--add-section")
+        .arg(format!(".dep-v0={}", section.display()))
+        .arg(built().rust(RustBuild::Release))
+        .arg(&output));
+    let report = report_for(&output);
+    let rust = report.rust.as_ref().expect("rust info");
+    let crates = rust.crates.as_ref().expect("crate list from .dep-v0");
+    let names: Vec<(&str, &str, &str)> = crates
+        .iter()
+        .map(|c| (c.name.as_str(), c.version.as_str(), c.kind.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("hello", "0.1.0", "runtime"),
+            ("serde", "1.0.210", "runtime"),
+            ("cc", "1.1.0", "build")
+        ]
+    );
+    assert!(crates[0].root);
+    assert_eq!(crates[1].source, "crates.io");
+
+    // A binary without the section has no list, and a corrupt one says why.
+    assert!(report_for(built().rust(RustBuild::Release))
+        .rust
+        .as_ref()
+        .expect("rust")
+        .crates
+        .is_none());
+    std::fs::write(&section, b"not zlib").expect("write");
+    let corrupt = dir.join("hello-corrupt");
+    run(Command::new("objcopy")
+        .arg("--add-section")
+        .arg(format!(".dep-v0={}", section.display()))
+        .arg(built().rust(RustBuild::Release))
+        .arg(&corrupt));
+    let corrupt_report = report_for(&corrupt);
+    let rust = corrupt_report.rust.as_ref().expect("rust");
+    assert!(rust.crates.is_none());
+    assert!(
+        rust.crates_error
+            .as_deref()
+            .is_some_and(|e| e.contains("inflate")),
+        "{:?}",
+        rust.crates_error
+    );
+}
