@@ -229,3 +229,117 @@ fn bad_budgets_are_bad_input() {
     );
     assert!(line.contains("not a ballast inspect report"), "{line}");
 }
+
+#[test]
+fn no_unstripped_binaries() {
+    let dir = tempfile::tempdir().expect("dir");
+    let samples = samples();
+    let binary = samples.go(GoBuild::CgoOff).expect("go");
+    let layer = |data: Vec<u8>| {
+        ballast::build::ImageSpec::new(vec![LayerSpec::new(
+            "COPY app /app",
+            vec![Item::executable("app", data)],
+        )])
+        .build()
+        .expect("build")
+    };
+    let unstripped = push(
+        registry(),
+        "gate/strip:debug",
+        &[&layer(std::fs::read(&binary).expect("read"))],
+    );
+    let out = dir.path().join("stripped");
+    let status = std::process::Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&out)
+        .arg(&binary)
+        .status()
+        .expect("strip");
+    assert!(status.success());
+    let stripped = push(
+        registry(),
+        "gate/strip:stripped",
+        &[&layer(std::fs::read(&out).expect("read"))],
+    );
+
+    let (code, verdict, stderr) = gate(dir.path(), &[&unstripped, "--no-unstripped"]);
+    assert_eq!(code, 1, "{stderr}");
+    let rule = check(&verdict, "no_unstripped");
+    assert_eq!(rule["value"], 1.0);
+    assert!(rule["detail"].as_str().expect("detail").contains("/app"));
+    let (code, verdict, stderr) = gate(dir.path(), &[&stripped, "--no-unstripped"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(check(&verdict, "no_unstripped")["pass"], true);
+}
+
+/// The JSON verdict other CI systems parse, as a snapshot (registry host and digests
+/// redacted; the images are built from fixed bytes, so every figure is stable).
+#[test]
+fn json_verdict_snapshot() {
+    let dir = tempfile::tempdir().expect("dir");
+    let build = |extra: usize| {
+        let mut items = vec![Item::file(
+            "srv/config.json",
+            br#"{"listen": ":8080"}"#.to_vec(),
+        )];
+        items.push(Item::file(
+            "srv/data.bin",
+            (0..200_000u32 + extra as u32)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ));
+        ballast::build::ImageSpec::new(vec![
+            LayerSpec::new(
+                "ADD base",
+                vec![Item::file("etc/os-release", b"ID=snapshot\n".to_vec())],
+            ),
+            LayerSpec::new("COPY srv /srv", items),
+        ])
+        .build()
+        .expect("build")
+    };
+    let base = push(registry(), "gate/snap:base", &[&build(0)]);
+    let new = push(registry(), "gate/snap:new", &[&build(300_000)]);
+    let (code, verdict, stderr) = gate(
+        dir.path(),
+        &[
+            &new,
+            "--baseline",
+            &base,
+            "--max-growth",
+            "1%",
+            "--max-size",
+            "1MB",
+            "--min-efficiency",
+            "0.9",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_json_snapshot!(verdict, {
+        ".image.reference" => "[reference]",
+        ".image.digest" => "[digest]",
+        ".image.config_digest" => "[digest]",
+        ".baseline.reference" => "[reference]",
+        ".checks[].detail" => insta::dynamic_redaction(|value, _| {
+            let text = value.as_str().unwrap_or_default().to_string();
+            let host = regex_free_host_redaction(&text);
+            insta::internals::Content::from(host)
+        }),
+    });
+}
+
+/// Replaces `127.0.0.1:PORT` with `[registry]`.
+fn regex_free_host_redaction(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("127.0.0.1:") {
+        out.push_str(&rest[..start]);
+        out.push_str("[registry]");
+        let after = &rest[start + "127.0.0.1:".len()..];
+        let digits = after.chars().take_while(|c| c.is_ascii_digit()).count();
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
