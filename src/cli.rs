@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::advice::{self, AdviceError, AdviseOptions};
+use crate::compare::{self, ImageBundle};
 use crate::cost::{self, CostError};
 use crate::gate::{self, Baseline, Budgets, GateError, Growth, Measured};
 use crate::inspect::{self, InspectError, InspectOptions, Progress};
@@ -55,8 +56,12 @@ enum Command {
     Inspect(InspectArgs),
     /// Ranked suggestions with the bytes each saves and how sure that figure is
     Advise(AdviseArgs),
+    /// Side by side: sizes, shared layers, main binaries, waste, suggestions, cost
+    Compare(CompareArgs),
     /// What changed between two images: layers, files and binaries, by impact
     Diff(DiffArgs),
+    /// A Markdown report (tables, Mermaid charts) of all of the above, for a PR or a write-up
+    Report(ReportArgs),
     /// Registry storage, transfer and cold-start estimates for one image or a set
     Cost(CostArgs),
     /// Check an image against size, growth, waste, cold-start and cost budgets (exit 1 when any fails)
@@ -64,6 +69,60 @@ enum Command {
     /// Measure round trip, download and unpack throughput against a real registry image
     /// and write a cold-start profile for `ballast cost --profiles`
     Calibrate(CalibrateArgs),
+}
+
+/// Which prices and platform profile `compare` and `report` use.
+#[derive(Args, Debug, Clone)]
+struct CostChoice {
+    /// Pricing table (TOML) adding to or overriding the built-in entries
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// Pricing entry (see `ballast cost --list-pricing`; default aws-ecr-private)
+    #[arg(long, value_name = "ID")]
+    registry: Option<String>,
+    /// Usage profile: a TOML file with a [usage] table
+    #[arg(long, value_name = "FILE")]
+    usage: Option<PathBuf>,
+    /// Cold-start platform profiles (TOML) adding to the built-in ones
+    #[arg(long, value_name = "FILE")]
+    profiles: Option<PathBuf>,
+    /// Cold-start profile (default k8s-cold)
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// Two or more images (e.g. the Go and the Rust build of one service)
+    #[arg(required = true, num_args = 2..)]
+    images: Vec<String>,
+    /// Skip the suggestions (faster: no layer is read twice)
+    #[arg(long)]
+    no_advice: bool,
+    #[command(flatten)]
+    cost: CostChoice,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// One or more images
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Write the report here instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Leave out figures that vary from run to run (decompression timings), for
+    /// reports kept under version control
+    #[arg(long)]
+    stable: bool,
+    #[command(flatten)]
+    cost: CostChoice,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -399,6 +458,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Advise(args) => runtime.block_on(run_advise(args)),
         Command::Cost(args) => runtime.block_on(run_cost(args)),
         Command::Diff(args) => runtime.block_on(run_diff(args)),
+        Command::Compare(args) => runtime.block_on(run_compare(args)),
+        Command::Report(args) => runtime.block_on(run_report(args)),
         Command::Gate(args) => runtime.block_on(run_gate(args)),
         Command::Calibrate(args) => runtime.block_on(run_calibrate(args)),
     }
@@ -525,15 +586,82 @@ async fn run_advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// Inspects (and advises on) every image, then prices the set.
+async fn analyse_set(
+    images: &[String],
+    source: &SourceArgs,
+    choice: &CostChoice,
+    with_advice: bool,
+) -> anyhow::Result<(Vec<ImageBundle>, cost::CostEstimate)> {
+    let options = inspect_options(source)?;
+    let progress = progress_reporter();
+    let mut bundles = Vec::with_capacity(images.len());
+    for image in images {
+        let image = ImageRef::parse(image)?;
+        let (source, analysis) =
+            inspect::inspect_keeping_source(&image, &options, progress.clone()).await?;
+        let advice = if with_advice {
+            Some(advice::advise(source, &analysis, &AdviseOptions::default()).await?)
+        } else {
+            None
+        };
+        bundles.push(ImageBundle { analysis, advice });
+    }
+    progress.finish();
+    let table = cost::pricing::load(choice.pricing.as_deref())?;
+    let pricing = table.select(choice.registry.as_deref())?;
+    let usage = cost::usage::load(choice.usage.as_deref())?;
+    let profiles = cost::coldstart::load(choice.profiles.as_deref())?;
+    let profile = profiles.select(choice.profile.as_deref())?;
+    let sizes: Vec<cost::ImageSizes> = bundles.iter().map(|b| image_sizes(&b.analysis)).collect();
+    let estimate = cost::estimate(&sizes, pricing, &usage, &profiles, profile)?;
+    Ok((bundles, estimate))
+}
+
+async fn run_compare(args: CompareArgs) -> anyhow::Result<ExitStatus> {
+    let (bundles, estimate) =
+        analyse_set(&args.images, &args.source, &args.cost, !args.no_advice).await?;
+    let comparison = compare::compare(&bundles, Some(&estimate));
+    write_stdout(&match output_format(&args.output) {
+        Format::Json => comparison.to_json(),
+        Format::Table => comparison.to_table(),
+        Format::Markdown => comparison.to_markdown(),
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+async fn run_report(args: ReportArgs) -> anyhow::Result<ExitStatus> {
+    let (mut bundles, estimate) = analyse_set(&args.images, &args.source, &args.cost, true).await?;
+    if args.stable {
+        for advice in bundles.iter_mut().filter_map(|b| b.advice.as_mut()) {
+            for suggestion in &mut advice.suggestions {
+                suggestion
+                    .evidence
+                    .retain(|line| !line.starts_with("decompression on this machine"));
+            }
+        }
+    }
+    let comparison = compare::compare(&bundles, Some(&estimate));
+    let markdown = crate::report::document::render(&bundles, &comparison, Some(&estimate));
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, markdown)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
+        }
+        None => write_stdout(&markdown)?,
+    }
+    Ok(ExitStatus::Success)
+}
+
 async fn run_diff(args: DiffArgs) -> anyhow::Result<ExitStatus> {
     let base = ImageRef::parse(&args.base)?;
     let new = ImageRef::parse(&args.new)?;
     let options = inspect_options(&args.source)?;
     let progress = progress_reporter();
-    let (base, new) = tokio::try_join!(
-        inspect::inspect(&base, &options, progress.clone()),
-        inspect::inspect(&new, &options, progress.clone())
-    )?;
+    // One after the other: a failed image must not leave the other's readers running.
+    let base = inspect::inspect(&base, &options, progress.clone()).await?;
+    let new = inspect::inspect(&new, &options, progress.clone()).await?;
     progress.finish();
     let report = DiffReport::new(crate::diff::diff(&base, &new), args.top);
     write_stdout(&match output_format(&args.output) {

@@ -10,6 +10,7 @@ pub mod binary;
 pub mod build;
 pub mod category;
 pub mod cli;
+pub mod compare;
 pub mod cost;
 pub mod diff;
 pub mod digest;

@@ -2,8 +2,10 @@
 //! terminal, JSON for scripts (with `schema_version`) or Markdown for pull requests.
 
 pub mod advise;
+pub mod compare;
 pub mod cost;
 pub mod diff;
+pub mod document;
 pub mod gate;
 pub mod inspect;
 pub mod markdown;

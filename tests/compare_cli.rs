@@ -1,0 +1,98 @@
+//! `ballast compare` and `ballast report` as users run them.
+
+mod common;
+
+use ballast::build::samples::{self, GoBuild, RustBuild};
+use common::*;
+
+fn layouts(dir: &std::path::Path) -> (String, String) {
+    let samples = samples();
+    let go = samples::service_image(
+        &samples.go(GoBuild::CgoOff).expect("go"),
+        "app/hello",
+        false,
+    )
+    .expect("spec")
+    .build()
+    .expect("build");
+    let rust = samples::service_image(
+        &samples.rust(RustBuild::Release).expect("rust"),
+        "app/hello",
+        false,
+    )
+    .expect("spec")
+    .build()
+    .expect("build");
+    ballast::build::write_oci_layout(&dir.join("go"), &[(&go, Some("1"))]).expect("layout");
+    ballast::build::write_oci_layout(&dir.join("rs"), &[(&rust, Some("1"))]).expect("layout");
+    (
+        format!("oci:{}:1", dir.join("go").display()),
+        format!("oci:{}:1", dir.join("rs").display()),
+    )
+}
+
+#[test]
+fn compare_go_and_rust_builds() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let (go, rust) = layouts(dir.path());
+    let output = ballast(home.path())
+        .args(["compare", &go, &rust, "--no-advice", "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let comparison: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(comparison["schema_version"], 1);
+    let images = comparison["images"].as_array().expect("images");
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["main_binary"]["language"], "go");
+    assert_eq!(images[1]["main_binary"]["language"], "rust");
+    // The base layer is shared: the set holds it once.
+    let inspect_go = inspect_json(home.path(), &[&go]);
+    assert_eq!(
+        images[0]["compressed_bytes"],
+        inspect_go["totals"]["compressed_bytes"]
+    );
+    let line = expect_bad_input(home.path(), &["compare", &go]);
+    assert!(line.contains("IMAGES") || line.contains("2"), "{line}");
+}
+
+#[test]
+fn report_writes_markdown_with_charts() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let (go, rust) = layouts(dir.path());
+    let out = dir.path().join("report.md");
+    let output = ballast(home.path())
+        .args([
+            "report",
+            &go,
+            &rust,
+            "--stable",
+            "-o",
+            &out.display().to_string(),
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let markdown = std::fs::read_to_string(&out).expect("report written");
+    assert!(
+        markdown.starts_with("# Image report"),
+        "{}",
+        &markdown[..200.min(markdown.len())]
+    );
+    assert!(markdown.matches("```mermaid").count() >= 2);
+    assert!(markdown.contains("rust-strip") || markdown.contains("distroless"));
+    assert!(
+        !markdown.contains("decompression on this machine"),
+        "--stable leaves timings out"
+    );
+}
