@@ -184,6 +184,14 @@ fn toolchain_and_overwrites_are_flagged() {
         .as_str()
         .expect("fix")
         .contains("COPY --from=build"));
+    assert!(
+        report["suggestions"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|s| s["id"] != "squash-layers"),
+        "one rewriting layer is no reason to flatten"
+    );
     let overwritten = suggestion(&report, "drop-overwritten-files");
     assert_eq!(overwritten["paths"][0], "/etc/app.conf");
     assert!(u(&overwritten["saved_bytes"]) >= 50_000);
@@ -313,4 +321,82 @@ fn optimised_image_gets_no_suggestions() {
         u(&report["projected"]["compressed_bytes"]),
         image.compressed_bytes()
     );
+}
+
+#[test]
+fn musl_binary_is_told_to_link_statically() {
+    let home = tempfile::tempdir().expect("home");
+    let samples = samples();
+    let binary = std::fs::read(samples.c_musl().expect("musl sample")).expect("read");
+    let musl = |path: &str| std::fs::read(path).expect("Debian's musl package");
+    let bulk: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let image = ImageSpec::new(vec![
+        LayerSpec::new(
+            "FROM alpine-like base",
+            vec![
+                // musl's loader is its libc too; Alpine names it both ways.
+                Item::executable("lib/ld-musl-x86_64.so.1", musl("/lib/ld-musl-x86_64.so.1")),
+                Item::Symlink {
+                    path: "lib/libc.so".into(),
+                    target: "ld-musl-x86_64.so.1".into(),
+                },
+                Item::file("usr/share/base/bulk.bin", bulk),
+            ],
+        ),
+        LayerSpec::new("COPY app /app", vec![Item::executable("app", binary)]),
+    ])
+    .build()
+    .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
+    let musl_suggestion = suggestion(&report, "static-musl");
+    assert_eq!(musl_suggestion["paths"][0], "/app");
+    assert_eq!(musl_suggestion["confidence"], "measured");
+    assert!(musl_suggestion["fix"]
+        .as_str()
+        .expect("fix")
+        .contains("x86_64-unknown-linux-musl"));
+    assert!(u(&musl_suggestion["saved_bytes"]) >= 3_000_000);
+}
+
+#[test]
+fn layers_that_keep_rewriting_paths_are_told_to_squash() {
+    let home = tempfile::tempdir().expect("home");
+    let config = |fill: u8| Item::file("etc/app/config.bin", vec![fill; 400_000]);
+    let image = ImageSpec::new(vec![
+        LayerSpec::new(
+            "ADD base",
+            vec![Item::file("etc/os-release", b"ID=x\n".to_vec())],
+        ),
+        LayerSpec::new(
+            "RUN step 1",
+            vec![config(1), Item::file("tmp/scratch", vec![9u8; 300_000])],
+        ),
+        LayerSpec::new("RUN step 2", vec![config(2)]),
+        LayerSpec::new(
+            "RUN step 3",
+            vec![
+                config(3),
+                Item::Whiteout {
+                    path: "tmp/scratch".into(),
+                },
+            ],
+        ),
+    ])
+    .build()
+    .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
+    let squash = suggestion(&report, "squash-layers");
+    let deleted = suggestion(&report, "drop-deleted-files");
+    let overwritten = suggestion(&report, "drop-overwritten-files");
+    assert_eq!(
+        u(&squash["saved_bytes"]),
+        u(&deleted["saved_bytes"]) + u(&overwritten["saved_bytes"])
+    );
+    assert!(u(&squash["saved_bytes"]) >= 1_100_000);
 }

@@ -9,6 +9,7 @@ ensure_packages() {
   # The real strip for the arm64 sample, the oracle of the strip predictions.
   command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || need+=(binutils-aarch64-linux-gnu)
   command -v git >/dev/null 2>&1 || need+=(git)
+  command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
   local extra
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")

@@ -115,7 +115,12 @@ const COMBINED: &str = "all";
 
 /// Base-image suggestions replace the whole image, so they stay out of the combined
 /// projection (which adds up changes made within the current image).
-const BASE_IDS: [&str; 3] = ["static-base", "distroless-cc", "distroless-base"];
+const BASE_IDS: [&str; 4] = [
+    "static-base",
+    "static-musl",
+    "distroless-cc",
+    "distroless-base",
+];
 
 /// An image reduced to what its application binaries need.
 struct BasePlan {
@@ -180,6 +185,7 @@ fn plan_base(analysis: &ImageAnalysis) -> Option<BasePlan> {
     let mut evidence = Vec::new();
     let all_static = apps.iter().all(|a| a.linkage.starts_with("static"));
     let mut needs_libgcc = false;
+    let mut uses_musl = false;
     if !all_static {
         // Every library the apps load, and what those load in turn.
         let mut queue: Vec<&crate::binary::BinaryReport> = apps.clone();
@@ -191,7 +197,7 @@ fn plan_base(analysis: &ImageAnalysis) -> Option<BasePlan> {
                     .as_deref()
                     .is_some_and(|i| i.contains("ld-musl"))
                 {
-                    return None;
+                    uses_musl = true;
                 }
                 if let Some(found) = resolve(interpreter) {
                     kept.insert(found);
@@ -298,7 +304,19 @@ fn plan_base(analysis: &ImageAnalysis) -> Option<BasePlan> {
         .iter()
         .map(|p| format!("COPY --from=build {p} {p}"))
         .collect();
-    let (id, fix) = if all_static {
+    let (id, fix) = if uses_musl {
+        (
+            "static-musl",
+            format!(
+                "# a musl binary links statically without trouble:\n\
+                 #   Rust: cargo build --release --target x86_64-unknown-linux-musl (static by default)\n\
+                 #   Go:   CGO_ENABLED=0 go build\n\
+                 #   C:    cc -static\n\
+                 FROM gcr.io/distroless/static-debian12:nonroot\n{}",
+                copies.join("\n")
+            ),
+        )
+    } else if all_static {
         (
             "static-base",
             format!(
@@ -355,6 +373,7 @@ fn describe_base(suggestion: &mut Suggestion, plan: &BasePlan) {
         "distroless-cc" => {
             "Move to distroless/cc: the binary needs glibc and libgcc_s, not a distribution".into()
         }
+        "static-musl" => "Link the musl binary statically and ship it on a minimal base".into(),
         _ => "Move to distroless/base: the binary needs glibc, not a distribution".into(),
     };
     suggestion.paths = plan.binaries.clone();
@@ -455,6 +474,9 @@ pub async fn advise(
         suggestions.push(suggestion);
     }
     suggestions.extend(rust_profile_estimates(analysis));
+    if let Some(squash) = squash_suggestion(analysis, &suggestions) {
+        suggestions.push(squash);
+    }
     if let Some(zstd) = zstd_suggestion(&results) {
         suggestions.push(zstd);
     }
@@ -692,6 +714,55 @@ fn describe_strip(suggestion: &mut Suggestion, removal: &Removal, analysis: &Ima
                 vec!["no symbols or source-level debugging in the image".into()];
         }
     }
+}
+
+/// Many layers rewriting the same paths: flattening them drops every hidden copy at
+/// once. Its saving is the hidden-file suggestions' measured savings together, so it
+/// is an alternative to them, not an addition.
+fn squash_suggestion(analysis: &ImageAnalysis, suggestions: &[Suggestion]) -> Option<Suggestion> {
+    let hiders: BTreeSet<usize> = analysis
+        .fs
+        .wasted_files
+        .iter()
+        .map(|f| f.hidden_by_layer)
+        .collect();
+    if hiders.len() < 2 || analysis.layers.len() < 4 {
+        return None;
+    }
+    let hidden: Vec<&Suggestion> = suggestions
+        .iter()
+        .filter(|s| s.id == "drop-deleted-files" || s.id == "drop-overwritten-files")
+        .collect();
+    if hidden.is_empty() {
+        return None;
+    }
+    let confidence = hidden
+        .iter()
+        .map(|s| s.saved_compressed_confidence)
+        .max()
+        .unwrap_or(Confidence::Measured);
+    Some(Suggestion {
+        id: "squash-layers".into(),
+        title: "Flatten the layers that keep rewriting the same paths".into(),
+        paths: hidden.iter().flat_map(|s| s.paths.iter().cloned()).take(20).collect(),
+        layers: hiders.iter().copied().collect(),
+        saved_bytes: hidden.iter().map(|s| s.saved_bytes).sum(),
+        saved_compressed_bytes: hidden.iter().map(|s| s.saved_compressed_bytes).sum(),
+        confidence,
+        saved_bytes_confidence: Confidence::Exact,
+        saved_compressed_confidence: confidence,
+        evidence: vec![format!(
+            "{} of {} layers hide files that earlier layers added; the saving is that of {} together (an alternative to them, not on top)",
+            hiders.len(),
+            analysis.layers.len(),
+            hidden.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(" and ")
+        )],
+        fix: "FROM <current image> AS full\nFROM scratch\nCOPY --from=full / /\n# or keep the base layers and flatten only yours: build them in one RUN, or in a stage copied once".into(),
+        side_effects: vec![
+            "a fully flattened image shares no layers with its base: every node pulls all of it on each change".into(),
+        ],
+        source: None,
+    })
 }
 
 fn go_minor(version: &str) -> Option<u32> {

@@ -222,6 +222,27 @@ fn partial_path(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
+impl Samples {
+    /// The C sample linked dynamically against musl (Debian's musl-tools): a binary
+    /// whose interpreter is `/lib/ld-musl-x86_64.so.1`.
+    pub fn c_musl(&self) -> Result<PathBuf, SampleError> {
+        let source = self.testdata.join("hello-c").join("hello.c");
+        let key = fingerprint(&[&source], &tool_version("musl-gcc", &["--version"]))?;
+        let output = self.cache.join(format!("hello-c-musl-{key}"));
+        if output.exists() {
+            return Ok(output);
+        }
+        require_tool("musl-gcc", &["--version"], "apt-get install -y musl-tools")?;
+        std::fs::create_dir_all(&self.cache)?;
+        let partial = partial_path(&output);
+        let mut command = Command::new("musl-gcc");
+        command.args(["-O2", "-o"]).arg(&partial).arg(&source);
+        run(command, "the C sample (musl)")?;
+        std::fs::rename(&partial, &output)?;
+        Ok(output)
+    }
+}
+
 fn fingerprint(files: &[&Path], extra: &str) -> Result<String, SampleError> {
     let mut hasher = Sha256::new();
     for file in files {
