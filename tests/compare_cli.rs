@@ -96,3 +96,60 @@ fn report_writes_markdown_with_charts() {
         "--stable leaves timings out"
     );
 }
+
+/// The Markdown report on two images built from fixed bytes, as a snapshot (the
+/// temporary paths in the references redacted).
+#[test]
+fn markdown_report_snapshot() {
+    use ballast::build::{ImageSpec, Item, LayerSpec};
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let base = LayerSpec::new(
+        "ADD base",
+        vec![
+            Item::file("etc/os-release", b"ID=snapshot\n".to_vec()),
+            Item::file("usr/share/doc/base/README", vec![b'd'; 20_000]),
+        ],
+    );
+    let a = ImageSpec::new(vec![
+        base.clone(),
+        LayerSpec::new(
+            "COPY app /srv",
+            vec![
+                Item::file("srv/app.dat", vec![b'a'; 150_000]),
+                Item::file("tmp/build.log", vec![b'l'; 50_000]),
+            ],
+        ),
+        LayerSpec::new(
+            "RUN rm /tmp/build.log",
+            vec![Item::Whiteout {
+                path: "tmp/build.log".into(),
+            }],
+        ),
+    ])
+    .build()
+    .expect("build");
+    let b = ImageSpec::new(vec![
+        base,
+        LayerSpec::new(
+            "COPY app /srv",
+            vec![Item::file("srv/app.dat", vec![b'b'; 90_000])],
+        ),
+    ])
+    .build()
+    .expect("build");
+    ballast::build::write_oci_layout(&dir.path().join("a"), &[(&a, Some("1"))]).expect("layout");
+    ballast::build::write_oci_layout(&dir.path().join("b"), &[(&b, Some("1"))]).expect("layout");
+    let output = ballast(home.path())
+        .current_dir(dir.path())
+        .args(["report", "oci:a:1", "oci:b:1", "--stable"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let markdown = String::from_utf8(output.stdout).expect("utf-8");
+    insta::assert_snapshot!(markdown);
+}

@@ -60,3 +60,54 @@ fn added_layer_and_files_sorted_by_impact() {
     assert_eq!(files[1]["path"], "/assets/small");
     assert_eq!(report["visible_files"]["delta"], 901_000);
 }
+
+#[test]
+fn debug_info_coming_back_is_named() {
+    let home = tempfile::tempdir().expect("home");
+    let samples = samples();
+    let image = |build: ballast::build::samples::RustBuild| {
+        let data = std::fs::read(samples.rust(build).expect("rust")).expect("read");
+        ballast::build::ImageSpec::new(vec![LayerSpec::new(
+            "COPY app /app",
+            vec![Item::executable("app", data)],
+        )])
+        .build()
+        .expect("build")
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let release = image(ballast::build::samples::RustBuild::Release);
+    let debug = image(ballast::build::samples::RustBuild::DebugInfo);
+    ballast::build::write_oci_layout(&dir.path().join("a"), &[(&release, Some("1"))])
+        .expect("layout");
+    ballast::build::write_oci_layout(&dir.path().join("b"), &[(&debug, Some("1"))])
+        .expect("layout");
+    let output = ballast(home.path())
+        .args([
+            "diff",
+            &format!("oci:{}:1", dir.path().join("a").display()),
+            &format!("oci:{}:1", dir.path().join("b").display()),
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let binary = &report["binaries"][0];
+    assert_eq!(binary["path"], "/app");
+    let changes: Vec<&str> = binary["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert!(changes.contains(&"debug info came back"), "{changes:?}");
+    assert!(
+        changes.iter().any(|c| c.starts_with("dwarf +")),
+        "{changes:?}"
+    );
+}
