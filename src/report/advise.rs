@@ -27,6 +27,29 @@ pub struct Current {
     pub uncompressed_bytes: u64,
 }
 
+/// The ranked list as a Markdown table (also used by `ballast report`).
+pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
+    let mut table = MarkdownTable::new(&[
+        ">#",
+        "suggestion",
+        "id",
+        ">saves (pull)",
+        ">saves (disk)",
+        "confidence",
+    ]);
+    for (index, s) in suggestions.iter().enumerate() {
+        table.row(vec![
+            (index + 1).to_string(),
+            text(&s.title),
+            code(&s.id),
+            human(s.saved_compressed_bytes),
+            human(s.saved_bytes),
+            confidence(s.confidence).to_string(),
+        ]);
+    }
+    table.render()
+}
+
 fn confidence(c: Confidence) -> &'static str {
     match c {
         Confidence::Exact => "exact",
@@ -144,25 +167,7 @@ impl AdviseReport {
             );
             return out;
         }
-        let mut table = MarkdownTable::new(&[
-            ">#",
-            "suggestion",
-            "id",
-            ">saves (pull)",
-            ">saves (disk)",
-            "confidence",
-        ]);
-        for (index, s) in self.suggestions.iter().enumerate() {
-            table.row(vec![
-                (index + 1).to_string(),
-                text(&s.title),
-                code(&s.id),
-                human(s.saved_compressed_bytes),
-                human(s.saved_bytes),
-                confidence(s.confidence).to_string(),
-            ]);
-        }
-        let _ = writeln!(out, "{}", table.render());
+        let _ = writeln!(out, "{}", suggestions_table(&self.suggestions));
         let _ = writeln!(
             out,
             "Projected with every exact and measured suggestion applied (zstd aside): **{}** compressed, **{}** uncompressed (now {} / {}).\n",

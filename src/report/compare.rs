@@ -1,6 +1,7 @@
 //! The `compare` report: one column per image, one row per figure, then the shared
 //! layers, the categories and binary anatomy side by side, and the verdict.
 
+use super::{short_digest, truncate};
 use std::fmt::Write as _;
 
 use super::markdown::{code, text};
@@ -50,11 +51,6 @@ fn usd(value: f64) -> String {
 
 fn seconds(value: f64) -> String {
     format!("{value:.2} s")
-}
-
-fn short_digest(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    hex.chars().take(12).collect()
 }
 
 fn dash() -> Cell {
@@ -494,16 +490,5 @@ impl Comparison {
         let mut header = vec![String::new()];
         header.extend(labels.iter().map(|l| format!(">{}", code(l))));
         header
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    let single_line = text.replace(['\n', '\t'], " ");
-    if single_line.chars().count() <= max {
-        single_line
-    } else {
-        let mut cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
     }
 }

@@ -5,6 +5,7 @@
 //! assumption. Nothing in it depends on where or when it was generated, so a committed
 //! report can be checked for staleness by regenerating it.
 
+use super::{short_digest, truncate};
 use std::fmt::Write as _;
 
 use super::inspect::InspectReport;
@@ -564,25 +565,11 @@ fn suggestions(bundle: &ImageBundle, side: &ImageSide) -> String {
         out.push_str("None: nothing in this image shows a saving ballast can stand behind.\n\n");
         return out;
     }
-    let mut table = MarkdownTable::new(&[
-        ">#",
-        "suggestion",
-        "id",
-        ">saves (pull)",
-        ">saves (disk)",
-        "confidence",
-    ]);
-    for (index, s) in advice.suggestions.iter().enumerate() {
-        table.row(vec![
-            (index + 1).to_string(),
-            text(&s.title),
-            code(&s.id),
-            human(s.saved_compressed_bytes),
-            human(s.saved_bytes),
-            confidence(s.confidence).to_string(),
-        ]);
-    }
-    let _ = writeln!(out, "{}", table.render());
+    let _ = writeln!(
+        out,
+        "{}",
+        crate::report::advise::suggestions_table(&advice.suggestions)
+    );
     let _ = writeln!(
         out,
         "With every exact and measured suggestion applied: **{}** compressed, **{}** \
@@ -629,22 +616,6 @@ fn percent(part: u64, whole: u64) -> f64 {
         0.0
     } else {
         part as f64 * 100.0 / whole as f64
-    }
-}
-
-fn short_digest(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    hex.chars().take(12).collect()
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    let single_line = text.replace(['\n', '\t'], " ");
-    if single_line.chars().count() <= max {
-        single_line
-    } else {
-        let mut cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
     }
 }
 

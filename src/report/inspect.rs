@@ -1,5 +1,6 @@
 //! The `inspect` report: the stable JSON model and its table and Markdown renderings.
 
+use super::{short_digest, truncate};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -614,20 +615,4 @@ fn is_application(report: &BinaryReport) -> bool {
         && !["bin/", "sbin/", "usr/bin/", "usr/sbin/", "lib", "usr/lib"]
             .iter()
             .any(|d| path.starts_with(d))
-}
-
-fn short_digest(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    hex.chars().take(12).collect()
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    let single_line = text.replace(['\n', '\t'], " ");
-    if single_line.chars().count() <= max {
-        single_line
-    } else {
-        let mut cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
 }

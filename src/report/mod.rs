@@ -44,3 +44,21 @@ pub fn new_table(header: &[&str], right: &[usize]) -> comfy_table::Table {
     }
     table
 }
+
+/// The first 12 hex digits of a digest, as `docker images` shows them.
+pub fn short_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}
+
+/// One line of at most `max` characters, with an ellipsis when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    let single_line = text.replace(['\n', '\t'], " ");
+    if single_line.chars().count() <= max {
+        single_line
+    } else {
+        let mut cut: String = single_line.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
