@@ -1,25 +1,40 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), with a
-# corpus seeded from real binaries built here: the Go, Rust and C samples and the
-# hand-laid Go build-info blobs in fuzz/seeds/*.c. Crashes land in fuzz/artifacts/.
+# Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), each with
+# a corpus seeded from real material built here: the Go, Rust and C samples and the
+# hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
+# layers (manifest, layer), references (reference), the built-in tables (pricing).
+# Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SECONDS_PER_TARGET:-120}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
-corpus=fuzz/corpus/analyze
-mkdir -p "$corpus"
+target=${CARGO_TARGET_DIR:-target}
+corpus=fuzz/corpus
+mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing}
+
 for source in fuzz/seeds/*.c; do
   name=$(basename "$source" .c)
-  if [ "$name" = ptr-nolibc ]; then
-    gcc -m32 -nostdlib -static -o "$corpus/$name-32" "$source" -Wl,-e,main 2>/dev/null || true
-  fi
-  gcc -O1 -o "$corpus/$name" "$source" 2>/dev/null || true
+  gcc -O1 -o "$corpus/analyze/$name" "$source" 2>/dev/null || true
 done
-# The real samples, once each (the test suite builds and caches them).
-cargo run --quiet --release --example sample_images -- >/dev/null 2>&1 || true
-find "${CARGO_TARGET_DIR:-target}/ballast-samples" -maxdepth 1 -type f -name 'hello-*' ! -name '*.partial*' -exec cp {} "$corpus/" \; 2>/dev/null || true
+cargo run --quiet --release --example sample_images -- --layout "$target/ballast-demo" >/dev/null 2>&1
+find "$target/ballast-samples" -maxdepth 1 -type f -name 'hello-*' ! -name '*.partial*' -exec cp {} "$corpus/analyze/" \;
+for layout in "$target"/ballast-demo/*/; do
+  for blob in "$layout"blobs/sha256/*; do
+    size=$(stat -c %s "$blob")
+    if [ "$size" -lt 65536 ]; then cp "$blob" "$corpus/manifest/"; fi
+    if [ "$size" -lt 4000000 ]; then cp "$blob" "$corpus/layer/"; fi
+  done
+done
+printf '%s' 'alpine' >"$corpus/reference/a"
+printf '%s' 'ghcr.io/org/svc:1.4' >"$corpus/reference/b"
+printf '%s' 'localhost:5000/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' >"$corpus/reference/c"
+printf '%s' 'oci:/tmp/layout:v1' >"$corpus/reference/d"
+printf '%s' 'docker-archive:app.tar:docker.io/library/app:1.0' >"$corpus/reference/e"
+cp src/cost/pricing.toml src/cost/profiles.toml "$corpus/pricing/"
+
 cd fuzz
-for target in $(cargo fuzz list); do
-  echo "== $target for ${seconds}s"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "../$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 | tail -5
+for name in $(cargo fuzz list); do
+  echo "== $name for ${seconds}s"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "corpus/$name" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 \
+    | grep -E "^#[0-9]+.*(DONE|pulse)|Done [0-9]+ runs|SUMMARY|ERROR|panicked" | tail -3
 done

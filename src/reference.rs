@@ -44,9 +44,15 @@ const OTHER_TRANSPORTS: &[&str] = &[
 
 impl ImageRef {
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
-        let trimmed = input.trim();
+        // Not trimmed: the shell already splits words, and a path may end in a space.
+        let trimmed = input;
         if trimmed.is_empty() {
             return Err(ReferenceError::Empty);
+        }
+        // No reference or path a user means has control characters in it (found by
+        // fuzzing: tabs inside `docker-archive:` that trimming then ate).
+        if trimmed.chars().any(char::is_control) {
+            return Err(invalid(input, "contains control characters"));
         }
         if let Some(rest) = trimmed.strip_prefix("docker://") {
             return parse_registry(input, rest);
@@ -142,6 +148,21 @@ fn parse_registry(input: &str, text: &str) -> Result<ImageRef, ReferenceError> {
     if let Some(digest) = reference.digest() {
         crate::digest::Digest::parse(digest).map_err(|e| invalid(input, &e.to_string()))?;
     }
+    // The distribution spec allows only lowercase repository names; the parser lets
+    // an uppercase first component through when it reads it as a path, not a host
+    // (found by fuzzing: `I/oct:om`).
+    let repository_ok = reference.repository().split('/').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    });
+    if !repository_ok {
+        return Err(invalid(
+            input,
+            "repository names are lowercase letters, digits and . _ - separated by /",
+        ));
+    }
     Ok(ImageRef::Registry(reference))
 }
 
@@ -205,6 +226,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
+        assert!(matches!(
+            ImageRef::parse("docker-archive:\t\t:"),
+            Err(ReferenceError::Invalid { .. })
+        ));
+        // Found by fuzzing: accepted, then refused in its own normalised form.
+        assert!(matches!(
+            ImageRef::parse("I/oct:om"),
+            Err(ReferenceError::Invalid { .. })
+        ));
         assert!(matches!(ImageRef::parse(""), Err(ReferenceError::Empty)));
         assert!(matches!(
             ImageRef::parse("UPPER/Case"),
