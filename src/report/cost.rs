@@ -105,18 +105,9 @@ impl CostEstimate {
             &[1, 2, 3, 4, 5, 6, 7, 8, 9],
         );
         for image in &self.images {
-            images.add_row(vec![
-                image.reference.clone(),
-                human(image.compressed_bytes),
-                human(image.unique_compressed_bytes),
-                human(image.shared_compressed_bytes),
-                human(image.stored_bytes),
-                human(image.pulled_bytes_month),
-                usd(image.storage_usd_month),
-                usd(image.transfer_usd_month),
-                seconds(image.cold_start.total_s),
-                seconds(image.cold_start_zstd.total_s),
-            ]);
+            let mut row = vec![image.reference.clone()];
+            row.extend(image_figures(image));
+            images.add_row(row);
         }
         let _ = writeln!(out, "Per image (each on its own)\n{images}\n");
 
@@ -219,18 +210,9 @@ impl CostEstimate {
             ">zstd what-if s",
         ]);
         for image in &self.images {
-            images.row(vec![
-                code(&image.reference),
-                human(image.compressed_bytes),
-                human(image.unique_compressed_bytes),
-                human(image.shared_compressed_bytes),
-                human(image.stored_bytes),
-                human(image.pulled_bytes_month),
-                usd(image.storage_usd_month),
-                usd(image.transfer_usd_month),
-                seconds(image.cold_start.total_s),
-                seconds(image.cold_start_zstd.total_s),
-            ]);
+            let mut row = vec![code(&image.reference)];
+            row.extend(image_figures(image));
+            images.row(row);
         }
         let _ = writeln!(
             out,
@@ -547,4 +529,19 @@ fn trim_float(value: f64) -> String {
     } else {
         format!("{value}")
     }
+}
+
+/// One image's figures in the per-image table, the same in every format.
+fn image_figures(image: &crate::cost::ImageCost) -> Vec<String> {
+    vec![
+        human(image.compressed_bytes),
+        human(image.unique_compressed_bytes),
+        human(image.shared_compressed_bytes),
+        human(image.stored_bytes),
+        human(image.pulled_bytes_month),
+        usd(image.storage_usd_month),
+        usd(image.transfer_usd_month),
+        seconds(image.cold_start.total_s),
+        seconds(image.cold_start_zstd.total_s),
+    ]
 }

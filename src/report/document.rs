@@ -455,29 +455,11 @@ fn image_section(bundle: &ImageBundle, side: &ImageSide, label: &str) -> String 
     );
     if !w.files.is_empty() {
         let _ = writeln!(out, "### Hidden files\n");
-        let mut hidden = MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
-        for file in &w.files {
-            hidden.row(vec![
-                code(&file.path),
-                human(file.size),
-                file.layer.to_string(),
-                file.hidden_by_layer.to_string(),
-                format!("{:?}", file.cause).to_lowercase(),
-            ]);
-        }
-        let _ = writeln!(out, "{}", hidden.render());
+        let _ = writeln!(out, "{}", inspect.hidden_files_markdown());
     }
 
     let _ = writeln!(out, "### Largest files\n");
-    let mut largest = MarkdownTable::new(&["path", ">size", ">layer"]);
-    for file in &inspect.largest_files {
-        largest.row(vec![
-            code(&file.path),
-            human(file.size),
-            file.layer.to_string(),
-        ]);
-    }
-    let _ = writeln!(out, "{}", largest.render());
+    let _ = writeln!(out, "{}", inspect.largest_files_markdown());
 
     if let Some(binary) = &side.main_binary {
         let _ = writeln!(out, "### Main binary {}\n", code(&binary.path));

@@ -497,18 +497,7 @@ impl InspectReport {
 
         if !self.waste.files.is_empty() {
             let _ = writeln!(out, "### Hidden files (no container can see these bytes)\n");
-            let mut wasted =
-                MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
-            for file in &self.waste.files {
-                wasted.row(vec![
-                    code(&file.path),
-                    human(file.size),
-                    file.layer.to_string(),
-                    file.hidden_by_layer.to_string(),
-                    format!("{:?}", file.cause).to_lowercase(),
-                ]);
-            }
-            let _ = writeln!(out, "{}", wasted.render());
+            let _ = writeln!(out, "{}", self.hidden_files_markdown());
         }
 
         if !self.binaries.is_empty() {
@@ -573,16 +562,36 @@ impl InspectReport {
         }
 
         let _ = writeln!(out, "### Largest files\n");
-        let mut largest = MarkdownTable::new(&["path", ">size", ">layer"]);
+        let _ = write!(out, "{}", self.largest_files_markdown());
+        out
+    }
+
+    /// The hidden files as a Markdown table (also in `ballast report`).
+    pub fn hidden_files_markdown(&self) -> String {
+        let mut table = MarkdownTable::new(&["path", ">size", ">added in", ">hidden by", "cause"]);
+        for file in &self.waste.files {
+            table.row(vec![
+                code(&file.path),
+                human(file.size),
+                file.layer.to_string(),
+                file.hidden_by_layer.to_string(),
+                format!("{:?}", file.cause).to_lowercase(),
+            ]);
+        }
+        table.render()
+    }
+
+    /// The largest files as a Markdown table (also in `ballast report`).
+    pub fn largest_files_markdown(&self) -> String {
+        let mut table = MarkdownTable::new(&["path", ">size", ">layer"]);
         for file in &self.largest_files {
-            largest.row(vec![
+            table.row(vec![
                 code(&file.path),
                 human(file.size),
                 file.layer.to_string(),
             ]);
         }
-        let _ = write!(out, "{}", largest.render());
-        out
+        table.render()
     }
 }
 
