@@ -84,6 +84,25 @@ fn layer_waste_savings_hold_when_the_change_is_made() {
     let report = advise_json(home.path(), &reference);
     assert_eq!(report["schema_version"], 1);
 
+    // UPX is named with its costs, never ranked among the suggestions.
+    let upx = report["not_ranked"]
+        .as_array()
+        .expect("not_ranked")
+        .iter()
+        .find(|m| m["id"] == "upx")
+        .unwrap_or_else(|| panic!("a 6 MB Go binary earns a UPX mention: {report:#}"));
+    assert_eq!(upx["paths"][0], "/usr/local/bin/hello");
+    assert!(upx["side_effects"].to_string().contains("start-up"));
+    assert!(upx["source"]
+        .as_str()
+        .expect("source")
+        .contains("beats#1822"));
+    assert!(report["suggestions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(|s| s["id"] != "upx"));
+
     // The change, made for real: no apt lists, no build log (and no rm layer needed).
     let mut fixed = spec.clone();
     fixed.layers[1].items.clear();
@@ -424,4 +443,111 @@ fn layers_that_keep_rewriting_paths_are_told_to_squash() {
         u(&deleted["saved_bytes"]) + u(&overwritten["saved_bytes"])
     );
     assert!(u(&squash["saved_bytes"]) >= 1_100_000);
+}
+
+/// The level a layer is rebuilt at decides a measured saving as much as the change
+/// does: the same content written at gzip levels 1 and 9 (this library: both re-gzip
+/// to their stored size once the level is matched, so `exact`) and by GNU gzip -9
+/// (another implementation: `measured`), each checked against the change made for
+/// real with the same compressor.
+#[test]
+fn gzip_level_is_matched_before_savings_are_measured() {
+    let home = tempfile::tempdir().expect("home");
+    let mut items = samples::apt_lists_layer().items;
+    let mut kept = 0usize;
+    items.retain(|item| match item {
+        Item::File { data, .. } => {
+            kept += data.len();
+            kept <= 6 * 1024 * 1024
+        }
+        _ => true,
+    });
+    let log: Vec<u8> = (0..60_000u32)
+        .flat_map(|i| {
+            format!("step {i}: compiled crate_{} in {}ms\n", i % 97, i % 1013).into_bytes()
+        })
+        .collect();
+    let layer_with = |with_log: bool, level: Option<i32>, compressor: Option<Vec<String>>| {
+        let mut contents = items.clone();
+        if with_log {
+            contents.push(Item::file("tmp/build.log", log.clone()));
+        }
+        let mut layer = LayerSpec::new("RUN apt-get update && make", contents);
+        layer.level = level;
+        layer.compressor = compressor;
+        layer
+    };
+    let gnu_gzip_9 = || {
+        Some(vec![
+            "gzip".to_string(),
+            "-9".into(),
+            "-n".into(),
+            "-c".into(),
+        ])
+    };
+    let cases: [(&str, Option<i32>, Option<Vec<String>>, &str); 3] = [
+        ("flate2-1", Some(1), None, "exact"),
+        ("flate2-9", Some(9), None, "exact"),
+        ("gnu-gzip-9", None, gnu_gzip_9(), "measured"),
+    ];
+    for (label, level, compressor, confidence) in cases {
+        let spec = ImageSpec::new(vec![
+            layer_with(true, level, compressor.clone()),
+            LayerSpec::new(
+                "RUN rm /tmp/build.log",
+                vec![Item::Whiteout {
+                    path: "tmp/build.log".into(),
+                }],
+            ),
+        ]);
+        let image = spec.build().expect("build");
+        let fixed = ImageSpec::new(vec![layer_with(false, level, compressor)])
+            .build()
+            .expect("build fixed");
+        let reference = push(registry(), &format!("advise/gzip-level:{label}"), &[&image]);
+        let report = advise_json(home.path(), &reference);
+        let measurement = report["measurements"]
+            .as_array()
+            .expect("measurements")
+            .iter()
+            .find(|m| m["layer"] == 0)
+            .unwrap_or_else(|| panic!("{label}: layer 0 not rebuilt: {report:#}"));
+        let matched = u(&measurement["gzip_level"]["level"]);
+        let deleted = suggestion(&report, "drop-deleted-files");
+        let real = (image.layers[0].blob.len() - fixed.layers[0].blob.len()) as u64;
+        let reported = u(&deleted["saved_compressed_bytes"]);
+        eprintln!(
+            "{label}: matched level {matched}, reported {reported} B, real {real} B ({:+.2}%)",
+            (reported as f64 - real as f64) * 100.0 / real as f64
+        );
+        assert_eq!(
+            deleted["saved_compressed_confidence"], confidence,
+            "{label}"
+        );
+        assert_eq!(
+            measurement["reproducible"],
+            confidence == "exact",
+            "{label}: {measurement:#}"
+        );
+        let evidence = deleted["evidence"].to_string();
+        assert!(
+            evidence.contains(&format!(
+                "re-gzipped here at level {matched} (the closest of levels 1-9"
+            )),
+            "{label}: {evidence}"
+        );
+        // Levels that emit identical bytes on this content are interchangeable; GNU
+        // gzip's levels map onto miniz_oxide's only by the sizes they produce.
+        match level {
+            Some(1) => assert!(matched <= 3, "{label}: level {matched}"),
+            Some(9) => assert!(matched >= 7, "{label}: level {matched}"),
+            _ => {}
+        }
+        // Exact means exact: the same compressor, the same level, the same bytes.
+        let tolerance = if confidence == "exact" { 0.0 } else { 3.0 };
+        assert!(
+            within(reported, real, tolerance),
+            "{label}: reported {reported} vs real {real}"
+        );
+    }
 }

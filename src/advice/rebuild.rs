@@ -8,13 +8,11 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::gzip_level::{self, GzipLevelMatch};
 use crate::digest::HashingReader;
 use crate::layer::{self, Compression, LayerError};
 use crate::source::LayerDescriptor;
 
-/// gzip level used to rebuild layers: the default of zlib and of Go's compress/gzip,
-/// which docker, buildkit and containerd use.
-pub const GZIP_LEVEL: u32 = 6;
 /// zstd level for the what-if: the level `docker buildx --compression zstd` defaults to.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Bytes of the layer's tar used to time gzip against zstd decompression.
@@ -42,7 +40,8 @@ pub struct RebuildRequest {
 pub struct ZstdMeasurement {
     pub level: i32,
     pub compressed_bytes: u64,
-    /// Seconds to decompress the timing sample, gzip (level 6) against zstd.
+    /// Seconds to decompress the timing sample, gzip (at the layer's matched level)
+    /// against zstd.
     pub sample_bytes: u64,
     pub gzip_decompress_s: f64,
     pub zstd_decompress_s: f64,
@@ -60,9 +59,11 @@ pub struct RebuildResult {
     pub compression: Compression,
     pub original_compressed_bytes: u64,
     pub original_uncompressed_bytes: u64,
-    /// The original tar stream recompressed here (gzip layers only): equal to
-    /// `original_compressed_bytes` means deltas measured here are exact.
+    /// The original tar stream recompressed here (gzip layers only, at the matched
+    /// level): equal to `original_compressed_bytes` means deltas measured here are exact.
     pub recompressed_original_bytes: Option<u64>,
+    /// The gzip level the layer was judged to be written at (gzip layers only).
+    pub gzip_level: Option<GzipLevelMatch>,
     /// The original entries re-emitted and recompressed: the baseline every variant is
     /// compared with, so tar-writer and compressor differences cancel out.
     pub rebuilt_bytes: u64,
@@ -88,6 +89,13 @@ impl RebuildResult {
             self.rebuilt_uncompressed_bytes
                 .saturating_sub(v.uncompressed_bytes)
         })
+    }
+
+    /// The level gzip layers were rebuilt at.
+    pub fn gzip_rebuild_level(&self) -> u32 {
+        self.gzip_level
+            .as_ref()
+            .map_or(gzip_level::DEFAULT_LEVEL, |m| m.level)
     }
 
     /// Whether recompressing the original reproduced its exact size.
@@ -122,12 +130,12 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(compression: Compression) -> io::Result<Self> {
+    fn new(compression: Compression, gzip_level: u32) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Sink::Plain(Counter::default()),
             Compression::Gzip => Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
                 Counter::default(),
-                flate2::Compression::new(GZIP_LEVEL),
+                flate2::Compression::new(gzip_level),
             ))),
             Compression::Zstd => Sink::Zstd(Box::new(zstd::stream::write::Encoder::new(
                 Counter::default(),
@@ -228,31 +236,47 @@ pub fn rebuild(
         reason: e.to_string(),
     };
     let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
+    // The level is judged from bytes read ahead, which then flow into the walk as if
+    // never taken out: still one pass, still hashed.
+    let mut probe = Vec::new();
+    let gzip_match = if compression == Compression::Gzip {
+        (&mut compressed)
+            .take(gzip_level::PROBE_COMPRESSED_BYTES as u64)
+            .read_to_end(&mut probe)
+            .map_err(io_error)?;
+        gzip_level::match_level(&probe)
+    } else {
+        None
+    };
+    let level = gzip_match
+        .as_ref()
+        .map_or(gzip_level::DEFAULT_LEVEL, |m| m.level);
     let mut regzip = if compression == Compression::Gzip {
-        Some(Sink::new(Compression::Gzip).map_err(io_error)?)
+        Some(Sink::new(Compression::Gzip, level).map_err(io_error)?)
     } else {
         None
     };
     let mut zstd_sink = if request.measure_zstd {
-        Some(Sink::new(Compression::Zstd).map_err(io_error)?)
+        Some(Sink::new(Compression::Zstd, level).map_err(io_error)?)
     } else {
         None
     };
     let mut sample = Vec::new();
     let mut baseline = tar::Builder::new(Counted {
-        sink: Sink::new(compression).map_err(io_error)?,
+        sink: Sink::new(compression, level).map_err(io_error)?,
         uncompressed: 0,
     });
     let mut builders = Vec::with_capacity(request.variants.len());
     for _ in &request.variants {
         builders.push(tar::Builder::new(Counted {
-            sink: Sink::new(compression).map_err(io_error)?,
+            sink: Sink::new(compression, level).map_err(io_error)?,
             uncompressed: 0,
         }));
     }
     let original_uncompressed;
     {
-        let decoder = layer::decoder(&mut compressed, compression).map_err(io_error)?;
+        let decoder = layer::decoder(io::Cursor::new(&probe).chain(&mut compressed), compression)
+            .map_err(io_error)?;
         let mut tee = Tee {
             inner: decoder,
             regzip: regzip.as_mut(),
@@ -337,7 +361,7 @@ pub fn rebuild(
     let zstd = match zstd_sink {
         Some(sink) => {
             let compressed_bytes = sink.finish().map_err(io_error)?;
-            Some(time_decompression(&sample, compressed_bytes).map_err(io_error)?)
+            Some(time_decompression(&sample, compressed_bytes, level).map_err(io_error)?)
         }
         None => None,
     };
@@ -346,6 +370,7 @@ pub fn rebuild(
         original_compressed_bytes: original_compressed,
         original_uncompressed_bytes: original_uncompressed,
         recompressed_original_bytes,
+        gzip_level: gzip_match,
         rebuilt_bytes,
         rebuilt_uncompressed_bytes,
         variants,
@@ -383,8 +408,12 @@ fn append<W: Write>(
 }
 
 /// Times decompressing the same sample compressed both ways, best of three.
-fn time_decompression(sample: &[u8], zstd_bytes: u64) -> io::Result<ZstdMeasurement> {
-    let gzip = crate::build::compress(sample, Compression::Gzip, Some(GZIP_LEVEL as i32))?;
+fn time_decompression(
+    sample: &[u8],
+    zstd_bytes: u64,
+    gzip_level: u32,
+) -> io::Result<ZstdMeasurement> {
+    let gzip = crate::build::compress(sample, Compression::Gzip, Some(gzip_level as i32))?;
     let zstd = crate::build::compress(sample, Compression::Zstd, Some(ZSTD_LEVEL))?;
     let best = |decode: &dyn Fn() -> io::Result<u64>| -> io::Result<f64> {
         let mut best = f64::MAX;

@@ -64,6 +64,15 @@ pub struct BinaryReport {
 }
 
 impl BinaryReport {
+    /// An executable outside the system directories: what the image was built to run.
+    pub fn is_application(&self) -> bool {
+        let path = self.path.trim_start_matches('/');
+        (self.elf_type == "exec" || self.elf_type == "pie")
+            && !["bin/", "sbin/", "usr/bin/", "usr/sbin/", "lib", "usr/lib"]
+                .iter()
+                .any(|d| path.starts_with(d))
+    }
+
     fn empty(path: &str, size: u64) -> Self {
         Self {
             path: path.to_string(),

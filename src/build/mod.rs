@@ -77,6 +77,9 @@ pub struct LayerSpec {
     pub created_by: String,
     /// gzip/zstd level; `None` for the library default.
     pub level: Option<i32>,
+    /// Compress with this program (tar on stdin, blob on stdout) instead of the
+    /// library, to build a layer as another tool would (e.g. `gzip -9 -n`).
+    pub compressor: Option<Vec<String>>,
 }
 
 impl LayerSpec {
@@ -86,6 +89,7 @@ impl LayerSpec {
             compression: Compression::Gzip,
             created_by: created_by.into(),
             level: None,
+            compressor: None,
         }
     }
 
@@ -107,7 +111,10 @@ pub struct BuiltLayer {
 pub fn build_layer(spec: &LayerSpec, docker_media_types: bool) -> io::Result<BuiltLayer> {
     let tar = tar_bytes(&spec.items)?;
     let diff_id = Digest::of_bytes(&tar);
-    let blob = compress(&tar, spec.compression, spec.level)?;
+    let blob = match &spec.compressor {
+        Some(command) => compress_with(command, &tar)?,
+        None => compress(&tar, spec.compression, spec.level)?,
+    };
     let media_type = match (spec.compression, docker_media_types) {
         (Compression::None, false) => "application/vnd.oci.image.layer.v1.tar",
         (Compression::Gzip, false) => "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -121,6 +128,36 @@ pub fn build_layer(spec: &LayerSpec, docker_media_types: bool) -> io::Result<Bui
         diff_id,
         media_type: media_type.to_string(),
     })
+}
+
+fn compress_with(command: &[String], data: &[u8]) -> io::Result<Vec<u8>> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty compressor command"))?;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("compressor stdin"))?;
+    // Written from a thread: a compressor that fills its stdout pipe before reading
+    // all of stdin would otherwise deadlock against us.
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| io::Error::other("compressor writer panicked"))??;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "{program} exited with {}",
+            output.status
+        )));
+    }
+    Ok(output.stdout)
 }
 
 pub fn compress(data: &[u8], compression: Compression, level: Option<i32>) -> io::Result<Vec<u8>> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::inspect::ImageInfo;
 use super::markdown::{code, text};
 use super::{new_table, MarkdownTable, SCHEMA_VERSION};
-use crate::advice::{Advice, Confidence, Projection, Suggestion};
+use crate::advice::{Advice, Confidence, Mention, Projection, Suggestion};
 use crate::inspect::ImageAnalysis;
 use crate::size::human;
 
@@ -19,6 +19,8 @@ pub struct AdviseReport {
     pub suggestions: Vec<Suggestion>,
     pub projected: Projection,
     pub measurements: Vec<crate::advice::LayerMeasurement>,
+    /// Changes named with their costs but left out of the ranking.
+    pub not_ranked: Vec<Mention>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +52,43 @@ pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
     table.render()
 }
 
+/// Changes named but not ranked, with what they cost (also used by `ballast report`).
+pub fn not_ranked_markdown(mentions: &[Mention], heading: &str) -> String {
+    let mut out = String::new();
+    for m in mentions {
+        let _ = writeln!(
+            out,
+            "{heading} Not ranked: {} ({})
+",
+            text(&m.title),
+            code(&m.id)
+        );
+        let _ = writeln!(
+            out,
+            "Not ranked because {}.
+",
+            text(&m.why_not_ranked)
+        );
+        if !m.paths.is_empty() {
+            let paths: Vec<String> = m.paths.iter().map(|p| code(p)).collect();
+            let _ = writeln!(out, "- files: {}", paths.join(", "));
+        }
+        for line in &m.evidence {
+            let _ = writeln!(out, "- {}", text(line));
+        }
+        for effect in &m.side_effects {
+            let _ = writeln!(out, "- cost: {}", text(effect));
+        }
+        let _ = writeln!(
+            out,
+            "- source: {}
+",
+            text(&m.source)
+        );
+    }
+    out
+}
+
 fn confidence(c: Confidence) -> &'static str {
     match c {
         Confidence::Exact => "exact",
@@ -70,6 +109,7 @@ impl AdviseReport {
             suggestions: advice.suggestions,
             projected: advice.projected,
             measurements: advice.measurements,
+            not_ranked: advice.not_ranked,
         }
     }
 
@@ -85,6 +125,7 @@ impl AdviseReport {
                 out,
                 "No suggestions: nothing in this image shows a saving ballast can stand behind."
             );
+            self.not_ranked_text(&mut out);
             return out;
         }
         let mut table = new_table(
@@ -154,7 +195,25 @@ impl AdviseReport {
             human(self.projected.compressed_bytes),
             human(self.projected.uncompressed_bytes)
         );
+        self.not_ranked_text(&mut out);
         out
+    }
+
+    fn not_ranked_text(&self, out: &mut String) {
+        for m in &self.not_ranked {
+            let _ = writeln!(out, "\nNot ranked: {} [{}]", m.title, m.id);
+            let _ = writeln!(out, "   why: {}", m.why_not_ranked);
+            if !m.paths.is_empty() {
+                let _ = writeln!(out, "   files: {}", m.paths.join(", "));
+            }
+            for line in &m.evidence {
+                let _ = writeln!(out, "   evidence: {line}");
+            }
+            for effect in &m.side_effects {
+                let _ = writeln!(out, "   cost: {effect}");
+            }
+            let _ = writeln!(out, "   source: {}", m.source);
+        }
     }
 
     pub fn to_markdown(&self) -> String {
@@ -163,8 +222,9 @@ impl AdviseReport {
         if self.suggestions.is_empty() {
             let _ = writeln!(
                 out,
-                "No suggestions: nothing in this image shows a saving ballast can stand behind."
+                "No suggestions: nothing in this image shows a saving ballast can stand behind.\n"
             );
+            out.push_str(&not_ranked_markdown(&self.not_ranked, "###"));
             return out;
         }
         let _ = writeln!(out, "{}", suggestions_table(&self.suggestions));
@@ -203,6 +263,7 @@ impl AdviseReport {
             }
             let _ = writeln!(out, "\n```\n{}\n```\n", s.fix.replace("```", "'''"));
         }
+        out.push_str(&not_ranked_markdown(&self.not_ranked, "###"));
         out
     }
 }

@@ -545,6 +545,10 @@ fn suggestions(bundle: &ImageBundle, side: &ImageSide) -> String {
     };
     if advice.suggestions.is_empty() {
         out.push_str("None: nothing in this image shows a saving ballast can stand behind.\n\n");
+        out.push_str(&crate::report::advise::not_ranked_markdown(
+            &advice.not_ranked,
+            "####",
+        ));
         return out;
     }
     let _ = writeln!(
@@ -584,6 +588,10 @@ fn suggestions(bundle: &ImageBundle, side: &ImageSide) -> String {
         let fence = fence_for(&s.fix);
         let _ = writeln!(out, "\n{fence}\n{}\n{fence}\n", s.fix.trim_end());
     }
+    out.push_str(&crate::report::advise::not_ranked_markdown(
+        &advice.not_ranked,
+        "####",
+    ));
     out
 }
 

@@ -383,7 +383,7 @@ impl InspectReport {
             for binary in self
                 .binaries
                 .iter()
-                .filter(|b| is_application(&b.report))
+                .filter(|b| b.report.is_application())
                 .take(3)
             {
                 if let Some(anatomy) = &binary.report.anatomy {
@@ -532,7 +532,7 @@ impl InspectReport {
             for binary in self
                 .binaries
                 .iter()
-                .filter(|b| is_application(&b.report))
+                .filter(|b| b.report.is_application())
                 .take(3)
             {
                 if let Some(anatomy) = &binary.report.anatomy {
@@ -615,13 +615,4 @@ fn debug_flags(report: &BinaryReport) -> String {
         (false, true) => "symbols".into(),
         (false, false) => "stripped".into(),
     }
-}
-
-/// Executables outside the system directories: what the image was built to run.
-fn is_application(report: &BinaryReport) -> bool {
-    let path = report.path.trim_start_matches('/');
-    (report.elf_type == "exec" || report.elf_type == "pie")
-        && !["bin/", "sbin/", "usr/bin/", "usr/sbin/", "lib", "usr/lib"]
-            .iter()
-            .any(|d| path.starts_with(d))
 }
