@@ -485,7 +485,7 @@ fn gzip_level_is_matched_before_savings_are_measured() {
             "-c".into(),
         ])
     };
-    let cases: [(&str, Option<i32>, Option<Vec<String>>, &str); 3] = [
+    let cases = [
         ("flate2-1", Some(1), None, "exact"),
         ("flate2-9", Some(9), None, "exact"),
         ("gnu-gzip-9", None, gnu_gzip_9(), "measured"),
