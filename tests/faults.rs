@@ -504,6 +504,10 @@ fn unavailable_forever_exhausts_the_retries() {
     let line = assert_clean_failure(&run, &proxy);
     assert!(line.contains(&proxy.host), "names the registry: {line}");
     assert!(line.contains("503"), "names the cause: {line}");
+    assert!(
+        line.contains("gave up after 2 attempts"),
+        "says how hard it tried: {line}"
+    );
     let attempts = proxy.log().iter().filter(|e| is_manifest_get(e)).count();
     assert!(
         (2..=3).contains(&attempts),
@@ -668,4 +672,72 @@ fn proxy_frames_chunked_and_eof_responses() {
         .all(|e| e.connection == log[0].connection && e.complete));
     assert_eq!(log[0].fault, Some(Fault::flip_byte(0)));
     assert_eq!(log[1].body_bytes, 11);
+}
+
+/// Several ballast processes at once against one registry, sharing one flaky proxy
+/// (the first requests refused with 503, the big blob cut once): each must still
+/// print exactly the unfaulted report. ballast keeps no cache, so the runs share
+/// nothing on disk either; the test checks that none of them wrote a file.
+#[test]
+fn concurrent_processes_neither_corrupt_nor_block_each_other() {
+    const RUNS: usize = 4;
+    let layer = big_layer();
+    let (proxy, reference) = faulted(
+        "concurrent",
+        vec![
+            Fault::unavailable().on(Target::Any).first(3),
+            Fault::cut(CUT_AT).on(Target::blob(&layer)).first(1),
+        ],
+    );
+    let homes: Vec<tempfile::TempDir> = (0..RUNS)
+        .map(|_| tempfile::tempdir().expect("home"))
+        .collect();
+    let children: Vec<std::process::Child> = homes
+        .iter()
+        .map(|home| {
+            let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("ballast"));
+            command
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", home.path())
+                .env("XDG_CACHE_HOME", home.path().join(".cache"))
+                .env("DOCKER_CONFIG", home.path().join(".docker"))
+                .env("NO_COLOR", "1")
+                .args(["inspect", &reference, "--format", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().expect("spawn ballast")
+        })
+        .collect();
+    let started = Instant::now();
+    for child in children {
+        let output = child.wait_with_output().expect("wait");
+        let run = Run {
+            code: output.status.code(),
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        assert!(run.elapsed < RUN_LIMIT * 2, "{:?}", run.elapsed);
+        assert_same_report(&run, &proxy);
+    }
+    assert_eq!(proxy.faults_injected(), 4, "{}", proxy.describe());
+    let gets = proxy.blob_gets(&layer);
+    assert!(gets.len() >= RUNS, "{}", proxy.describe());
+    for home in &homes {
+        let written: Vec<_> = walk(home.path());
+        assert!(written.is_empty(), "ballast wrote {written:?}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }

@@ -79,11 +79,15 @@ pub fn transient(error: &OciDistributionError) -> Option<bool> {
     }
 }
 
+/// The last error of a request given up on, and how many times it was tried.
+#[derive(Debug)]
+pub struct GaveUp {
+    pub error: OciDistributionError,
+    pub attempts: u32,
+}
+
 /// Runs `operation` until it succeeds, fails for good, or runs out of attempts.
-pub async fn retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    mut operation: F,
-) -> Result<T, OciDistributionError>
+pub async fn retry<T, F, Fut>(policy: &RetryPolicy, mut operation: F) -> Result<T, GaveUp>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
@@ -97,7 +101,12 @@ where
                     tokio::time::sleep(policy.delay(failures, rate_limited)).await;
                     failures += 1;
                 }
-                _ => return Err(error),
+                _ => {
+                    return Err(GaveUp {
+                        error,
+                        attempts: failures + 1,
+                    })
+                }
             },
         }
     }
@@ -129,7 +138,7 @@ impl ResumingBlob {
         descriptor: OciDescriptor,
         size: u64,
         policy: RetryPolicy,
-    ) -> Result<Self, OciDistributionError> {
+    ) -> Result<Self, GaveUp> {
         let registry = reference.registry().to_string();
         let first = open_at(&client, &reference, &descriptor, 0, &policy).await?;
         Ok(Self {
@@ -163,7 +172,7 @@ async fn open_at(
     descriptor: &OciDescriptor,
     offset: u64,
     policy: &RetryPolicy,
-) -> Result<Box<dyn Read + Send>, OciDistributionError> {
+) -> Result<Box<dyn Read + Send>, GaveUp> {
     let response = retry(policy, || {
         client.pull_blob_stream_partial(reference, descriptor, offset, None)
     })
@@ -178,7 +187,10 @@ async fn open_at(
     let mut reader: Box<dyn Read + Send> = Box::new(SyncIoBridge::new(StreamReader::new(stream)));
     if skip > 0 {
         let mut discard = reader.take(skip);
-        std::io::copy(&mut discard, &mut std::io::sink()).map_err(OciDistributionError::IoError)?;
+        std::io::copy(&mut discard, &mut std::io::sink()).map_err(|e| GaveUp {
+            error: OciDistributionError::IoError(e),
+            attempts: 1,
+        })?;
         reader = discard.into_inner();
     }
     Ok(reader)
@@ -200,9 +212,9 @@ impl Read for ResumingBlob {
                 ));
                 match opened {
                     Ok(reader) => self.current = Some(reader),
-                    Err(error) => {
-                        self.failures += 1;
-                        return Err(self.give_up(&error.to_string()));
+                    Err(gave_up) => {
+                        self.failures += gave_up.attempts;
+                        return Err(self.give_up(&gave_up.error.to_string()));
                     }
                 }
             }

@@ -7,7 +7,7 @@ use oci_client::{Client, Reference};
 use super::manifest::{self, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
 use super::{verify_digest, BlobReader, ResolvedImage, SourceError, MAX_METADATA_BYTES};
 use crate::digest::Digest;
-use crate::registry::retry::{retry, ResumingBlob, RetryPolicy};
+use crate::registry::retry::{retry, GaveUp, ResumingBlob, RetryPolicy};
 use crate::registry::{self, AuthSources, RegistryOptions};
 use crate::source::{LayerDescriptor, Platform};
 
@@ -35,8 +35,12 @@ impl RegistrySource {
         })
     }
 
-    fn classify(&self, error: oci_client::errors::OciDistributionError) -> SourceError {
-        registry::classify(error, self.reference.registry(), &self.reference.whole()).into()
+    fn classify(&self, gave_up: GaveUp, what: &str) -> SourceError {
+        registry::classify_gave_up(gave_up, self.reference.registry(), what).into()
+    }
+
+    fn blob_what(&self, digest: &str) -> String {
+        format!("{} (blob {digest})", self.reference.whole())
     }
 
     async fn pull_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), SourceError> {
@@ -45,7 +49,7 @@ impl RegistrySource {
                 .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFEST_TYPES)
         })
         .await
-        .map_err(|e| self.classify(e))?;
+        .map_err(|e| self.classify(e, &reference.whole()))?;
         let what = format!("manifest {}", reference.whole());
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {
@@ -135,7 +139,7 @@ impl RegistrySource {
             self.policy,
         )
         .await
-        .map_err(|e| self.classify(e))?;
+        .map_err(|e| self.classify(e, &self.blob_what(&digest.to_string())))?;
         let read_what = what.clone();
         let bytes = tokio::task::spawn_blocking(move || {
             use std::io::Read;
@@ -175,7 +179,7 @@ impl RegistrySource {
             self.policy,
         )
         .await
-        .map_err(|e| self.classify(e))?;
+        .map_err(|e| self.classify(e, &self.blob_what(&layer.digest.to_string())))?;
         Ok(Box::new(blob))
     }
 }
