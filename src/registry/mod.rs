@@ -123,24 +123,30 @@ pub fn registry_auth(credentials: &Credentials) -> RegistryAuth {
 /// Maps an `oci-client` error to ours. Messages name the registry and the reference
 /// and never the credentials (oci-client's own messages carry URLs, not secrets).
 /// As [`classify`], saying how many attempts a transient failure was given.
-pub fn classify_gave_up(
-    gave_up: retry::GaveUp,
-    registry: &str,
-    reference: &str,
-) -> RegistryError {
+pub fn classify_gave_up(gave_up: retry::GaveUp, registry: &str, reference: &str) -> RegistryError {
     let attempts = gave_up.attempts;
     match classify(gave_up.error, registry, reference) {
-        RegistryError::Transport { registry, detail } if attempts > 1 => {
-            RegistryError::Transport {
-                registry,
-                detail: format!("{detail} (gave up after {attempts} attempts)"),
-            }
-        }
+        RegistryError::Transport { registry, detail } if attempts > 1 => RegistryError::Transport {
+            registry,
+            detail: format!("{detail} (gave up after {attempts} attempts)"),
+        },
         other => other,
     }
 }
 
 pub fn classify(error: OciDistributionError, registry: &str, reference: &str) -> RegistryError {
+    if let OciDistributionError::RetryAfter { error, after } = error {
+        return match classify(*error, registry, reference) {
+            RegistryError::Transport { registry, detail } => RegistryError::Transport {
+                registry,
+                detail: format!(
+                    "{detail} (the registry asked to retry after {} s)",
+                    after.as_secs()
+                ),
+            },
+            other => other,
+        };
+    }
     let registry = registry.to_string();
     let reference = reference.to_string();
     match error {

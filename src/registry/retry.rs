@@ -52,9 +52,24 @@ impl RetryPolicy {
     }
 }
 
+/// The longest `Retry-After` waited out: a registry asking for more is answered with
+/// an error that says so, rather than a CI job hanging for it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// What the registry asked for in `Retry-After`, when it asked.
+pub fn retry_after(error: &OciDistributionError) -> Option<Duration> {
+    match error {
+        OciDistributionError::RetryAfter { after, .. } => Some(*after),
+        _ => None,
+    }
+}
+
 /// Whether an error is worth another attempt, and whether it was rate limiting.
 pub fn transient(error: &OciDistributionError) -> Option<bool> {
     match error {
+        OciDistributionError::RetryAfter { error, after } => {
+            transient(error).filter(|_| *after <= MAX_RETRY_AFTER)
+        }
         OciDistributionError::ServerError { code, .. } => match code {
             429 => Some(true),
             500..=599 => Some(false),
@@ -98,7 +113,9 @@ where
             Ok(value) => return Ok(value),
             Err(error) => match transient(&error) {
                 Some(rate_limited) if failures + 1 < policy.attempts.max(1) => {
-                    tokio::time::sleep(policy.delay(failures, rate_limited)).await;
+                    let backoff = policy.delay(failures, rate_limited);
+                    let wait = retry_after(&error).map_or(backoff, |asked| asked.max(backoff));
+                    tokio::time::sleep(wait).await;
                     failures += 1;
                 }
                 _ => {

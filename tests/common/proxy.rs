@@ -83,11 +83,19 @@ impl Fault {
         }
     }
 
-    /// 429 Too Many Requests with `Retry-After: 1`.
-    pub fn too_many_requests() -> Self {
+    /// 429 Too Many Requests with `Retry-After: SECONDS`.
+    pub fn too_many_requests(retry_after: u64) -> Self {
         Fault::Status {
             code: 429,
-            retry_after: Some(1),
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// 503 Service Unavailable with `Retry-After: SECONDS` (a maintenance window).
+    pub fn unavailable_for(retry_after: u64) -> Self {
+        Fault::Status {
+            code: 503,
+            retry_after: Some(retry_after),
         }
     }
 
