@@ -2,15 +2,16 @@
 //! (concurrently, each distinct layer once) and stack the results.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
+use crate::digest::Digest;
 use crate::fs::{self, FsAnalysis};
 use crate::layer::{self, LayerError, LayerLimits, LayerScan};
 use crate::reference::ImageRef;
 use crate::registry::RegistryOptions;
-use crate::source::{Cancel, Platform, ResolvedImage, Source, SourceError};
+use crate::source::{Cancel, LayerDescriptor, Platform, ResolvedImage, Source, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -42,6 +43,46 @@ pub struct InspectOptions {
     pub max_layers: usize,
     /// Layers analysed at once; the CPU-bound part decides, so one per core.
     pub concurrency: usize,
+    /// Shared by every image a command reads.
+    pub layer_memo: LayerMemo,
+}
+
+/// Layers already analysed by this process, by blob digest and media type: the images
+/// of one command (compare, report, a gate against its baseline) that share base
+/// layers read each shared layer once.
+#[derive(Debug, Clone, Default)]
+pub struct LayerMemo(Arc<Mutex<HashMap<(Digest, String), Arc<LayerScan>>>>);
+
+impl LayerMemo {
+    /// The earlier analysis of this layer, if it was read under the same diff_id.
+    fn get(
+        &self,
+        descriptor: &LayerDescriptor,
+        diff_id: Option<&Digest>,
+    ) -> Option<Arc<LayerScan>> {
+        let memo = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let scan = memo.get(&(descriptor.digest.clone(), descriptor.media_type.clone()))?;
+        let same = scan.descriptor.size == descriptor.size
+            && diff_id.is_none_or(|expected| expected == &scan.diff_id);
+        same.then(|| Arc::clone(scan))
+    }
+
+    fn insert(&self, scan: &Arc<LayerScan>) {
+        let mut memo = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        memo.insert(
+            (
+                scan.descriptor.digest.clone(),
+                scan.descriptor.media_type.clone(),
+            ),
+            Arc::clone(scan),
+        );
+    }
 }
 
 impl Default for InspectOptions {
@@ -53,6 +94,7 @@ impl Default for InspectOptions {
             limits: LayerLimits::default(),
             max_layers: 1000,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            layer_memo: LayerMemo::default(),
         }
     }
 }
@@ -123,11 +165,18 @@ pub async fn inspect_keeping_source(
     let mut tasks = tokio::task::JoinSet::new();
     let cancel = Cancel::default();
     let mut seen = HashMap::new();
+    let mut scans: HashMap<usize, Arc<LayerScan>> = HashMap::new();
     for (index, descriptor) in resolved.layers.iter().enumerate() {
         if seen.contains_key(&descriptor.digest) {
             continue;
         }
         seen.insert(descriptor.digest.clone(), index);
+        let diff_id = resolved.config.diff_ids.get(index);
+        if let Some(scan) = options.layer_memo.get(descriptor, diff_id) {
+            progress.layer_done(&scan);
+            scans.insert(index, scan);
+            continue;
+        }
         let source = Arc::clone(&source);
         let semaphore = Arc::clone(&semaphore);
         let progress = Arc::clone(&progress);
@@ -153,9 +202,10 @@ pub async fn inspect_keeping_source(
             Ok::<_, InspectError>((index, scan))
         });
     }
-    let mut scans: HashMap<usize, Arc<LayerScan>> = HashMap::new();
     for (index, scan) in crate::source::join_all(tasks, &cancel, InspectError::Task).await? {
-        scans.insert(index, Arc::new(scan));
+        let scan = Arc::new(scan);
+        options.layer_memo.insert(&scan);
+        scans.insert(index, scan);
     }
     let mut layers = Vec::with_capacity(resolved.layers.len());
     for descriptor in &resolved.layers {

@@ -153,3 +153,51 @@ fn markdown_report_snapshot() {
     let markdown = String::from_utf8(output.stdout).expect("utf-8");
     insta::assert_snapshot!(markdown);
 }
+
+/// Images of one command that share a base layer read it once: the registry (seen
+/// through a passthrough proxy) serves the shared blob a single time.
+#[test]
+fn shared_layers_are_read_once_per_command() {
+    let samples = samples();
+    let build = |binary: std::path::PathBuf| {
+        samples::service_image(&binary, "app/hello", false)
+            .expect("spec")
+            .build()
+            .expect("build")
+    };
+    let go = build(samples.go(GoBuild::CgoOff).expect("go"));
+    let rust = build(samples.rust(RustBuild::Release).expect("rust"));
+    assert_eq!(go.layers[0].digest, rust.layers[0].digest, "the same base");
+    push(registry(), "compare/shared-go:1", &[&go]);
+    push(registry(), "compare/shared-rs:1", &[&rust]);
+    let proxy = common::proxy::Proxy::passthrough(&registry().host);
+    let home = tempfile::tempdir().expect("home");
+    let output = ballast(home.path())
+        .args([
+            "compare",
+            &proxy.reference("compare/shared-go:1"),
+            &proxy.reference("compare/shared-rs:1"),
+            "--no-advice",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let comparison: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(comparison["images"][1]["main_binary"]["language"], "rust");
+    let base = go.layers[0].digest.to_string();
+    assert_eq!(proxy.blob_gets(&base).len(), 1, "{}", proxy.describe());
+    for layer in [&go.layers[1], &rust.layers[1]] {
+        assert_eq!(
+            proxy.blob_gets(&layer.digest.to_string()).len(),
+            1,
+            "{}",
+            proxy.describe()
+        );
+    }
+}
