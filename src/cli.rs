@@ -317,6 +317,11 @@ struct SourceArgs {
     /// Seconds a registry response may stay silent before the transfer is retried
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     read_timeout: f64,
+    /// Keep registry blobs (as stored: compressed layers, configs) in DIR between
+    /// runs; every entry is verified by digest before use. Safe to share between
+    /// concurrent runs.
+    #[arg(long, value_name = "DIR", env = "BALLAST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -509,6 +514,7 @@ fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
             attempts: args.retries,
             ..Default::default()
         },
+        cache_dir: args.cache_dir.clone(),
     };
     options.limits = LayerLimits {
         max_uncompressed_bytes: crate::size::parse_size(&args.max_layer_size)

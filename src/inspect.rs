@@ -51,7 +51,10 @@ pub struct InspectOptions {
 /// of one command (compare, report, a gate against its baseline) that share base
 /// layers read each shared layer once.
 #[derive(Debug, Clone, Default)]
-pub struct LayerMemo(Arc<Mutex<HashMap<(Digest, String), Arc<LayerScan>>>>);
+pub struct LayerMemo(Arc<Mutex<HashMap<LayerKey, Arc<LayerScan>>>>);
+
+/// A blob digest and the media type it was read as.
+type LayerKey = (Digest, String);
 
 impl LayerMemo {
     /// The earlier analysis of this layer, if it was read under the same diff_id.

@@ -8,6 +8,7 @@
 pub mod advice;
 pub mod binary;
 pub mod build;
+pub mod cache;
 pub mod category;
 pub mod cli;
 pub mod compare;

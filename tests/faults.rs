@@ -699,10 +699,11 @@ fn proxy_frames_chunked_and_eof_responses() {
     assert_eq!(log[1].body_bytes, 11);
 }
 
-/// Several ballast processes at once against one registry, sharing one flaky proxy
-/// (the first requests refused with 503, the big blob cut once): each must still
-/// print exactly the unfaulted report. ballast keeps no cache, so the runs share
-/// nothing on disk either; the test checks that none of them wrote a file.
+/// Several ballast processes at once against one registry and one `--cache-dir`,
+/// sharing one flaky proxy (the first requests refused with 503, the big blob cut
+/// once): each must still print exactly the unfaulted report, the cache must end up
+/// holding only whole, verified blobs and no temporary files, and nothing else may be
+/// written.
 #[test]
 fn concurrent_processes_neither_corrupt_nor_block_each_other() {
     const RUNS: usize = 4;
@@ -714,6 +715,7 @@ fn concurrent_processes_neither_corrupt_nor_block_each_other() {
             Fault::cut(CUT_AT).on(Target::blob(&layer)).first(1),
         ],
     );
+    let cache = tempfile::tempdir().expect("cache");
     let homes: Vec<tempfile::TempDir> = (0..RUNS)
         .map(|_| tempfile::tempdir().expect("home"))
         .collect();
@@ -728,7 +730,8 @@ fn concurrent_processes_neither_corrupt_nor_block_each_other() {
                 .env("XDG_CACHE_HOME", home.path().join(".cache"))
                 .env("DOCKER_CONFIG", home.path().join(".docker"))
                 .env("NO_COLOR", "1")
-                .args(["inspect", &reference, "--format", "json"])
+                .args(["inspect", &reference, "--format", "json", "--cache-dir"])
+                .arg(cache.path())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
             command.spawn().expect("spawn ballast")
@@ -747,12 +750,114 @@ fn concurrent_processes_neither_corrupt_nor_block_each_other() {
         assert_same_report(&run, &proxy);
     }
     assert_eq!(proxy.faults_injected(), 4, "{}", proxy.describe());
-    let gets = proxy.blob_gets(&layer);
-    assert!(gets.len() >= RUNS, "{}", proxy.describe());
     for home in &homes {
         let written: Vec<_> = walk(home.path());
         assert!(written.is_empty(), "ballast wrote {written:?}");
     }
+    assert_cache_holds_exactly(cache.path(), &every_blob());
+}
+
+/// The config's and every layer's digest.
+fn every_blob() -> Vec<String> {
+    let mut blobs: Vec<String> = image()
+        .blobs()
+        .keys()
+        .map(|digest| digest.to_string())
+        .collect();
+    blobs.sort();
+    blobs
+}
+
+/// The cache holds these blobs, each whole (its bytes hash to its name), and nothing
+/// else: no temporary files.
+fn assert_cache_holds_exactly(cache: &std::path::Path, expected: &[String]) {
+    let dir = cache.join("blobs/sha256");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("cache dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).expect("read entry");
+        assert_eq!(
+            ballast::digest::Digest::of_bytes(&bytes).hex(),
+            name,
+            "cache entry {name} is not what its name says"
+        );
+        found.push(format!("sha256:{name}"));
+    }
+    found.sort();
+    assert_eq!(found, expected, "cache entries");
+}
+
+/// With `--cache-dir`, a second run reads no blob from the registry; an entry damaged
+/// on disk is detected by its digest, fetched again and repaired; a blob that never
+/// arrives whole leaves nothing behind.
+#[test]
+fn cache_dir_is_reused_verified_and_repaired() {
+    let repo_tag = push_image("cached");
+    let cache = tempfile::tempdir().expect("cache");
+    let cache_arg = cache.path().to_string_lossy().into_owned();
+    let with_cache = ["--cache-dir", cache_arg.as_str()];
+
+    let first = Proxy::passthrough(&registry().host);
+    let run = run_inspect(&first.reference(&repo_tag), &with_cache);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        comparable(serde_json::from_slice(&run.stdout).expect("JSON")),
+        *baseline()
+    );
+    assert_cache_holds_exactly(cache.path(), &every_blob());
+
+    let second = Proxy::passthrough(&registry().host);
+    let run = run_inspect(&second.reference(&repo_tag), &with_cache);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        comparable(serde_json::from_slice(&run.stdout).expect("JSON")),
+        *baseline()
+    );
+    for blob in every_blob() {
+        assert!(
+            second.blob_gets(&blob).is_empty(),
+            "{blob} fetched again:\n{}",
+            second.describe()
+        );
+    }
+
+    let layer = big_layer();
+    let entry = cache
+        .path()
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&entry).expect("entry");
+    bytes[1000] ^= 0xff;
+    std::fs::write(&entry, &bytes).expect("damage");
+    let third = Proxy::passthrough(&registry().host);
+    let run = run_inspect(&third.reference(&repo_tag), &with_cache);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        comparable(serde_json::from_slice(&run.stdout).expect("JSON")),
+        *baseline()
+    );
+    assert_eq!(third.blob_gets(&layer).len(), 1, "{}", third.describe());
+    assert_cache_holds_exactly(cache.path(), &every_blob());
+
+    // A blob that is cut every time: the run fails and caches none of it.
+    let empty = tempfile::tempdir().expect("cache");
+    let empty_arg = empty.path().to_string_lossy().into_owned();
+    let (proxy, reference) = faulted(
+        "cached-cut",
+        vec![Fault::cut_at_blob_offset(CUT_AT).on(Target::blob(&layer))],
+    );
+    let run = run_inspect(&reference, &["--cache-dir", &empty_arg, "--retries", "2"]);
+    assert_clean_failure(&run, &proxy);
+    let left: Vec<String> = walk(empty.path())
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|p| !p.contains(layer.trim_start_matches("sha256:"))),
+        "the cut blob left {left:?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -49,6 +49,8 @@ pub struct RegistryOptions {
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub retry: retry::RetryPolicy,
+    /// Where registry blobs are kept between runs (`--cache-dir`); none by default.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Loopback registries are spoken to over plain HTTP, as docker does for `localhost`.

@@ -52,6 +52,8 @@ pub enum SourceError {
     Digest(#[from] DigestError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
 }
 
 impl SourceError {

@@ -6,6 +6,7 @@ use oci_client::{Client, Reference};
 
 use super::manifest::{self, ManifestOrIndex, ACCEPTED_MANIFEST_TYPES};
 use super::{verify_digest, BlobReader, ResolvedImage, SourceError, MAX_METADATA_BYTES};
+use crate::cache::BlobCache;
 use crate::digest::Digest;
 use crate::registry::retry::{retry, GaveUp, ResumingBlob, RetryPolicy};
 use crate::registry::{self, AuthSources, RegistryOptions};
@@ -16,6 +17,7 @@ pub struct RegistrySource {
     reference: Reference,
     auth: RegistryAuth,
     policy: RetryPolicy,
+    cache: Option<BlobCache>,
 }
 
 impl RegistrySource {
@@ -32,6 +34,11 @@ impl RegistrySource {
             reference,
             auth: registry::registry_auth(&credentials),
             policy: options.retry,
+            cache: options
+                .cache_dir
+                .as_deref()
+                .map(BlobCache::open)
+                .transpose()?,
         })
     }
 
@@ -131,15 +138,7 @@ impl RegistrySource {
             size: size as i64,
             ..Default::default()
         };
-        let blob = ResumingBlob::open(
-            self.client.clone(),
-            self.reference.clone(),
-            descriptor,
-            size,
-            self.policy,
-        )
-        .await
-        .map_err(|e| self.classify(e, &self.blob_what(&digest.to_string())))?;
+        let blob = self.fetch(descriptor, digest, size).await?;
         let read_what = what.clone();
         let bytes = tokio::task::spawn_blocking(move || {
             use std::io::Read;
@@ -171,15 +170,40 @@ impl RegistrySource {
             media_type: layer.media_type.clone(),
             ..Default::default()
         };
+        self.fetch(descriptor, &layer.digest, layer.size).await
+    }
+
+    /// The blob from the cache when it holds an intact copy, else from the registry
+    /// (copied into the cache on the way through, when there is one).
+    async fn fetch(
+        &self,
+        descriptor: OciDescriptor,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobReader, SourceError> {
+        if let Some(cache) = &self.cache {
+            let (cache, key) = (cache.clone(), digest.clone());
+            // Checking an entry hashes it: disk work, kept off the async threads.
+            let cached = tokio::task::spawn_blocking(move || cache.get(&key, size))
+                .await
+                .ok()
+                .flatten();
+            if let Some(file) = cached {
+                return Ok(Box::new(file));
+            }
+        }
         let blob = ResumingBlob::open(
             self.client.clone(),
             self.reference.clone(),
             descriptor,
-            layer.size,
+            size,
             self.policy,
         )
         .await
-        .map_err(|e| self.classify(e, &self.blob_what(&layer.digest.to_string())))?;
-        Ok(Box::new(blob))
+        .map_err(|e| self.classify(e, &self.blob_what(&digest.to_string())))?;
+        Ok(match &self.cache {
+            Some(cache) => Box::new(cache.tee(digest, size, blob)),
+            None => Box::new(blob),
+        })
     }
 }
