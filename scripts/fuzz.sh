@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), each with
 # a corpus seeded from real material built here: the Go, Rust and C samples and the
 # hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
-# layers (manifest, layer), references (reference), the built-in tables (pricing).
+# layers (manifest, layer), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
 # Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ seconds=${SECONDS_PER_TARGET:-120}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 target=${CARGO_TARGET_DIR:-target}
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing}
+mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level}
 
 for source in fuzz/seeds/*.c; do
   name=$(basename "$source" .c)
@@ -23,6 +23,11 @@ for layout in "$target"/ballast-demo/*/; do
     size=$(stat -c %s "$blob")
     if [ "$size" -lt 65536 ]; then cp "$blob" "$corpus/manifest/"; fi
     if [ "$size" -lt 4000000 ]; then cp "$blob" "$corpus/layer/"; fi
+    # gzip layers (magic 1f 8b) seed the level probe: their first 64 KiB, a
+    # truncated stream as the probe sees one (whole megabytes would run at <1 exec/s).
+    if [ "$(head -c 2 "$blob" | od -An -tx1 | tr -d ' ')" = "1f8b" ]; then
+      head -c 65536 "$blob" >"$corpus/gzip_level/$(basename "$blob")"
+    fi
   done
 done
 printf '%s' 'alpine' >"$corpus/reference/a"
@@ -35,6 +40,8 @@ cp src/cost/pricing.toml src/cost/profiles.toml "$corpus/pricing/"
 cd fuzz
 for name in $(cargo fuzz list); do
   echo "== $name for ${seconds}s"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "corpus/$name" -- -max_total_time="$seconds" -rss_limit_mb=2048 2>&1 \
+  extra=()
+  [ "$name" = gzip_level ] && extra=(-max_len=65536)
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "corpus/$name" -- -max_total_time="$seconds" -rss_limit_mb=2048 "${extra[@]}" 2>&1 \
     | grep -E "^#[0-9]+.*(DONE|pulse)|Done [0-9]+ runs|SUMMARY|ERROR|panicked" | tail -3
 done

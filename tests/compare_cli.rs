@@ -172,23 +172,15 @@ fn shared_layers_are_read_once_per_command() {
     push(registry(), "compare/shared-rs:1", &[&rust]);
     let proxy = common::proxy::Proxy::passthrough(&registry().host);
     let home = tempfile::tempdir().expect("home");
-    let output = ballast(home.path())
-        .args([
+    let comparison = json_of(
+        home.path(),
+        &[
             "compare",
             &proxy.reference("compare/shared-go:1"),
             &proxy.reference("compare/shared-rs:1"),
             "--no-advice",
-            "--format",
-            "json",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let comparison: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(comparison["images"][1]["main_binary"]["language"], "rust");
     let base = go.layers[0].digest.to_string();
     assert_eq!(proxy.blob_gets(&base).len(), 1, "{}", proxy.describe());

@@ -248,17 +248,23 @@ pub fn ballast(home: &Path) -> assert_cmd::Command {
     command
 }
 
-/// Runs ballast and parses its JSON output, asserting success.
+/// Runs `ballast inspect ARGS --format json`, asserting success; the parsed output.
 pub fn inspect_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["inspect"];
+    full.extend_from_slice(args);
+    json_of(home, &full)
+}
+
+/// Runs `ballast ARGS --format json`, asserting success; the parsed output.
+pub fn json_of(home: &Path, args: &[&str]) -> serde_json::Value {
     let output = ballast(home)
-        .arg("inspect")
         .args(args)
         .args(["--format", "json"])
         .output()
         .expect("run ballast");
     assert!(
         output.status.success(),
-        "ballast inspect {args:?} failed ({:?}): {}",
+        "ballast {args:?} failed ({:?}): {}",
         output.status.code(),
         String::from_utf8_lossy(&output.stderr)
     );
