@@ -87,9 +87,9 @@ fn parse_header(bytes: &[u8]) -> Option<GzipHeader> {
 
 /// Inflates as much of `deflate` as it holds, up to the probe limit: the output and
 /// how many input bytes produced it, and whether the stream ended inside the probe.
-fn inflate_prefix(deflate: &[u8]) -> (Vec<u8>, u64, bool) {
+fn inflate_prefix(deflate: &[u8], limit: usize) -> (Vec<u8>, u64, bool) {
     let mut inflater = Decompress::new(false);
-    let mut output = Vec::with_capacity(PROBE_UNCOMPRESSED_LIMIT);
+    let mut output = Vec::with_capacity(limit);
     loop {
         let consumed = inflater.total_in() as usize;
         let produced = output.len();
@@ -103,7 +103,7 @@ fn inflate_prefix(deflate: &[u8]) -> (Vec<u8>, u64, bool) {
             return (output, inflater.total_in(), true);
         }
         let stalled = inflater.total_in() as usize == consumed && output.len() == produced;
-        if stalled || output.len() >= PROBE_UNCOMPRESSED_LIMIT {
+        if stalled || output.len() >= limit {
             break;
         }
     }
@@ -129,9 +129,15 @@ fn deflated_size(data: &[u8], level: u32) -> Option<u64> {
 /// Judges the level from the first bytes of a stored gzip layer. `None` when the probe
 /// is not gzip or holds too little to judge; the caller then uses the default level.
 pub fn match_level(probe: &[u8]) -> Option<GzipLevelMatch> {
+    match_level_within(probe, PROBE_UNCOMPRESSED_LIMIT)
+}
+
+/// As [`match_level`], inflating at most `limit` bytes (the fuzz target keeps it
+/// small to stay fast; the parsing is the same).
+pub fn match_level_within(probe: &[u8], limit: usize) -> Option<GzipLevelMatch> {
     let header = parse_header(probe)?;
     let deflate = probe.get(header.deflate_offset..)?;
-    let (inflated, consumed, ended) = inflate_prefix(deflate);
+    let (inflated, consumed, ended) = inflate_prefix(deflate, limit);
     if inflated.is_empty() || consumed == 0 {
         return None;
     }
