@@ -5,15 +5,22 @@
 //! that level keeps a measured saving from being skewed by a compression-level
 //! mismatch (level 1 against level 9 moves sizes by 10-20% on typical layers).
 
-use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+use std::io::Write;
+
+use flate2::{Decompress, FlushDecompress, Status};
 use serde::Serialize;
 
 /// Compressed bytes of the layer read ahead to judge the level: enough deflate blocks
 /// to be representative, small enough to keep memory bounded.
 pub const PROBE_COMPRESSED_BYTES: usize = 1024 * 1024;
 /// Cap on what the probe inflates to, so a highly compressible (or hostile) layer
-/// cannot make the probe large.
-const PROBE_UNCOMPRESSED_LIMIT: usize = 4 * 1024 * 1024;
+/// cannot make the probe large or slow: nine deflates of it are the probe's cost
+/// (up to 1.2 s on a text-heavy layer another compressor wrote, levels 7-9 the
+/// slowest; about 0.1 s when the default level reproduces the layer: one deflate).
+const PROBE_UNCOMPRESSED_LIMIT: usize = 2 * 1024 * 1024;
+/// A default-level match this close ends the search: most layers are written at
+/// zlib's or Go's default, and the other eight deflates would only confirm it.
+const DEFAULT_LEVEL_EXACT_PERCENT: f64 = 0.02;
 /// zlib's default, and what docker/buildkit/containerd (Go's compress/gzip) use.
 pub const DEFAULT_LEVEL: u32 = 6;
 
@@ -26,6 +33,9 @@ pub struct GzipLevelMatch {
     pub probe_uncompressed_bytes: u64,
     /// What this compressor made of the same data at `level`.
     pub probe_recompressed_bytes: u64,
+    /// This compressor at `level` reproduces the stored bytes themselves, not just
+    /// their size: the layer was written by the same implementation.
+    pub same_compressor: bool,
     /// The probe covered the whole layer, so the comparison is of the full stream.
     pub whole_layer: bool,
     /// What the header's XFL byte says, when it says anything.
@@ -110,19 +120,52 @@ fn inflate_prefix(deflate: &[u8], limit: usize) -> (Vec<u8>, u64, bool) {
     (output, inflater.total_in(), false)
 }
 
+/// `data` deflated at `level`, through the same writer path as the gzip sinks that
+/// rebuild layers: a one-call deflate ended its blocks elsewhere at level 1 (five
+/// bytes apart on 200 kB), which would hide a byte-for-byte match.
+fn deflated(data: &[u8], level: u32) -> Option<Vec<u8>> {
+    let output = Vec::with_capacity(data.len() / 2 + 1024);
+    let mut encoder = flate2::write::DeflateEncoder::new(output, flate2::Compression::new(level));
+    encoder.write_all(data).ok()?;
+    encoder.finish().ok()
+}
+
+#[cfg(test)]
 fn deflated_size(data: &[u8], level: u32) -> Option<u64> {
-    let mut deflater = Compress::new(flate2::Compression::new(level), false);
-    // Deflate can grow incompressible data by a few bytes per 16 KiB block.
-    let mut output = Vec::with_capacity(data.len() + data.len() / 1000 + 1024);
-    loop {
-        let consumed = deflater.total_in() as usize;
-        let status = deflater
-            .compress_vec(data.get(consumed..)?, &mut output, FlushCompress::Finish)
-            .ok()?;
-        if status == Status::StreamEnd {
-            return Some(deflater.total_out());
-        }
-        output.reserve(64 * 1024);
+    deflated(data, level).map(|bytes| bytes.len() as u64)
+}
+
+struct Candidate {
+    level: u32,
+    size: u64,
+    /// Leading bytes identical to the stored stream's.
+    shared: u64,
+}
+
+impl Candidate {
+    fn of(inflated: &[u8], stored: &[u8], level: u32) -> Option<Self> {
+        let bytes = deflated(inflated, level)?;
+        let shared = bytes
+            .iter()
+            .zip(stored)
+            .take_while(|(ours, theirs)| ours == theirs)
+            .count() as u64;
+        Some(Self {
+            level,
+            size: bytes.len() as u64,
+            shared,
+        })
+    }
+
+    fn gap(&self, consumed: u64) -> u64 {
+        self.size.abs_diff(consumed)
+    }
+
+    /// Byte for byte the stored stream (up to where the probe cut it): this
+    /// compressor at this level wrote the layer. A different level or implementation
+    /// diverges within the first block, whose Huffman tables follow from its parse.
+    fn reproduces(&self, consumed: u64) -> bool {
+        self.shared * 2 >= consumed
     }
 }
 
@@ -138,30 +181,36 @@ pub fn match_level_within(probe: &[u8], limit: usize) -> Option<GzipLevelMatch> 
     let header = parse_header(probe)?;
     let deflate = probe.get(header.deflate_offset..)?;
     let (inflated, consumed, ended) = inflate_prefix(deflate, limit);
+    let stored = deflate.get(..consumed as usize)?;
     if inflated.is_empty() || consumed == 0 {
         return None;
     }
-    // A truncated stream's last bits belong to a block this side has not finished;
-    // finishing our own stream adds a closing block. Both are a few bytes against a
-    // megabyte, far below the gap between neighbouring levels.
-    let mut best: Option<(u64, u32, u64)> = None;
-    for level in 1..=9 {
-        let size = deflated_size(&inflated, level)?;
-        let gap = size.abs_diff(consumed);
-        // Ties (levels that emit the same bytes) go to the default, then the lowest.
-        let better = best.is_none_or(|(best_gap, _, _)| {
-            gap < best_gap || (gap == best_gap && level == DEFAULT_LEVEL)
-        });
-        if better {
-            best = Some((gap, level, size));
+    let default = Candidate::of(&inflated, stored, DEFAULT_LEVEL)?;
+    let default_is_exact = default.reproduces(consumed)
+        || default.gap(consumed) as f64 * 100.0 <= DEFAULT_LEVEL_EXACT_PERCENT * consumed as f64;
+    let mut best = default;
+    if !default_is_exact {
+        for level in (1..=9).filter(|level| *level != DEFAULT_LEVEL) {
+            let candidate = Candidate::of(&inflated, stored, level)?;
+            // A byte-for-byte reproduction beats any size match; among sizes, the
+            // closest wins, ties going to the default level, then to the lowest.
+            let better = match (candidate.reproduces(consumed), best.reproduces(consumed)) {
+                (true, false) => true,
+                (false, true) => false,
+                (true, true) => candidate.shared > best.shared,
+                (false, false) => candidate.gap(consumed) < best.gap(consumed),
+            };
+            if better {
+                best = candidate;
+            }
         }
     }
-    let (_, level, size) = best?;
     Some(GzipLevelMatch {
-        level,
+        level: best.level,
         probe_compressed_bytes: consumed,
         probe_uncompressed_bytes: inflated.len() as u64,
-        probe_recompressed_bytes: size,
+        probe_recompressed_bytes: best.size,
+        same_compressor: best.reproduces(consumed),
         whole_layer: ended,
         header_hint: header.hint,
     })
@@ -170,7 +219,6 @@ pub fn match_level_within(probe: &[u8], limit: usize) -> Option<GzipLevelMatch> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn sample_text(bytes: usize) -> Vec<u8> {
         // Varied but compressible, like a tar of text files: levels differ on it.
@@ -200,6 +248,7 @@ mod tests {
             let stored = gzip(&data, level);
             let found = match_level(&stored).expect("judged");
             assert!(found.whole_layer);
+            assert!(found.same_compressor, "level {level}: {found:?}");
             // Streaming through GzEncoder and deflating in one call may end blocks a
             // few bytes apart; neighbouring levels differ by far more.
             assert!(
@@ -221,6 +270,7 @@ mod tests {
         let stored = gzip(&data, 1);
         let found = match_level(&stored[..PROBE_COMPRESSED_BYTES]).expect("judged");
         assert!(!found.whole_layer);
+        assert!(found.same_compressor, "{found:?}");
         assert!(found.probe_compressed_bytes > (PROBE_COMPRESSED_BYTES as u64) / 2);
         assert!(found.probe_gap_percent().abs() < 1.0, "{found:?}");
         assert_eq!(

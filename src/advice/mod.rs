@@ -996,10 +996,14 @@ fn level_evidence(found: Option<&gzip_level::GzipLevelMatch>) -> String {
     } else {
         format!("its first {} B", found.probe_compressed_bytes)
     };
-    format!(
-        "the closest of levels 1-9 to the stored bytes: {scope} within {:.2}%{hint}",
-        found.probe_gap_percent().abs()
-    )
+    if found.same_compressor {
+        format!("{scope} re-deflates byte for byte at that level{hint}")
+    } else {
+        format!(
+            "the closest of levels 1-9 to the stored bytes: {scope} within {:.2}%{hint}",
+            found.probe_gap_percent().abs()
+        )
+    }
 }
 
 fn removal_fix(id: &str, files: &[(String, u64, usize)]) -> (String, String) {
