@@ -122,8 +122,6 @@ pub fn registry_auth(credentials: &Credentials) -> RegistryAuth {
     }
 }
 
-/// Maps an `oci-client` error to ours. Messages name the registry and the reference
-/// and never the credentials (oci-client's own messages carry URLs, not secrets).
 /// As [`classify`], saying how many attempts a transient failure was given.
 pub fn classify_gave_up(gave_up: retry::GaveUp, registry: &str, reference: &str) -> RegistryError {
     let attempts = gave_up.attempts;
@@ -136,6 +134,8 @@ pub fn classify_gave_up(gave_up: retry::GaveUp, registry: &str, reference: &str)
     }
 }
 
+/// Maps an `oci-client` error to ours. Messages name the registry and the reference
+/// and never the credentials (oci-client's own messages carry URLs, not secrets).
 pub fn classify(error: OciDistributionError, registry: &str, reference: &str) -> RegistryError {
     if let OciDistributionError::RetryAfter { error, after } = error {
         return match classify(*error, registry, reference) {
