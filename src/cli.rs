@@ -895,7 +895,10 @@ async fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
     if !matches!(image, ImageRef::Registry(_)) {
         return Err(UsageError(format!("calibrate needs a registry image, not {image}")).into());
     }
-    let options = inspect_options(&args.source)?;
+    let mut options = inspect_options(&args.source)?;
+    // Calibration times the network: a cache (say, BALLAST_CACHE_DIR set for a whole
+    // CI job) would time the disk instead.
+    options.registry.cache_dir = None;
     let profiles = cost::coldstart::builtin()?;
     let base = profiles.select(Some(&args.base))?;
     let measured = cost::calibrate::measure(&image, &options).await?;

@@ -188,7 +188,10 @@ fn calibrate_writes_a_profile_cost_can_use() {
     let (go, rust, _) = pushed();
     let dir = tempfile::tempdir().expect("dir");
     let profile = dir.path().join("profile.toml");
+    // A cache set for the whole environment must not be what calibration times.
+    let cache = tempfile::tempdir().expect("cache");
     let output = ballast(home.path())
+        .env("BALLAST_CACHE_DIR", cache.path())
         .args([
             "calibrate",
             go,
@@ -203,6 +206,13 @@ fn calibrate_writes_a_profile_cost_can_use() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        std::fs::read_dir(cache.path())
+            .expect("cache")
+            .next()
+            .is_none(),
+        "calibrate used the cache"
     );
     let text = std::fs::read_to_string(&profile).expect("profile written");
     assert!(
