@@ -40,6 +40,7 @@ impl BlobCache {
             path: dir.to_path_buf(),
             source,
         })?;
+        remove_stale_temporaries(&blobs);
         Ok(Self { blobs })
     }
 
@@ -97,6 +98,25 @@ impl BlobCache {
             bytes: 0,
             digest: digest.clone(),
             size,
+        }
+    }
+}
+
+/// A run killed mid-download (SIGKILL, power loss) leaves its temporary file behind;
+/// one a day old belongs to no live download.
+fn remove_stale_temporaries(blobs: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    let Ok(entries) = fs::read_dir(blobs) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(".tmp-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > STALE));
+        if stale {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
@@ -219,6 +239,26 @@ mod tests {
         fs::write(&path, &damaged).expect("write");
         assert!(cache.get(&digest, size).is_none());
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn temporaries_left_by_a_killed_run_are_cleared_when_a_day_old() {
+        let dir = tempfile::tempdir().expect("dir");
+        let blobs = dir.path().join("blobs/sha256");
+        fs::create_dir_all(&blobs).expect("dirs");
+        let old = blobs.join(".tmp-abc-1-0");
+        let fresh = blobs.join(".tmp-abc-2-0");
+        fs::write(&old, b"partial").expect("write");
+        fs::write(&fresh, b"in progress").expect("write");
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(172_800);
+        File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(two_days_ago))
+            .expect("age it");
+        BlobCache::open(dir.path()).expect("cache");
+        assert!(!old.exists());
+        assert!(fresh.exists(), "a live download's file stays");
     }
 
     #[test]
