@@ -128,3 +128,105 @@ fn long_names_links_and_overwrites() {
     assert_eq!(report["totals"]["visible_bytes"], 3400);
     assert_eq!(report["totals"]["files"], 2);
 }
+
+/// A forward proxy speaking HTTP CONNECT, as corporate networks run: records each
+/// tunnel's target and relays bytes both ways without seeing inside the TLS.
+struct ConnectProxy {
+    address: String,
+    tunnels: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&tunnels);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut reader = BufReader::new(client.try_clone()?);
+                    let mut request = String::new();
+                    reader.read_line(&mut request)?;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header)? == 0 || header == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut parts = request.split_whitespace();
+                    let (Some("CONNECT"), Some(target)) = (parts.next(), parts.next()) else {
+                        let mut client = client;
+                        client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")?;
+                        return Ok(());
+                    };
+                    seen.lock().expect("log").push(target.to_string());
+                    let upstream = std::net::TcpStream::connect(target)?;
+                    let mut client_writer = client.try_clone()?;
+                    client_writer.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+                    let mut upstream_reader = upstream.try_clone()?;
+                    let mut upstream_writer = upstream;
+                    let to_client = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut upstream_reader, &mut client_writer);
+                        let _ = client_writer.shutdown(std::net::Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut reader, &mut upstream_writer);
+                    let _ = upstream_writer.shutdown(std::net::Shutdown::Both);
+                    let _ = to_client.join();
+                    Ok(())
+                });
+            }
+        });
+        Self { address, tunnels }
+    }
+}
+
+/// `HTTPS_PROXY` is honoured: the TLS registry is reached through a CONNECT tunnel,
+/// and `NO_PROXY` naming it goes direct.
+#[test]
+fn https_proxy_is_used_and_no_proxy_bypasses_it() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = tls_registry();
+    let ca = registry.ca_cert.clone().expect("CA").display().to_string();
+    let reference = push(registry, "proxied/app:1.0", &[&small_image("proxied")]);
+    let proxy = ConnectProxy::start();
+    let output = ballast(home.path())
+        .env("HTTPS_PROXY", format!("http://{}", proxy.address))
+        .args(["inspect", &reference, "--ca-cert", &ca, "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["largest_files"][0]["path"], "/srv/proxied");
+    let tunnels = proxy.tunnels.lock().expect("log").clone();
+    assert!(!tunnels.is_empty(), "no CONNECT reached the proxy");
+    assert!(
+        tunnels.iter().all(|t| t == &registry.host),
+        "tunnels to {tunnels:?}, registry {}",
+        registry.host
+    );
+
+    let bypassed = ConnectProxy::start();
+    let host_only = registry
+        .host
+        .rsplit_once(':')
+        .map_or(registry.host.as_str(), |(host, _)| host);
+    let output = ballast(home.path())
+        .env("HTTPS_PROXY", format!("http://{}", bypassed.address))
+        .env("NO_PROXY", host_only)
+        .args(["inspect", &reference, "--ca-cert", &ca, "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(bypassed.tunnels.lock().expect("log").is_empty());
+}
