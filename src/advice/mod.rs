@@ -1094,7 +1094,7 @@ fn upx_mention(analysis: &ImageAnalysis) -> Option<Mention> {
         why_not_ranked: "its saving is an estimate and it is paid for at every container start, in time and memory, which ballast cannot measure from the image".into(),
         evidence: vec![
             format!(
-                "{} application {} of {} B ({} B after the strip suggested above, which UPX would not replace)",
+                "{} application {} of {} B ({} B once stripped as suggested above: UPX comes on top of stripping, not instead of it)",
                 binaries.len(),
                 if binaries.len() == 1 { "binary" } else { "binaries" },
                 total,
@@ -1105,7 +1105,7 @@ fn upx_mention(analysis: &ImageAnalysis) -> Option<Mention> {
         ],
         side_effects: vec![
             "start-up: the whole executable is decompressed before main runs (+60 ms to +420 ms in the cases cited)".into(),
-            "memory: the unpacked program lives in anonymous memory, so containers on one node no longer share its pages, and none of it can be paged back out to the file".into(),
+            "memory: the unpacked program lives in anonymous memory, so containers on one node no longer share its pages, and under memory pressure they cannot be dropped and read back from the file".into(),
             "some scanners and endpoint-security tools flag packed executables; `go version -m` and ballast's own forensics cannot read a packed binary".into(),
         ],
         source: "elastic/beats#1822 (filebeat), k0sproject/k0s#5470 (k0s)".into(),
