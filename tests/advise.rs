@@ -12,16 +12,7 @@ use common::*;
 use serde_json::Value;
 
 fn advise_json(home: &std::path::Path, image: &str) -> Value {
-    let output = ballast(home)
-        .args(["advise", image, "--format", "json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json")
+    json_of(home, &["advise", image])
 }
 
 fn suggestion<'a>(report: &'a Value, id: &str) -> &'a Value {

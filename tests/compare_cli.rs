@@ -36,16 +36,7 @@ fn compare_go_and_rust_builds() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let (go, rust) = layouts(dir.path());
-    let output = ballast(home.path())
-        .args(["compare", &go, &rust, "--no-advice", "--format", "json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let comparison: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let comparison = json_of(home.path(), &["compare", &go, &rust, "--no-advice"]);
     assert_eq!(comparison["schema_version"], 1);
     let images = comparison["images"].as_array().expect("images");
     assert_eq!(images.len(), 2);

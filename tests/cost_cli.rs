@@ -39,18 +39,9 @@ fn pushed() -> &'static (String, String, u64) {
 }
 
 fn cost_json(home: &std::path::Path, args: &[&str]) -> Value {
-    let output = ballast(home)
-        .arg("cost")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json")
+    let mut full = vec!["cost"];
+    full.extend_from_slice(args);
+    json_of(home, &full)
 }
 
 fn f(value: &Value) -> f64 {
@@ -157,12 +148,7 @@ tiers = [{ from = 0, usd = 0.5 }]
 #[test]
 fn list_pricing_shows_every_builtin_entry_with_its_source() {
     let home = tempfile::tempdir().expect("home");
-    let output = ballast(home.path())
-        .args(["cost", "--list-pricing", "--format", "json"])
-        .output()
-        .expect("run");
-    assert!(output.status.success());
-    let list: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let list = json_of(home.path(), &["cost", "--list-pricing"]);
     let ids: Vec<&str> = list["pricing"]
         .as_array()
         .expect("entries")

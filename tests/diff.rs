@@ -26,22 +26,14 @@ fn added_layer_and_files_sorted_by_impact() {
     let base_ref = push(registry(), "diff/app:1", &[&base]);
     let dir = tempfile::tempdir().expect("dir");
     ballast::build::write_oci_layout(dir.path(), &[(&new, Some("2"))]).expect("layout");
-    let output = ballast(home.path())
-        .args([
+    let report = json_of(
+        home.path(),
+        &[
             "diff",
             &base_ref,
             &format!("oci:{}:2", dir.path().display()),
-            "--format",
-            "json",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(report["schema_version"], 1);
     let added_blob = new.layers.last().expect("layer").blob.len() as i64;
     assert_eq!(report["compressed"]["delta"].as_i64(), Some(added_blob));
@@ -81,22 +73,14 @@ fn debug_info_coming_back_is_named() {
         .expect("layout");
     ballast::build::write_oci_layout(&dir.path().join("b"), &[(&debug, Some("1"))])
         .expect("layout");
-    let output = ballast(home.path())
-        .args([
+    let report = json_of(
+        home.path(),
+        &[
             "diff",
             &format!("oci:{}:1", dir.path().join("a").display()),
             &format!("oci:{}:1", dir.path().join("b").display()),
-            "--format",
-            "json",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let binary = &report["binaries"][0];
     assert_eq!(binary["path"], "/app");
     let changes: Vec<&str> = binary["changes"]
