@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), each with
 # a corpus seeded from real material built here: the Go, Rust and C samples and the
 # hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
-# layers (manifest, layer), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
+# layers (manifest, layer, rebuild), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
 # Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ seconds=${SECONDS_PER_TARGET:-120}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 target=${CARGO_TARGET_DIR:-target}
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level}
+mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level,rebuild}
 
 for source in fuzz/seeds/*.c; do
   name=$(basename "$source" .c)
@@ -22,7 +22,7 @@ for layout in "$target"/ballast-demo/*/; do
   for blob in "$layout"blobs/sha256/*; do
     size=$(stat -c %s "$blob")
     if [ "$size" -lt 65536 ]; then cp "$blob" "$corpus/manifest/"; fi
-    if [ "$size" -lt 4000000 ]; then cp "$blob" "$corpus/layer/"; fi
+    if [ "$size" -lt 4000000 ]; then cp "$blob" "$corpus/layer/" "$corpus/rebuild/"; fi
     # gzip layers (magic 1f 8b) seed the level probe: their first 64 KiB, a
     # truncated stream as the probe sees one (whole megabytes would run at <1 exec/s).
     if [ "$(head -c 2 "$blob" | od -An -tx1 | tr -d ' ')" = "1f8b" ]; then
