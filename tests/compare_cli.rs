@@ -58,22 +58,14 @@ fn report_writes_markdown_with_charts() {
     let dir = tempfile::tempdir().expect("dir");
     let (go, rust) = layouts(dir.path());
     let out = dir.path().join("report.md");
-    let output = ballast(home.path())
-        .args([
-            "report",
-            &go,
-            &rust,
-            "--stable",
-            "-o",
-            &out.display().to_string(),
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeed(ballast(home.path()).args([
+        "report",
+        &go,
+        &rust,
+        "--stable",
+        "-o",
+        &out.display().to_string(),
+    ]));
     let markdown = std::fs::read_to_string(&out).expect("report written");
     assert!(
         markdown.starts_with("# Image report"),

@@ -176,22 +176,17 @@ fn calibrate_writes_a_profile_cost_can_use() {
     let profile = dir.path().join("profile.toml");
     // A cache set for the whole environment must not be what calibration times.
     let cache = tempfile::tempdir().expect("cache");
-    let output = ballast(home.path())
-        .env("BALLAST_CACHE_DIR", cache.path())
-        .args([
-            "calibrate",
-            go,
-            "-o",
-            &profile.display().to_string(),
-            "--name",
-            "here",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeed(
+        ballast(home.path())
+            .env("BALLAST_CACHE_DIR", cache.path())
+            .args([
+                "calibrate",
+                go,
+                "-o",
+                &profile.display().to_string(),
+                "--name",
+                "here",
+            ]),
     );
     assert!(
         std::fs::read_dir(cache.path())

@@ -192,17 +192,12 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     let ca = registry.ca_cert.clone().expect("CA").display().to_string();
     let reference = push(registry, "proxied/app:1.0", &[&small_image("proxied")]);
     let proxy = ConnectProxy::start();
-    let output = ballast(home.path())
-        .env("HTTPS_PROXY", format!("http://{}", proxy.address))
-        .args(["inspect", &reference, "--ca-cert", &ca, "--format", "json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = succeed(
+        ballast(home.path())
+            .env("HTTPS_PROXY", format!("http://{}", proxy.address))
+            .args(["inspect", &reference, "--ca-cert", &ca, "--format", "json"]),
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let report: serde_json::Value = serde_json::from_slice(&stdout).expect("json");
     assert_eq!(report["largest_files"][0]["path"], "/srv/proxied");
     let tunnels = proxy.tunnels.lock().expect("log").clone();
     assert!(!tunnels.is_empty(), "no CONNECT reached the proxy");
@@ -217,16 +212,11 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
         .host
         .rsplit_once(':')
         .map_or(registry.host.as_str(), |(host, _)| host);
-    let output = ballast(home.path())
-        .env("HTTPS_PROXY", format!("http://{}", bypassed.address))
-        .env("NO_PROXY", host_only)
-        .args(["inspect", &reference, "--ca-cert", &ca, "--format", "json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeed(
+        ballast(home.path())
+            .env("HTTPS_PROXY", format!("http://{}", bypassed.address))
+            .env("NO_PROXY", host_only)
+            .args(["inspect", &reference, "--ca-cert", &ca, "--format", "json"]),
     );
     assert!(bypassed.tunnels.lock().expect("log").is_empty());
 }

@@ -257,18 +257,20 @@ pub fn inspect_json(home: &Path, args: &[&str]) -> serde_json::Value {
 
 /// Runs `ballast ARGS --format json`, asserting success; the parsed output.
 pub fn json_of(home: &Path, args: &[&str]) -> serde_json::Value {
-    let output = ballast(home)
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .expect("run ballast");
+    let stdout = succeed(ballast(home).args(args).args(["--format", "json"]));
+    serde_json::from_slice(&stdout).expect("JSON output")
+}
+
+/// Runs a prepared ballast command, asserting success; its stdout.
+pub fn succeed(command: &mut assert_cmd::Command) -> Vec<u8> {
+    let output = command.output().expect("run ballast");
     assert!(
         output.status.success(),
-        "ballast {args:?} failed ({:?}): {}",
+        "{command:?} failed ({:?}): {}",
         output.status.code(),
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("JSON output")
+    output.stdout
 }
 
 /// Runs ballast expecting exit 2 with a one-line error; returns that line.
