@@ -37,6 +37,16 @@ pub enum Confidence {
     Estimate,
 }
 
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Exact => "exact",
+            Confidence::Measured => "measured",
+            Confidence::Estimate => "estimate",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Suggestion {
     pub id: String,

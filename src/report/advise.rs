@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::inspect::ImageInfo;
-use super::markdown::{code, text};
+use super::markdown::{code, fence_for, text};
 use super::{new_table, MarkdownTable, SCHEMA_VERSION};
-use crate::advice::{Advice, Confidence, Mention, Projection, Suggestion};
+use crate::advice::{Advice, Mention, Projection, Suggestion};
 use crate::inspect::ImageAnalysis;
 use crate::size::human;
 
@@ -46,10 +46,28 @@ pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
             code(&s.id),
             human(s.saved_compressed_bytes),
             human(s.saved_bytes),
-            confidence(s.confidence).to_string(),
+            s.confidence.as_str().to_string(),
         ]);
     }
     table.render()
+}
+
+/// A suggestion's evidence, source, side effects and fix, as Markdown (also used by
+/// `ballast report`).
+pub fn suggestion_details_markdown(s: &Suggestion) -> String {
+    let mut out = String::new();
+    for line in &s.evidence {
+        let _ = writeln!(out, "- {}", text(line));
+    }
+    if let Some(source) = &s.source {
+        let _ = writeln!(out, "- source: {}", text(source));
+    }
+    for effect in &s.side_effects {
+        let _ = writeln!(out, "- side effect: {}", text(effect));
+    }
+    let fence = fence_for(&s.fix);
+    let _ = writeln!(out, "\n{fence}\n{}\n{fence}\n", s.fix.trim_end());
+    out
 }
 
 /// Changes named but not ranked, with what they cost (also used by `ballast report`).
@@ -87,14 +105,6 @@ pub fn not_ranked_markdown(mentions: &[Mention], heading: &str) -> String {
         );
     }
     out
-}
-
-fn confidence(c: Confidence) -> &'static str {
-    match c {
-        Confidence::Exact => "exact",
-        Confidence::Measured => "measured",
-        Confidence::Estimate => "estimate",
-    }
 }
 
 impl AdviseReport {
@@ -144,7 +154,7 @@ impl AdviseReport {
                 format!("{} ({})", s.title, s.id),
                 human(s.saved_compressed_bytes),
                 human(s.saved_bytes),
-                confidence(s.confidence).to_string(),
+                s.confidence.as_str().to_string(),
             ]);
         }
         let _ = writeln!(out, "{table}\n");
@@ -154,9 +164,9 @@ impl AdviseReport {
                 out,
                 "   saves {} compressed ({}), {} uncompressed ({})",
                 human(s.saved_compressed_bytes),
-                confidence(s.saved_compressed_confidence),
+                s.saved_compressed_confidence.as_str(),
                 human(s.saved_bytes),
-                confidence(s.saved_bytes_confidence)
+                s.saved_bytes_confidence.as_str()
             );
             for line in &s.evidence {
                 let _ = writeln!(out, "   evidence: {line}");
@@ -248,20 +258,11 @@ impl AdviseReport {
                 out,
                 "Saves {} compressed ({}), {} uncompressed ({}).\n",
                 human(s.saved_compressed_bytes),
-                confidence(s.saved_compressed_confidence),
+                s.saved_compressed_confidence.as_str(),
                 human(s.saved_bytes),
-                confidence(s.saved_bytes_confidence)
+                s.saved_bytes_confidence.as_str()
             );
-            for line in &s.evidence {
-                let _ = writeln!(out, "- {}", text(line));
-            }
-            if let Some(source) = &s.source {
-                let _ = writeln!(out, "- source: {}", text(source));
-            }
-            for effect in &s.side_effects {
-                let _ = writeln!(out, "- side effect: {}", text(effect));
-            }
-            let _ = writeln!(out, "\n```\n{}\n```\n", s.fix.replace("```", "'''"));
+            out.push_str(&suggestion_details_markdown(s));
         }
         out.push_str(&not_ranked_markdown(&self.not_ranked, "###"));
         out

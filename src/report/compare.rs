@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 
 use super::markdown::{code, text};
 use super::{json, new_table, MarkdownTable};
-use crate::advice::Confidence;
 use crate::compare::{anatomy_groups, anatomy_label, image_labels, Comparison, FoundBy, ImageSide};
 use crate::size::human;
 
@@ -34,14 +33,6 @@ impl Cell {
             Cell::Code(s) => code(s),
             Cell::Text(s) => text(s),
         }
-    }
-}
-
-pub(crate) fn confidence(c: Confidence) -> &'static str {
-    match c {
-        Confidence::Exact => "exact",
-        Confidence::Measured => "measured",
-        Confidence::Estimate => "estimate",
     }
 }
 
@@ -217,7 +208,7 @@ impl Comparison {
                                 "{}: {} ({})",
                                 s.id,
                                 human(s.saved_compressed_bytes),
-                                confidence(s.confidence)
+                                s.confidence.as_str()
                             ))
                         })
                 }),

@@ -15,7 +15,6 @@ use crate::compare::{
     anatomy_groups, anatomy_label, image_labels, Comparison, ImageBundle, ImageSide,
 };
 use crate::cost::CostEstimate;
-use crate::report::compare::confidence;
 use crate::size::human;
 
 /// Rows in the per-image file tables.
@@ -572,33 +571,17 @@ fn suggestions(bundle: &ImageBundle, side: &ImageSide) -> String {
             "{}: saves {} compressed ({}), {} uncompressed ({}).\n",
             code(&s.id),
             human(s.saved_compressed_bytes),
-            confidence(s.saved_compressed_confidence),
+            s.saved_compressed_confidence.as_str(),
             human(s.saved_bytes),
-            confidence(s.saved_bytes_confidence)
+            s.saved_bytes_confidence.as_str()
         );
-        for line in &s.evidence {
-            let _ = writeln!(out, "- {}", text(line));
-        }
-        if let Some(source) = &s.source {
-            let _ = writeln!(out, "- source: {}", text(source));
-        }
-        for effect in &s.side_effects {
-            let _ = writeln!(out, "- side effect: {}", text(effect));
-        }
-        let fence = fence_for(&s.fix);
-        let _ = writeln!(out, "\n{fence}\n{}\n{fence}\n", s.fix.trim_end());
+        out.push_str(&crate::report::advise::suggestion_details_markdown(s));
     }
     out.push_str(&crate::report::advise::not_ranked_markdown(
         &advice.not_ranked,
         "####",
     ));
     out
-}
-
-/// A code fence longer than any backtick run in `body`, so a fix never closes it early.
-fn fence_for(body: &str) -> String {
-    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    "`".repeat(longest.max(2) + 1)
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
@@ -659,11 +642,5 @@ mod tests {
             merge_small(rows, 3),
             vec![("a", vec![5]), ("d", vec![9]), ("everything else", vec![3])]
         );
-    }
-
-    #[test]
-    fn fences_outgrow_backticks() {
-        assert_eq!(fence_for("plain"), "```");
-        assert_eq!(fence_for("a ```` b"), "`````");
     }
 }

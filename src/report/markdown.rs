@@ -83,6 +83,12 @@ pub fn text(text: &str) -> String {
     out
 }
 
+/// A code fence longer than any backtick run in `body`, so a fix never closes it early.
+pub fn fence_for(body: &str) -> String {
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +103,11 @@ mod tests {
         );
         assert_eq!(code("a`b"), "``a`b``");
         assert_eq!(code("/usr/bin"), "`/usr/bin`");
+    }
+
+    #[test]
+    fn fences_outgrow_backticks() {
+        assert_eq!(fence_for("plain"), "```");
+        assert_eq!(fence_for("a ```` b"), "`````");
     }
 }
