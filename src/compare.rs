@@ -62,6 +62,17 @@ pub struct ImageSide {
     pub cost: Option<CostSide>,
 }
 
+impl ImageSide {
+    /// Bytes of the main binary in one anatomy group (0 without a main binary).
+    pub fn anatomy_bytes(&self, group: &str) -> u64 {
+        self.main_binary
+            .iter()
+            .flat_map(|b| b.anatomy.iter())
+            .find(|g| g.group == group)
+            .map_or(0, |g| g.bytes)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSide {
     pub index: usize,
@@ -687,16 +698,7 @@ fn verdict(images: &[ImageSide], set: &SetTotals) -> Verdict {
             (
                 name.to_string(),
                 anatomy_label(name).to_string(),
-                images
-                    .iter()
-                    .map(|i| {
-                        i.main_binary
-                            .iter()
-                            .flat_map(|b| b.anatomy.iter())
-                            .find(|g| g.group == *name)
-                            .map_or(0, |g| g.bytes)
-                    })
-                    .collect(),
+                images.iter().map(|i| i.anatomy_bytes(name)).collect(),
             )
         }))
     } else {
@@ -752,20 +754,6 @@ fn top_differences(rows: impl Iterator<Item = (String, String, Vec<u64>)>) -> Ve
     out
 }
 
-/// Anatomy groups in the analyser's order, for rows and stacks that line up across images.
-const ANATOMY_ORDER: [&str; 10] = [
-    "code",
-    "rodata",
-    "data",
-    "gopclntab",
-    "symbols",
-    "dwarf",
-    "unwind",
-    "dynamic_linking",
-    "other",
-    "headers_and_padding",
-];
-
 /// The anatomy groups any of the main binaries has, in the analyser's order.
 pub fn anatomy_groups(images: &[ImageSide]) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
@@ -777,10 +765,10 @@ pub fn anatomy_groups(images: &[ImageSide]) -> Vec<&'static str> {
         }
     }
     names.sort_by_key(|name| {
-        ANATOMY_ORDER
+        crate::binary::ANATOMY_GROUPS
             .iter()
             .position(|o| o == name)
-            .unwrap_or(ANATOMY_ORDER.len())
+            .unwrap_or(crate::binary::ANATOMY_GROUPS.len())
     });
     names
 }

@@ -25,7 +25,8 @@ pub struct Anatomy {
     pub dwarf_compressed: bool,
 }
 
-const GROUPS: [&str; 10] = [
+/// Every group, in the order reports list them.
+pub const GROUPS: [&str; 10] = [
     "code",
     "rodata",
     "data",

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::layer::ElfKind;
 
-pub use anatomy::{Anatomy, AnatomyGroup};
+pub use anatomy::{Anatomy, AnatomyGroup, GROUPS as ANATOMY_GROUPS};
 pub use go::{GoInfo, GoModule, GoSettings};
 pub use rust::{RustCrate, RustInfo};
 pub use strip::{stripped, StripPrediction};

@@ -134,16 +134,7 @@ fn charts(comparison: &Comparison) -> String {
             .map(|name| {
                 (
                     anatomy_label(name),
-                    images
-                        .iter()
-                        .map(|i| {
-                            i.main_binary
-                                .iter()
-                                .flat_map(|b| b.anatomy.iter())
-                                .find(|g| g.group == *name)
-                                .map_or(0, |g| g.bytes)
-                        })
-                        .collect(),
+                    images.iter().map(|i| i.anatomy_bytes(name)).collect(),
                 )
             })
             .collect();
