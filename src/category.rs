@@ -57,35 +57,64 @@ impl Category {
     }
 }
 
-/// Caches and indexes a package manager re-creates on demand: removable from a runtime image.
-const PACKAGE_CACHES: &[&str] = &[
-    "var/lib/apt/lists/",
-    "var/cache/apt/",
-    "var/cache/debconf/",
-    "var/cache/apk/",
-    "var/cache/yum/",
-    "var/cache/dnf/",
-    "var/cache/zypp/",
-    "root/.cache/pip/",
-    "root/.npm/",
-    "usr/local/share/.cache/yarn/",
-    "root/.cache/yarn/",
-    "root/.cache/go-build/",
-    "root/go/pkg/mod/",
-    "go/pkg/mod/",
-    "root/.cargo/registry/",
-    "usr/local/cargo/registry/",
-    "root/.cargo/git/",
-    "usr/local/cargo/git/",
-    "root/.m2/repository/",
-    "root/.gradle/caches/",
-    "tmp/",
-    "var/tmp/",
+/// A directory a tool fills and re-creates on demand, so a runtime image can go
+/// without it. Each entry says what re-creates it and where that is documented: only
+/// what its owner documents as disposable is listed, never a database.
+pub struct CacheRule {
+    pub prefix: &'static str,
+    pub recreated_by: &'static str,
+    pub source: &'static str,
+}
+
+const fn rule(prefix: &'static str, recreated_by: &'static str, source: &'static str) -> CacheRule {
+    CacheRule {
+        prefix,
+        recreated_by,
+        source,
+    }
+}
+
+pub const CACHE_RULES: &[CacheRule] = &[
+    rule("var/lib/apt/lists/", "apt-get update", "https://docs.docker.com/build/building/best-practices/#apt-get (rm -rf /var/lib/apt/lists/*)"),
+    rule("var/cache/apt/", "apt-get install (downloaded .debs, pkgcache.bin); apt-get clean empties it", "apt-get(8) clean; apt.conf(5) Dir::Cache"),
+    rule("var/cache/apk/", "apk add (apk add --no-cache never fills it)", "https://wiki.alpinelinux.org/wiki/Local_APK_cache"),
+    rule("var/cache/yum/", "yum makecache; yum clean all empties it", "yum(8) clean"),
+    rule("var/cache/dnf/", "dnf makecache; dnf clean all empties it", "https://dnf.readthedocs.io/en/latest/command_ref.html#clean-command"),
+    rule("var/cache/zypp/", "zypper refresh; zypper clean --all empties it", "zypper(8) clean"),
+    rule("root/.cache/pip/", "pip install (pip install --no-cache-dir never fills it)", "https://pip.pypa.io/en/stable/topics/caching/"),
+    rule("root/.npm/", "npm install; npm cache clean --force empties it", "https://docs.npmjs.com/cli/commands/npm-cache"),
+    rule("usr/local/share/.cache/yarn/", "yarn install (the node image's root cache); yarn cache clean", "https://classic.yarnpkg.com/en/docs/cli/cache"),
+    rule("root/.cache/yarn/", "yarn install; yarn cache clean", "https://classic.yarnpkg.com/en/docs/cli/cache"),
+    rule("root/.cache/go-build/", "go build; go clean -cache empties it", "go help cache (GOCACHE)"),
+    rule("root/go/pkg/mod/", "go mod download; go clean -modcache empties it", "go help modules (GOMODCACHE)"),
+    rule("go/pkg/mod/", "go mod download (GOPATH=/go in the golang image); go clean -modcache", "go help modules (GOMODCACHE)"),
+    rule("root/.cargo/registry/", "cargo fetch (registry index, .crate files, sources)", "https://doc.rust-lang.org/cargo/guide/cargo-home.html#caching-the-cargo-home-in-ci"),
+    rule("usr/local/cargo/registry/", "cargo fetch (CARGO_HOME=/usr/local/cargo in the rust image)", "https://doc.rust-lang.org/cargo/guide/cargo-home.html#caching-the-cargo-home-in-ci"),
+    rule("root/.cargo/git/", "cargo fetch (git dependencies)", "https://doc.rust-lang.org/cargo/guide/cargo-home.html#caching-the-cargo-home-in-ci"),
+    rule("usr/local/cargo/git/", "cargo fetch (git dependencies)", "https://doc.rust-lang.org/cargo/guide/cargo-home.html#caching-the-cargo-home-in-ci"),
+    rule("root/.m2/repository/", "mvn (downloaded artifacts)", "https://maven.apache.org/guides/introduction/introduction-to-repositories.html"),
+    rule("root/.gradle/caches/", "gradle (downloaded artifacts, build caches)", "https://docs.gradle.org/current/userguide/directory_layout.html"),
+    rule("tmp/", "nothing needs it back: programs must not expect files in /tmp to persist", "FHS 3.0 §3.18 /tmp"),
 ];
+
+// Left out on purpose:
+// * var/cache/debconf/: debconf's database (config.dat holds the answers, templates.dat
+//   the templates; debconf.conf(5)). Deleting it breaks dpkg-reconfigure and later
+//   installs in derived images: package state, not a cache.
+// * var/tmp/: FHS 3.0 §5.15 says its files are preserved between reboots.
+
+/// The rule that makes `path` a disposable cache, if one does.
+pub fn cache_rule(path: &str) -> Option<&'static CacheRule> {
+    CACHE_RULES
+        .iter()
+        .find(|rule| path.starts_with(rule.prefix))
+}
 
 /// Whether a path sits in a cache a runtime image does not need (also used by advice).
 pub fn is_package_cache(path: &str) -> bool {
-    PACKAGE_CACHES.iter().any(|prefix| path.starts_with(prefix))
+    cache_rule(path).is_some()
+        // Python re-creates bytecode on import (PEP 3147); the official python image
+        // deletes it too.
         || path.contains("/__pycache__/")
         || path.contains("/.cache/pip/")
         || path.contains("/.cache/go-build/")
@@ -93,6 +122,7 @@ pub fn is_package_cache(path: &str) -> bool {
 
 const PACKAGE_STATE: &[&str] = &[
     "var/lib/dpkg/",
+    "var/cache/debconf/",
     "var/lib/apt/",
     "var/lib/rpm/",
     "var/lib/dnf/",
@@ -208,6 +238,19 @@ mod tests {
             classify("var/lib/dpkg/status", None),
             Category::PackageState
         );
+        // debconf's database, not a cache: deleting it breaks dpkg-reconfigure.
+        for database in [
+            "config.dat",
+            "templates.dat",
+            "passwords.dat",
+            "config.dat-old",
+        ] {
+            let path = format!("var/cache/debconf/{database}");
+            assert_eq!(classify(&path, None), Category::PackageState, "{path}");
+            assert!(!is_package_cache(&path), "{path}");
+        }
+        assert_eq!(classify("var/tmp/keep", None), Category::Other);
+        assert_eq!(classify("tmp/build.log", None), Category::PackageCaches);
         assert_eq!(
             classify("usr/share/doc/libc6/copyright", None),
             Category::Docs

@@ -290,15 +290,23 @@ struct SourceArgs {
     /// Plain HTTP and unverified TLS for every registry (loopback registries always use HTTP)
     #[arg(long)]
     insecure: bool,
-    /// Extra CA certificate (PEM or DER) to trust for registry TLS; repeatable
+    /// Extra CA certificate (PEM or DER) to trust for registry TLS; repeatable. A
+    /// self-signed server certificate given here is trusted as it is.
     #[arg(long, value_name = "FILE")]
     ca_cert: Vec<PathBuf>,
+    /// Read registry certificates from DIR (`*.crt` CAs, `NAME.cert` + `NAME.key`
+    /// client certificates) instead of the certs.d/HOST[:PORT] directories docker and
+    /// podman use
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
     /// Decompressed bytes allowed per layer (e.g. 64GiB)
     #[arg(long, value_name = "SIZE", default_value = "64GiB")]
     max_layer_size: String,
-    /// Highest decompression ratio accepted for a layer
-    #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_ratio)]
-    max_ratio: u64,
+    /// Highest decompression ratio accepted for a layer, checked while streaming
+    /// (off by default: zero-filled layers legitimately pass 1000:1; --max-layer-size
+    /// is what bounds a bomb's cost)
+    #[arg(long, value_name = "N")]
+    max_ratio: Option<u64>,
     /// Tar entries allowed per layer
     #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_entries)]
     max_entries: u64,
@@ -508,6 +516,7 @@ fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
         password,
         insecure: args.insecure,
         ca_certs: args.ca_cert.clone(),
+        cert_dir: args.cert_dir.clone(),
         connect_timeout: Some(seconds("--connect-timeout", args.connect_timeout)?),
         read_timeout: Some(seconds("--read-timeout", args.read_timeout)?),
         retry: crate::registry::retry::RetryPolicy {

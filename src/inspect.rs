@@ -19,6 +19,8 @@ pub enum InspectError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Stream(#[from] crate::source::save_stream::StreamError),
     #[error(
         "{reference}: the manifest lists {layers} layers but the config has {diff_ids} diff_ids"
     )]
@@ -146,9 +148,29 @@ pub async fn inspect_keeping_source(
     progress: Arc<dyn Progress>,
 ) -> Result<(Arc<Source>, ImageAnalysis), InspectError> {
     let source = Arc::new(Source::open(image, &options.registry).await?);
-    let resolved = source
-        .resolve(&options.platform, options.explicit_platform)
-        .await?;
+    let streamed = source
+        .stream_scan(
+            &options.platform,
+            options.explicit_platform,
+            &options.limits,
+            options.max_layers.saturating_mul(2).max(16),
+        )
+        .await;
+    let resolved = match streamed {
+        // Read front to back already: the scans go where later lookups find them.
+        Some(streamed) => {
+            let streamed = streamed?;
+            for scan in streamed.scans {
+                options.layer_memo.insert(&Arc::new(scan));
+            }
+            streamed.image
+        }
+        None => {
+            source
+                .resolve(&options.platform, options.explicit_platform)
+                .await?
+        }
+    };
     if resolved.layers.len() > options.max_layers {
         return Err(InspectError::TooManyLayers {
             reference: resolved.reference.clone(),

@@ -9,7 +9,7 @@ use crate::binary::{self, BinaryReport};
 use crate::digest::{Digest, HashingReader};
 use crate::source::LayerDescriptor;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LayerError {
     #[error("layer {digest}: digest mismatch: the blob's bytes hash to {actual}")]
     DigestMismatch { digest: Digest, actual: Digest },
@@ -98,8 +98,11 @@ pub fn compression_of(media_type: &str) -> Option<Compression> {
 #[derive(Debug, Clone, Copy)]
 pub struct LayerLimits {
     pub max_uncompressed_bytes: u64,
-    /// Uncompressed / compressed; only checked past `RATIO_GRACE_BYTES`.
-    pub max_ratio: u64,
+    /// Uncompressed / compressed, checked while streaming once `RATIO_GRACE_BYTES` are
+    /// out. Off by default: a zero-filled layer (a preallocated disk image, a sparse
+    /// file) gzips at about 1030:1 and zstd goes far beyond, so no ratio separates
+    /// bombs from real layers. What a bomb costs is bounded by the decompressed bytes.
+    pub max_ratio: Option<u64>,
     pub max_entries: u64,
     pub max_path_bytes: usize,
     /// ELF files larger than this are listed but not analysed.
@@ -110,9 +113,7 @@ impl Default for LayerLimits {
     fn default() -> Self {
         Self {
             max_uncompressed_bytes: 64 * 1024 * 1024 * 1024,
-            // Real layers compress 2–10×; sparse files and zeroed disk images reach
-            // a few hundred. A thousandfold ratio over gigabytes is a bomb.
-            max_ratio: 1000,
+            max_ratio: None,
             max_entries: 2_000_000,
             max_path_bytes: 4096,
             max_binary_bytes: 1024 * 1024 * 1024,
@@ -175,13 +176,40 @@ pub fn scan_layer(
     expected_diff_id: Option<&Digest>,
     limits: &LayerLimits,
 ) -> Result<LayerScan, LayerError> {
+    scan(blob, descriptor, true, expected_diff_id, limits)
+}
+
+/// As `scan_layer`, for a blob whose digest is not known until it has been read (a
+/// member of a `docker save` stream, which lists its manifest last): the digest is
+/// computed, not checked, and the returned scan's descriptor carries it. `label`
+/// names the blob in errors; its size is still checked. The caller must compare
+/// the computed digest and diff_id with the manifest's once it has it.
+pub fn scan_unverified(
+    blob: impl Read,
+    label: &LayerDescriptor,
+    limits: &LayerLimits,
+) -> Result<LayerScan, LayerError> {
+    scan(blob, label, false, None, limits)
+}
+
+fn scan(
+    blob: impl Read,
+    descriptor: &LayerDescriptor,
+    verify_digest: bool,
+    expected_diff_id: Option<&Digest>,
+    limits: &LayerLimits,
+) -> Result<LayerScan, LayerError> {
     let digest = &descriptor.digest;
     let compression =
         compression_of(&descriptor.media_type).ok_or_else(|| LayerError::UnsupportedMediaType {
             digest: digest.clone(),
             media_type: descriptor.media_type.clone(),
         })?;
-    let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
+    let compressed_so_far = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut compressed = HashingReader::new(CountingReader {
+        inner: io::BufReader::with_capacity(256 * 1024, blob),
+        count: std::rc::Rc::clone(&compressed_so_far),
+    });
     let walk_result = {
         let decoder =
             decoder(&mut compressed, compression).map_err(|e| corrupt(digest, compression, &e))?;
@@ -189,6 +217,8 @@ pub fn scan_layer(
             inner: decoder,
             read: 0,
             limit: limits.max_uncompressed_bytes,
+            max_ratio: limits.max_ratio,
+            compressed: compressed_so_far,
         };
         let mut uncompressed = if compression == Compression::None {
             HashingReader::counting_only(limited)
@@ -217,12 +247,31 @@ pub fn scan_layer(
             if let Some(limit) = limit_error(&io_error, digest, limits) {
                 return Err(limit);
             }
-            finish_compressed(compressed, descriptor)?;
+            if verify_digest {
+                finish_compressed(compressed, descriptor)?;
+            }
             return Err(classify_io(io_error, digest, compression));
         }
     };
     let compressed_bytes = compressed.bytes_read();
-    finish_compressed(compressed, descriptor)?;
+    let mut descriptor = descriptor.clone();
+    if verify_digest {
+        finish_compressed(compressed, &descriptor)?;
+    } else {
+        let (actual, bytes) = compressed.finish().map_err(|e| LayerError::Read {
+            digest: descriptor.digest.clone(),
+            reason: e.to_string(),
+        })?;
+        if bytes != descriptor.size {
+            return Err(LayerError::SizeMismatch {
+                digest: descriptor.digest.clone(),
+                expected: descriptor.size,
+                actual: bytes,
+            });
+        }
+        descriptor.digest = actual;
+    }
+    let digest = &descriptor.digest;
     // An uncompressed layer's tar is its blob: same bytes, same digest.
     let diff_id = diff_id.unwrap_or_else(|| descriptor.digest.clone());
     if let Some(expected) = expected_diff_id {
@@ -234,20 +283,9 @@ pub fn scan_layer(
             });
         }
     }
-    if compressed_bytes > 0 && uncompressed_bytes > RATIO_GRACE_BYTES {
-        let ratio = uncompressed_bytes / compressed_bytes.max(1);
-        if ratio > limits.max_ratio {
-            return Err(LayerError::Limit {
-                digest: digest.clone(),
-                what: format!("decompression ratio {ratio}:1"),
-                limit: limits.max_ratio,
-                flag: "--max-ratio",
-            });
-        }
-    }
     let (entries, binaries) = entries;
     Ok(LayerScan {
-        descriptor: descriptor.clone(),
+        descriptor,
         compression,
         compressed_bytes,
         uncompressed_bytes,
@@ -304,25 +342,35 @@ fn corrupt(digest: &Digest, compression: Compression, error: &dyn std::fmt::Disp
     }
 }
 
-/// Marker carried inside an `io::Error` when the decompressed-bytes limit trips.
+/// Marker carried inside an `io::Error` when a streaming limit trips.
 #[derive(Debug)]
-struct LimitTripped;
+enum LimitTripped {
+    Size,
+    Ratio(u64),
+}
 
 impl std::fmt::Display for LimitTripped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("decompressed-bytes limit reached")
+        f.write_str("decompression limit reached")
     }
 }
 
 impl std::error::Error for LimitTripped {}
 
 fn limit_error(error: &io::Error, digest: &Digest, limits: &LayerLimits) -> Option<LayerError> {
-    error.get_ref()?.downcast_ref::<LimitTripped>()?;
-    Some(LayerError::Limit {
-        digest: digest.clone(),
-        what: "decompressed size".into(),
-        limit: limits.max_uncompressed_bytes,
-        flag: "--max-layer-size",
+    Some(match error.get_ref()?.downcast_ref::<LimitTripped>()? {
+        LimitTripped::Size => LayerError::Limit {
+            digest: digest.clone(),
+            what: "decompressed size".into(),
+            limit: limits.max_uncompressed_bytes,
+            flag: "--max-layer-size",
+        },
+        LimitTripped::Ratio(ratio) => LayerError::Limit {
+            digest: digest.clone(),
+            what: format!("decompression ratio {ratio}:1"),
+            limit: limits.max_ratio.unwrap_or(0),
+            flag: "--max-ratio",
+        },
     })
 }
 
@@ -348,10 +396,15 @@ fn classify_io(error: io::Error, digest: &Digest, compression: Compression) -> L
     }
 }
 
+/// Stops decompression the moment a limit is passed, so a bomb costs at most the
+/// limit's worth of work, never the whole stream's.
 struct LimitedReader<R> {
     inner: R,
     read: u64,
     limit: u64,
+    max_ratio: Option<u64>,
+    /// Compressed bytes consumed so far (counted beneath the decoder).
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
 impl<R: Read> Read for LimitedReader<R> {
@@ -359,8 +412,29 @@ impl<R: Read> Read for LimitedReader<R> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         if self.read > self.limit {
-            return Err(io::Error::other(LimitTripped));
+            return Err(io::Error::other(LimitTripped::Size));
         }
+        if let Some(max_ratio) = self.max_ratio {
+            if self.read > RATIO_GRACE_BYTES {
+                let ratio = self.read / self.compressed.get().max(1);
+                if ratio > max_ratio {
+                    return Err(io::Error::other(LimitTripped::Ratio(ratio)));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
         Ok(n)
     }
 }

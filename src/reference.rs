@@ -11,7 +11,7 @@ pub enum ReferenceError {
     Empty,
     #[error("invalid image reference {input:?}: {reason}")]
     Invalid { input: String, reason: String },
-    #[error("unsupported transport {transport:?} in {input:?}: use a registry reference, docker://, oci:DIR[:TAG] or docker-archive:FILE[:REF]")]
+    #[error("unsupported transport {transport:?} in {input:?}: use a registry reference, docker://, oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF], docker-daemon:NAME[:TAG] or podman:NAME[:TAG]")]
     UnsupportedTransport { input: String, transport: String },
 }
 
@@ -30,17 +30,36 @@ pub enum ImageRef {
         file: PathBuf,
         reference: Option<String>,
     },
+    /// A tar of an OCI image layout (skopeo, buildah, `buildx --output type=oci`);
+    /// `reference` picks an index entry by `ref.name`, as for `oci:`.
+    OciArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    /// An image in a local engine's store, read through its Docker-compatible API.
+    /// `name` is passed to the engine as typed (it resolves short names its own way),
+    /// with `:latest` added when it names neither a tag, a digest nor an image ID.
+    Daemon { engine: Engine, name: String },
+}
+
+/// Which local engine a `Daemon` reference reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    pub fn transport(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker-daemon",
+            Engine::Podman => "podman",
+        }
+    }
 }
 
 /// skopeo transports that ballast knows by name but cannot read.
-const OTHER_TRANSPORTS: &[&str] = &[
-    "oci-archive",
-    "dir",
-    "containers-storage",
-    "docker-daemon",
-    "ostree",
-    "sif",
-];
+const OTHER_TRANSPORTS: &[&str] = &["dir", "containers-storage", "ostree", "sif"];
 
 impl ImageRef {
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
@@ -83,6 +102,27 @@ impl ImageRef {
                 reference,
             });
         }
+        if let Some(rest) = trimmed.strip_prefix("oci-archive:") {
+            let (file, reference) = split_path_and_suffix(rest);
+            if file.is_empty() {
+                return Err(invalid(
+                    input,
+                    "oci-archive: needs a file, as in oci-archive:FILE[:REF]",
+                ));
+            }
+            return Ok(ImageRef::OciArchive {
+                file: PathBuf::from(file),
+                reference,
+            });
+        }
+        for engine in [Engine::Docker, Engine::Podman] {
+            if let Some(rest) = trimmed
+                .strip_prefix(engine.transport())
+                .and_then(|rest| rest.strip_prefix(':'))
+            {
+                return parse_daemon(input, engine, rest);
+            }
+        }
         if let Some((transport, _)) = trimmed.split_once(':') {
             if OTHER_TRANSPORTS.contains(&transport) {
                 return Err(ReferenceError::UnsupportedTransport {
@@ -121,6 +161,14 @@ impl fmt::Display for ImageRef {
                 }
                 Ok(())
             }
+            ImageRef::OciArchive { file, reference } => {
+                write!(f, "oci-archive:{}", file.display())?;
+                if let Some(reference) = reference {
+                    write!(f, ":{reference}")?;
+                }
+                Ok(())
+            }
+            ImageRef::Daemon { engine, name } => write!(f, "{}:{name}", engine.transport()),
         }
     }
 }
@@ -164,6 +212,48 @@ fn parse_registry(input: &str, text: &str) -> Result<ImageRef, ReferenceError> {
         ));
     }
     Ok(ImageRef::Registry(reference))
+}
+
+/// `NAME[:TAG]`, `NAME@DIGEST` or an image ID (`sha256:HEX`, or its short form).
+fn parse_daemon(input: &str, engine: Engine, rest: &str) -> Result<ImageRef, ReferenceError> {
+    let transport = engine.transport();
+    if rest.is_empty() {
+        return Err(invalid(
+            input,
+            &format!("{transport}: needs an image, as in {transport}:NAME[:TAG] or {transport}:sha256:ID"),
+        ));
+    }
+    if rest.chars().any(|c| c.is_whitespace()) {
+        return Err(invalid(input, "contains whitespace"));
+    }
+    if let Some(hex) = rest.strip_prefix("sha256:") {
+        let is_id = (4..=64).contains(&hex.len())
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_id {
+            return Err(invalid(
+                input,
+                "an image ID is sha256: and 4 to 64 lowercase hex digits",
+            ));
+        }
+        return Ok(ImageRef::Daemon {
+            engine,
+            name: rest.to_string(),
+        });
+    }
+    // The same grammar as a registry reference; the engine resolves the name itself.
+    let parsed: Reference = rest
+        .parse()
+        .map_err(|e: oci_client::ParseError| invalid(input, &e.to_string()))?;
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    let name = if parsed.digest().is_some() || last.contains(':') {
+        rest.to_string()
+    } else {
+        // Asked for a bare repository, the engine would export every tag of it.
+        format!("{rest}:latest")
+    };
+    Ok(ImageRef::Daemon { engine, name })
 }
 
 fn invalid(input: &str, reason: &str) -> ReferenceError {
@@ -225,6 +315,44 @@ mod tests {
     }
 
     #[test]
+    fn daemon_and_archive_transports() {
+        let daemon = |input: &str| match ImageRef::parse(input) {
+            Ok(ImageRef::Daemon { engine, name }) => (engine, name),
+            other => panic!("{input}: {other:?}"),
+        };
+        assert_eq!(
+            daemon("docker-daemon:app"),
+            (Engine::Docker, "app:latest".to_string())
+        );
+        assert_eq!(
+            daemon("docker-daemon:localhost:5000/app"),
+            (Engine::Docker, "localhost:5000/app:latest".to_string())
+        );
+        assert_eq!(
+            daemon("podman:localhost/app:1.2"),
+            (Engine::Podman, "localhost/app:1.2".to_string())
+        );
+        let id = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            daemon(&format!("docker-daemon:{id}")),
+            (Engine::Docker, id.to_string())
+        );
+        assert_eq!(
+            ImageRef::parse("docker-daemon:app:1")
+                .map(|r| r.to_string())
+                .ok(),
+            Some("docker-daemon:app:1".to_string())
+        );
+        assert_eq!(
+            ImageRef::parse("oci-archive:/tmp/app.tar:v1").ok(),
+            Some(ImageRef::OciArchive {
+                file: "/tmp/app.tar".into(),
+                reference: Some("v1".into())
+            })
+        );
+    }
+
+    #[test]
     fn rejects_bad_input() {
         assert!(matches!(
             ImageRef::parse("docker-archive:\t\t:"),
@@ -246,6 +374,18 @@ mod tests {
         ));
         assert!(matches!(
             ImageRef::parse("a b"),
+            Err(ReferenceError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("docker-daemon:"),
+            Err(ReferenceError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("docker-daemon:sha256:xyz"),
+            Err(ReferenceError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("oci-archive:"),
             Err(ReferenceError::Invalid { .. })
         ));
         assert!(matches!(

@@ -543,3 +543,47 @@ fn gzip_level_is_matched_before_savings_are_measured() {
         );
     }
 }
+
+#[test]
+fn debconf_database_is_package_state_not_a_cache() {
+    let home = tempfile::tempdir().expect("home");
+    // What a Debian image keeps after `apt-get install … && rm -rf /var/lib/apt/lists/*`:
+    // debconf's database (this machine's real one), which dpkg-reconfigure and later
+    // installs in derived images need.
+    let mut state = Vec::new();
+    for name in ["config.dat", "templates.dat"] {
+        let path = format!("var/cache/debconf/{name}");
+        let data = std::fs::read(std::path::Path::new("/").join(&path)).unwrap_or_else(|_| {
+            b"Name: debconf/frontend\nTemplate: debconf/frontend\nValue: Noninteractive\nOwners: debconf\n\n".to_vec()
+        });
+        state.push(Item::file(&path, data));
+    }
+    let binary = std::fs::read(samples().go(GoBuild::StripFlags).expect("go")).expect("read");
+    state.push(Item::executable("app/server", binary));
+    let image = ImageSpec::new(vec![
+        samples::base_layer(),
+        LayerSpec::new(
+            "RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*",
+            state,
+        ),
+    ])
+    .build()
+    .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let reference = format!("oci:{}:t", dir.path().display());
+    let report = advise_json(home.path(), &reference);
+    let ids: Vec<&str> = report["suggestions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&"drop-package-caches"), "{ids:?}");
+    let inspected = inspect_json(home.path(), &[&reference]);
+    assert_eq!(
+        inspected["waste"]["package_cache_bytes"], 0,
+        "{:#}",
+        inspected["waste"]
+    );
+}

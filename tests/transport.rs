@@ -220,3 +220,202 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     );
     assert!(bypassed.tunnels.lock().expect("log").is_empty());
 }
+
+#[test]
+fn self_signed_certificate_that_is_its_own_ca_is_trusted_when_given() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = self_signed_registry();
+    let cert = registry.ca_cert.clone().expect("certificate");
+    let reference = push(
+        registry,
+        "selfsigned/app:1.0",
+        &[&small_image("selfsigned")],
+    );
+    let report = inspect_json(
+        home.path(),
+        &[&reference, "--ca-cert", &cert.display().to_string()],
+    );
+    assert_eq!(report["largest_files"][0]["path"], "/srv/selfsigned");
+
+    // Not trusted (TLS asked for by trusting some other CA): refused at once, not
+    // retried as if the network had failed.
+    let line = expect_bad_input(
+        home.path(),
+        &[
+            "inspect",
+            &reference,
+            "--retries",
+            "5",
+            "--ca-cert",
+            &tls_registry()
+                .ca_cert
+                .clone()
+                .expect("CA")
+                .display()
+                .to_string(),
+        ],
+    );
+    assert!(line.contains("certificate"), "{line}");
+    assert!(
+        !line.contains("attempts"),
+        "a certificate error is not transient: {line}"
+    );
+    // Nothing trusted: a loopback registry gets plain HTTP, and the error says what
+    // to do about a registry that speaks TLS.
+    let line = expect_bad_input(home.path(), &["inspect", &reference]);
+    assert!(line.contains("--ca-cert"), "{line}");
+
+    // Trusted byte for byte, but reached by a name it does not carry: refused.
+    let port = registry.host.rsplit_once(':').expect("port").1;
+    let by_name = reference.replace(&registry.host, &format!("localhost:{port}"));
+    let line = expect_bad_input(
+        home.path(),
+        &[
+            "inspect",
+            &by_name,
+            "--ca-cert",
+            &cert.display().to_string(),
+        ],
+    );
+    assert!(line.contains("certificate"), "{line}");
+}
+
+#[test]
+fn an_expired_self_signed_certificate_is_refused_even_when_trusted() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.subject_alt_names = vec![SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).expect("cert");
+    let (cert_path, key_path) = (dir.path().join("old.crt"), dir.path().join("old.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let server = TlsEcho::start(&cert_path, &key_path);
+    let line = expect_bad_input(
+        home.path(),
+        &[
+            "inspect",
+            &format!("{}/old/app:1", server.host),
+            "--ca-cert",
+            &cert_path.display().to_string(),
+        ],
+    );
+    assert!(line.to_lowercase().contains("expired"), "{line}");
+}
+
+/// A TLS endpoint that completes no request: enough to see a handshake refused.
+struct TlsEcho {
+    host: String,
+    _guard: std::process::Child,
+}
+
+impl TlsEcho {
+    fn start(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let guard = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let host = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(&host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "s_server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            host,
+            _guard: guard,
+        }
+    }
+}
+
+impl Drop for TlsEcho {
+    fn drop(&mut self) {
+        let _ = self._guard.kill();
+        let _ = self._guard.wait();
+    }
+}
+
+#[test]
+fn certs_d_directory_turns_on_tls_for_a_loopback_registry() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = self_signed_registry();
+    let cert = registry.ca_cert.clone().expect("certificate");
+    let reference = push(registry, "certsd/app:1.0", &[&small_image("certsd")]);
+    // Without trust configured, a loopback registry is spoken to over plain HTTP,
+    // which a TLS port cannot answer.
+    expect_bad_input(home.path(), &["inspect", &reference, "--retries", "1"]);
+    // podman's per-user directory, as ~/.config/containers/certs.d/HOST:PORT/ca.crt.
+    let dir = home
+        .path()
+        .join(".config/containers/certs.d")
+        .join(&registry.host);
+    std::fs::create_dir_all(&dir).expect("certs.d");
+    std::fs::copy(&cert, dir.join("ca.crt")).expect("copy");
+    let report = inspect_json(home.path(), &[&reference]);
+    assert_eq!(report["largest_files"][0]["path"], "/srv/certsd");
+}
+
+#[test]
+fn mutual_tls_with_a_client_certificate_from_cert_dir() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = mtls_registry();
+    let cert_dir = registry.cert_dir.clone().expect("cert dir");
+    let reference = push(registry, "mtls/app:1.0", &[&small_image("mtls")]);
+    let report = inspect_json(
+        home.path(),
+        &[&reference, "--cert-dir", &cert_dir.display().to_string()],
+    );
+    assert_eq!(report["largest_files"][0]["path"], "/srv/mtls");
+
+    // The CA alone: the registry refuses a client without a certificate.
+    let ca_only = tempfile::tempdir().expect("dir");
+    std::fs::copy(cert_dir.join("ca.crt"), ca_only.path().join("ca.crt")).expect("copy");
+    expect_bad_input(
+        home.path(),
+        &[
+            "inspect",
+            &reference,
+            "--retries",
+            "1",
+            "--cert-dir",
+            &ca_only.path().display().to_string(),
+        ],
+    );
+    // A key without its certificate is a configuration mistake, named as such.
+    let broken = tempfile::tempdir().expect("dir");
+    std::fs::copy(
+        cert_dir.join("client.key"),
+        broken.path().join("client.key"),
+    )
+    .expect("copy");
+    let line = expect_bad_input(
+        home.path(),
+        &[
+            "inspect",
+            &reference,
+            "--cert-dir",
+            &broken.path().display().to_string(),
+        ],
+    );
+    assert!(line.contains("client.key"), "{line}");
+}

@@ -10,6 +10,15 @@ ensure_packages() {
   command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || need+=(binutils-aarch64-linux-gnu)
   command -v git >/dev/null 2>&1 || need+=(git)
   command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
+  # The self-signed registry certificate is made the way the Docker docs make it.
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  # Peak RSS of a child process, for the tests that bound memory.
+  [ -x /usr/bin/time ] || need+=(time)
+  # The local engines `docker-daemon:` and `podman:` read, started by the tests.
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+  command -v podman >/dev/null 2>&1 || need+=(podman)
+  # A real writer of oci-archive files.
+  command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
   local extra
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")

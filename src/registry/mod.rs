@@ -3,11 +3,13 @@
 
 pub mod auth;
 pub mod retry;
+pub mod tls;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
@@ -36,6 +38,10 @@ pub enum RegistryError {
     Transport { registry: String, detail: String },
     #[error("--ca-cert {path}: {reason}")]
     CaCert { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    CertDir { path: PathBuf, reason: String },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
 /// How to reach registries: from the command line, shared by every image of a command.
@@ -46,6 +52,8 @@ pub struct RegistryOptions {
     /// Plain HTTP (and unverified TLS) for every registry, not only loopback ones.
     pub insecure: bool,
     pub ca_certs: Vec<PathBuf>,
+    /// `--cert-dir`: used instead of the `certs.d/HOST[:PORT]` directories.
+    pub cert_dir: Option<PathBuf>,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub retry: retry::RetryPolicy,
@@ -64,26 +72,24 @@ pub fn is_loopback(registry: &str) -> bool {
 
 pub fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client, RegistryError> {
     install_crypto_provider();
-    let mut extra_root_certificates = Vec::new();
-    for path in &options.ca_certs {
-        let data = std::fs::read(path).map_err(|e| RegistryError::CaCert {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let encoding = if data.starts_with(b"-----BEGIN") {
-            CertificateEncoding::Pem
-        } else {
-            CertificateEncoding::Der
-        };
-        extra_root_certificates.push(Certificate { encoding, data });
-    }
-    // A CA certificate means the user expects TLS, even on loopback.
+    let trust = tls::trust_for(registry, &options.ca_certs, options.cert_dir.as_deref())?;
+    // Trust configured for a registry (a CA, a certs.d directory) means the user
+    // expects TLS, even on loopback; docker too speaks TLS first where it has certs.
     let protocol = if options.insecure {
         ClientProtocol::Http
-    } else if is_loopback(registry) && options.ca_certs.is_empty() {
+    } else if is_loopback(registry) && !trust.is_configured() {
         ClientProtocol::HttpsExcept(vec![registry.to_string()])
     } else {
         ClientProtocol::Https
+    };
+    let configure_http: Option<Box<oci_client::client::HttpBuilderFn>> = if options.insecure {
+        None
+    } else {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = tls::client_config(&trust, provider)?;
+        Some(Box::new(move |builder: reqwest::ClientBuilder| {
+            builder.tls_backend_preconfigured(tls.clone())
+        }))
     };
     let https_proxy = std::env::var("HTTPS_PROXY")
         .or_else(|_| std::env::var("https_proxy"))
@@ -94,12 +100,12 @@ pub fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client,
     let config = ClientConfig {
         protocol,
         accept_invalid_certificates: options.insecure,
-        extra_root_certificates,
         connect_timeout: Some(options.connect_timeout.unwrap_or(Duration::from_secs(30))),
         read_timeout: Some(options.read_timeout.unwrap_or(Duration::from_secs(60))),
         user_agent: concat!("ballast/", env!("CARGO_PKG_VERSION")),
         https_proxy,
         no_proxy,
+        configure_http,
         ..Default::default()
     };
     Client::try_from(config).map_err(|e| RegistryError::Transport {
@@ -210,6 +216,14 @@ pub fn classify(error: OciDistributionError, registry: &str, reference: &str) ->
                 // Registries answer errors with a JSON envelope or an HTML page; the
                 // status says what matters, and a plain-text body is worth a line.
                 let body = first_line(&message);
+                if body.contains("HTTP request to an HTTPS server") {
+                    return RegistryError::Transport {
+                        detail: format!(
+                            "{reference}: the registry speaks TLS; trust its certificate with --ca-cert FILE or /etc/docker/certs.d/{registry}/ca.crt (or ~/.config/containers/certs.d/{registry}/), and ballast uses TLS for it"
+                        ),
+                        registry,
+                    };
+                }
                 let detail = if body.is_empty() || body.starts_with('{') || body.starts_with('<') {
                     format!("{reference}: HTTP {code}")
                 } else {
@@ -218,6 +232,22 @@ pub fn classify(error: OciDistributionError, registry: &str, reference: &str) ->
                 RegistryError::Transport { registry, detail }
             }
         },
+        OciDistributionError::RequestError(e) if tls::is_certificate_error(&e) => {
+            let chain = request_error_chain(&e);
+            // Only an unknown issuer is a matter of trust; an expired certificate or
+            // one for another name stays refused whatever the user trusts.
+            let hint = if chain.contains("UnknownIssuer") || chain.contains("CaUsedAsEndEntity") {
+                format!(
+                    " (trust its CA, or the self-signed certificate itself, with --ca-cert FILE or /etc/docker/certs.d/{registry}/ca.crt)"
+                )
+            } else {
+                String::new()
+            };
+            RegistryError::Transport {
+                detail: format!("{reference}: TLS certificate refused: {chain}{hint}"),
+                registry,
+            }
+        }
         OciDistributionError::RequestError(e) => RegistryError::Transport {
             registry,
             detail: format!("{reference}: {}", request_error_chain(&e)),

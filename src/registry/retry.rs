@@ -85,6 +85,8 @@ pub fn transient(error: &OciDistributionError) -> Option<bool> {
                 None
             }
         }
+        // A certificate the client refuses stays refused: fail at once.
+        OciDistributionError::RequestError(e) if super::tls::is_certificate_error(e) => None,
         OciDistributionError::RequestError(e) => {
             (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode())
                 .then_some(false)

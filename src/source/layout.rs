@@ -1,14 +1,28 @@
-//! OCI image layout directories (`oci-layout`, `index.json`, `blobs/sha256/…`).
+//! OCI image layouts (`oci-layout`, `index.json`, `blobs/sha256/…`): a directory
+//! (`oci:`) or a tar of one (`oci-archive:`), read in place.
 
 use std::path::{Path, PathBuf};
 
 use super::manifest::{self, IndexEntry, ManifestOrIndex};
+use super::tar_index::TarIndex;
 use super::{read_metadata_file, verify_digest, BlobReader, ResolvedImage, SourceError};
 use crate::digest::Digest;
 use crate::source::{LayerDescriptor, Platform};
 
+/// Where the layout's files are.
+enum Store {
+    Dir(PathBuf),
+    Archive(TarIndex),
+    /// The small files of a layout that was streamed (index.json, manifests, configs);
+    /// its layers were scanned as they went by.
+    Streamed {
+        files: std::collections::HashMap<String, Vec<u8>>,
+        display: String,
+    },
+}
+
 pub struct LayoutSource {
-    dir: PathBuf,
+    store: Store,
     tag: Option<String>,
 }
 
@@ -20,22 +34,66 @@ impl LayoutSource {
                 hint: String::new(),
             });
         }
-        Ok(Self { dir, tag })
+        Ok(Self {
+            store: Store::Dir(dir),
+            tag,
+        })
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("blobs").join("sha256").join(digest.hex())
+    /// An oci-archive: the tar is indexed once and blobs are read at their offsets.
+    pub fn open_archive(file: PathBuf, tag: Option<String>) -> Result<Self, SourceError> {
+        Ok(Self {
+            store: Store::Archive(TarIndex::open(file, "oci-archive")?),
+            tag,
+        })
+    }
+
+    /// A layout read from a stream: `files` holds its small files by path.
+    pub fn streamed(
+        files: std::collections::HashMap<String, Vec<u8>>,
+        display: String,
+        tag: Option<String>,
+    ) -> Self {
+        Self {
+            store: Store::Streamed { files, display },
+            tag,
+        }
+    }
+
+    pub fn blob_name(digest: &Digest) -> String {
+        format!("blobs/sha256/{}", digest.hex())
+    }
+
+    /// A small file of the layout (index.json, a manifest, a config), size-checked.
+    fn read_small(&self, name: &str, what: &str) -> Result<Vec<u8>, SourceError> {
+        match &self.store {
+            Store::Dir(dir) => read_metadata_file(&dir.join(name), what),
+            Store::Archive(index) => index.read_member(name),
+            Store::Streamed { files, display } => {
+                files
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| SourceError::NotFound {
+                        what: format!("{what} ({name} in {display})"),
+                        hint: String::new(),
+                    })
+            }
+        }
     }
 
     fn read_blob(&self, digest: &Digest, what: &str) -> Result<Vec<u8>, SourceError> {
         let what = format!("{what} {digest}");
-        let bytes = read_metadata_file(&self.blob_path(digest), &what)?;
+        let bytes = self.read_small(&Self::blob_name(digest), &what)?;
         verify_digest(&what, &bytes, digest)?;
         Ok(bytes)
     }
 
     fn display(&self) -> String {
-        let mut text = format!("oci:{}", self.dir.display());
+        let mut text = match &self.store {
+            Store::Dir(dir) => format!("oci:{}", dir.display()),
+            Store::Archive(index) => format!("oci-archive:{}", index.file().display()),
+            Store::Streamed { display, .. } => display.clone(),
+        };
         if let Some(tag) = &self.tag {
             text.push(':');
             text.push_str(tag);
@@ -48,9 +106,12 @@ impl LayoutSource {
         platform: &Platform,
         explicit_platform: bool,
     ) -> Result<ResolvedImage, SourceError> {
-        let index_path = self.dir.join("index.json");
-        let what = format!("{}", index_path.display());
-        let bytes = read_metadata_file(&index_path, "index.json")?;
+        let what = match &self.store {
+            Store::Dir(dir) => dir.join("index.json").display().to_string(),
+            Store::Archive(index) => format!("index.json in {}", index.what()),
+            Store::Streamed { display, .. } => format!("index.json in {display}"),
+        };
+        let bytes = self.read_small("index.json", "index.json")?;
         let (parsed, _) =
             manifest::parse_manifest_or_index(&bytes, Some(manifest::OCI_INDEX), &what)?;
         let ManifestOrIndex::Index(entries) = parsed else {
@@ -133,8 +194,22 @@ impl LayoutSource {
     }
 
     pub fn open_blob(&self, layer: &LayerDescriptor) -> Result<BlobReader, SourceError> {
-        let path = self.blob_path(&layer.digest);
-        open_file(&path, &format!("layer {}", layer.digest))
+        let name = Self::blob_name(&layer.digest);
+        let what = format!("layer {}", layer.digest);
+        match &self.store {
+            Store::Dir(dir) => open_file(&dir.join(name), &what),
+            Store::Archive(index) => {
+                let span = index.span(&name).ok_or_else(|| SourceError::NotFound {
+                    what: format!("{what} in {}", index.what()),
+                    hint: String::new(),
+                })?;
+                index.open_span(span)
+            }
+            Store::Streamed { display, .. } => Err(SourceError::NotFound {
+                what: format!("{what} in {display}"),
+                hint: " (it was streamed once and cannot be read again)".into(),
+            }),
+        }
     }
 }
 

@@ -3,9 +3,13 @@
 //! layer descriptors, and opens blobs as plain byte streams for the layer pipeline.
 
 mod archive;
+mod daemon;
 mod layout;
 pub mod manifest;
+mod pipe;
 mod registry;
+pub mod save_stream;
+mod tar_index;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -46,6 +50,12 @@ pub enum SourceError {
         wanted: String,
         available: String,
     },
+    #[error("{engine} ({host}): {reason}")]
+    Engine {
+        engine: &'static str,
+        host: String,
+        reason: String,
+    },
     #[error("{what}: unsupported media type {media_type:?}")]
     UnsupportedMediaType { what: String, media_type: String },
     #[error(transparent)]
@@ -82,6 +92,10 @@ pub enum Source {
     Registry(registry::RegistrySource),
     Layout(layout::LayoutSource),
     Archive(archive::ArchiveSource),
+    /// A local engine: read by exporting the image, in one pass (`Source::stream_scan`).
+    Daemon(daemon::DaemonSource),
+    /// An archive given as a pipe: read once, in one pass.
+    Pipe(pipe::PipeSource),
 }
 
 pub type BlobReader = Box<dyn Read + Send>;
@@ -95,6 +109,12 @@ impl Source {
             ImageRef::OciLayout { dir, tag } => {
                 Source::Layout(layout::LayoutSource::open(dir.clone(), tag.clone())?)
             }
+            ImageRef::DockerArchive { file, reference } if pipe::is_stream(file) => Source::Pipe(
+                pipe::PipeSource::new(file.clone(), "docker-archive", reference.clone()),
+            ),
+            ImageRef::OciArchive { file, reference } if pipe::is_stream(file) => Source::Pipe(
+                pipe::PipeSource::new(file.clone(), "oci-archive", reference.clone()),
+            ),
             ImageRef::DockerArchive { file, reference } => {
                 let file = file.clone();
                 let reference = reference.clone();
@@ -103,6 +123,27 @@ impl Source {
                     .map_err(|e| SourceError::malformed("docker-archive", e))??
                     .into()
             }
+            ImageRef::OciArchive { file, reference } => {
+                let file = file.clone();
+                let reference = reference.clone();
+                Source::Layout(
+                    tokio::task::spawn_blocking(move || {
+                        layout::LayoutSource::open_archive(file, reference)
+                    })
+                    .await
+                    .map_err(|e| SourceError::malformed("oci-archive", e))??,
+                )
+            }
+            ImageRef::Daemon { engine, name } => Source::Daemon(daemon::DaemonSource::open(
+                *engine,
+                name,
+                options
+                    .connect_timeout
+                    .unwrap_or(std::time::Duration::from_secs(30)),
+                options
+                    .read_timeout
+                    .unwrap_or(std::time::Duration::from_secs(60)),
+            )?),
         })
     }
 
@@ -115,6 +156,38 @@ impl Source {
             Source::Registry(source) => source.resolve(platform, explicit).await,
             Source::Layout(source) => source.resolve(platform, explicit),
             Source::Archive(source) => source.resolve(platform, explicit),
+            Source::Daemon(source) => Err(SourceError::malformed(
+                source.display(),
+                "a local engine's image is read with stream_scan",
+            )),
+            Source::Pipe(source) => Err(SourceError::malformed(
+                source.display(),
+                "a pipe is read with stream_scan",
+            )),
+        }
+    }
+
+    /// For sources that can only be read front to back: the image, resolved, with
+    /// every layer already scanned. `None` for sources resolved first and read later.
+    pub async fn stream_scan(
+        &self,
+        platform: &Platform,
+        explicit: bool,
+        limits: &crate::layer::LayerLimits,
+        max_blobs: usize,
+    ) -> Option<Result<save_stream::StreamedImage, save_stream::StreamError>> {
+        match self {
+            Source::Daemon(source) => Some(
+                source
+                    .stream_scan(platform, explicit, limits, max_blobs)
+                    .await,
+            ),
+            Source::Pipe(source) => Some(
+                source
+                    .stream_scan(platform, explicit, limits, max_blobs)
+                    .await,
+            ),
+            _ => None,
         }
     }
 
@@ -125,6 +198,8 @@ impl Source {
             Source::Registry(source) => source.open_blob(layer).await,
             Source::Layout(source) => source.open_blob(layer),
             Source::Archive(source) => source.open_blob(layer),
+            Source::Daemon(source) => source.open_blob(layer).await,
+            Source::Pipe(source) => source.open_blob(layer),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ballast::build::samples::Samples;
 use ballast::build::BuiltImage;
 
+pub mod engine;
 pub mod proxy;
 pub mod token;
 
@@ -34,8 +35,12 @@ pub fn target_dir() -> PathBuf {
 pub struct Registry {
     pub host: String,
     pub with_auth: bool,
-    /// The CA certificate (PEM) of a TLS registry.
+    /// The CA certificate (PEM) of a TLS registry (for a self-signed one, the
+    /// server's own certificate).
     pub ca_cert: Option<PathBuf>,
+    /// A directory in docker's certs.d shape (`ca.crt`, `client.cert`, `client.key`)
+    /// for registries that want a client certificate.
+    pub cert_dir: Option<PathBuf>,
     pub storage: tempfile::TempDir,
     _guard: Child,
 }
@@ -59,6 +64,19 @@ pub fn token_registry() -> &'static Registry {
 pub fn tls_registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| start(Kind::Tls))
+}
+
+/// A registry serving HTTPS with a self-signed certificate that is its own CA, made
+/// with openssl the way the Docker docs' "deploy a registry" page makes it.
+pub fn self_signed_registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| start(Kind::SelfSigned))
+}
+
+/// A registry that asks for a client certificate (mutual TLS).
+pub fn mtls_registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| start(Kind::Mtls))
 }
 
 /// Where the registry keeps a blob's bytes, for tests that corrupt it behind its back.
@@ -92,11 +110,13 @@ enum Kind {
     Basic,
     Token,
     Tls,
+    SelfSigned,
+    Mtls,
 }
 
 fn start(kind: Kind) -> Registry {
     let with_auth = matches!(kind, Kind::Basic | Kind::Token);
-    let with_tls = kind == Kind::Tls;
+    let with_tls = matches!(kind, Kind::Tls | Kind::SelfSigned | Kind::Mtls);
     let binary = "/usr/bin/docker-registry";
     assert!(
         Path::new(binary).exists(),
@@ -129,13 +149,28 @@ fn start(kind: Kind) -> Registry {
         ));
     }
     let mut ca_cert = None;
+    let mut cert_dir = None;
     if with_tls {
-        let (ca, cert, key) = certificates(storage.path());
+        let (ca, cert, key) = if kind == Kind::SelfSigned {
+            self_signed_certificate(storage.path())
+        } else {
+            certificates(storage.path())
+        };
         config.push_str(&format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             cert.display(),
             key.display()
         ));
+        if kind == Kind::Mtls {
+            let dir = storage.path().join("certs.d");
+            let client_ca = client_certificates(&dir);
+            std::fs::copy(&ca, dir.join("ca.crt")).expect("copy CA");
+            config.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                client_ca.display()
+            ));
+            cert_dir = Some(dir);
+        }
         ca_cert = Some(ca);
     }
     let config_path = storage.path().join("config.yml");
@@ -168,6 +203,7 @@ fn start(kind: Kind) -> Registry {
         host,
         with_auth,
         ca_cert,
+        cert_dir,
         storage,
         _guard: guard,
     }
@@ -202,6 +238,67 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (paths.0, paths.1, paths.2)
 }
 
+/// What the Docker docs' "deploy a registry" page runs: `openssl req -x509` with
+/// OpenSSL 3's defaults, which mark the certificate `CA:TRUE`.
+fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("domain.crt"), dir.join("domain.key"));
+    let status = Command::new("openssl")
+        .args(["req", "-newkey", "rsa:4096", "-nodes", "-sha256", "-keyout"])
+        .arg(&key)
+        .args([
+            "-addext",
+            "subjectAltName = IP:127.0.0.1",
+            "-x509",
+            "-days",
+            "365",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-out"])
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl (Debian's openssl package)");
+    assert!(status.success(), "openssl req -x509 failed");
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl x509");
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "the fixture must be a certificate that is its own CA"
+    );
+    (cert.clone(), cert, key)
+}
+
+/// A client CA and a client certificate signed by it, in docker's certs.d names
+/// (`client.cert`, `client.key`) inside `dir`; returns the client CA's path.
+fn client_certificates(dir: &Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).expect("certs.d dir");
+    let ca_key = KeyPair::generate().expect("client CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ballast test client CA");
+    let ca = ca_params.self_signed(&ca_key).expect("client CA");
+    let client_key = KeyPair::generate().expect("client key");
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ballast ci");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let client = client_params
+        .signed_by(&client_key, &issuer)
+        .expect("client certificate");
+    let ca_path = dir.parent().expect("parent").join("client-ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("write client CA");
+    std::fs::write(dir.join("client.cert"), client.pem()).expect("write client cert");
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).expect("write key");
+    ca_path
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -215,6 +312,7 @@ pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> Stri
     let reference: oci_client::Reference = reference_text.parse().expect("reference");
     let options = ballast::registry::RegistryOptions {
         ca_certs: registry.ca_cert.iter().cloned().collect(),
+        cert_dir: registry.cert_dir.clone(),
         ..Default::default()
     };
     let client = ballast::registry::build_client(&registry.host, &options).expect("client");
@@ -292,4 +390,31 @@ pub fn expect_bad_input(home: &Path, args: &[&str]) -> String {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.stdout.is_empty(), "no partial output on error");
     stderr
+}
+
+/// Runs `ballast ARGS` (environment as `ballast()` sets it) under GNU time; its
+/// output and its peak resident set in bytes (the child's own, from wait4's rusage).
+pub fn ballast_peak_rss(home: &Path, args: &[&str]) -> (std::process::Output, u64) {
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let output = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(assert_cmd::cargo::cargo_bin("ballast"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run /usr/bin/time (scripts/test.sh installs Debian's time)");
+    let kib: u64 = std::fs::read_to_string(report.path())
+        .expect("time's report")
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("peak RSS in KiB");
+    (output, kib * 1024)
 }

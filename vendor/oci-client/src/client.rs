@@ -379,6 +379,10 @@ impl TryFrom<ClientConfig> for Client {
             client_builder = client_builder.proxy(proxy);
         }
 
+        if let Some(configure) = &config.configure_http {
+            client_builder = configure(client_builder);
+        }
+
         let default_token_expiration_secs = config.default_token_expiration_secs;
         Ok(Self {
             config: Arc::new(config),
@@ -2603,7 +2607,17 @@ pub struct ClientConfig {
     ///
     /// This defaults to `None`.
     pub no_proxy: Option<String>,
+
+    /// Applied to the `reqwest::ClientBuilder` last, after every option above: for
+    /// what this configuration does not cover (a preconfigured TLS backend with a
+    /// custom certificate verifier, client certificates).
+    ///
+    /// This defaults to `None`. (ballast patch, see PATCHED.md)
+    pub configure_http: Option<Box<HttpBuilderFn>>,
 }
+
+/// A final adjustment of the HTTP client builder (see `ClientConfig::configure_http`).
+pub type HttpBuilderFn = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
 
 impl Default for ClientConfig {
     fn default() -> Self {
@@ -2625,6 +2639,7 @@ impl Default for ClientConfig {
             https_proxy: None,
             http_proxy: None,
             no_proxy: None,
+            configure_http: None,
         }
     }
 }
