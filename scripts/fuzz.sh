@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), each with
 # a corpus seeded from real material built here: the Go, Rust and C samples and the
 # hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
-# layers (manifest, layer, rebuild), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
+# layers (manifest, layer, rebuild), small layouts as tars (save_stream), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
 # Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ seconds=${SECONDS_PER_TARGET:-120}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 target=${CARGO_TARGET_DIR:-target}
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level,rebuild}
+mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level,rebuild,save_stream}
 
 for source in fuzz/seeds/*.c; do
   name=$(basename "$source" .c)
@@ -29,6 +29,10 @@ for layout in "$target"/ballast-demo/*/; do
       head -c 65536 "$blob" >"$corpus/gzip_level/$(basename "$blob")"
     fi
   done
+  # A layout as a tar is what an oci-archive pipe delivers.
+  if [ "$(du -sb "$layout" | cut -f1)" -lt 4000000 ]; then
+    tar -C "$layout" -cf "$corpus/save_stream/$(basename "$layout").tar" .
+  fi
 done
 printf '%s' 'alpine' >"$corpus/reference/a"
 printf '%s' 'ghcr.io/org/svc:1.4' >"$corpus/reference/b"

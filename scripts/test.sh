@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
-ensure_packages
+ensure_packages "${TEST_PACKAGES[@]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "!!! not root: the docker-daemon:/podman: tests cannot start dockerd or podman and are SKIPPED (CI runs as root) !!!" >&2
+fi
 cargo test --locked "$@"

@@ -10,15 +10,6 @@ ensure_packages() {
   command -v aarch64-linux-gnu-strip >/dev/null 2>&1 || need+=(binutils-aarch64-linux-gnu)
   command -v git >/dev/null 2>&1 || need+=(git)
   command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
-  # The self-signed registry certificate is made the way the Docker docs make it.
-  command -v openssl >/dev/null 2>&1 || need+=(openssl)
-  # Peak RSS of a child process, for the tests that bound memory.
-  [ -x /usr/bin/time ] || need+=(time)
-  # The local engines `docker-daemon:` and `podman:` read, started by the tests.
-  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
-  command -v podman >/dev/null 2>&1 || need+=(podman)
-  # A real writer of oci-archive files.
-  command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
   local extra
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
@@ -31,6 +22,32 @@ ensure_packages() {
     # The package would start a registry on :5000 where init systems run; we start our own.
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
   fi
+}
+
+# What the test suite needs beyond that: the local engines `docker-daemon:` and
+# `podman:` read (started by the tests), skopeo (a real oci-archive writer), openssl
+# (the self-signed registry certificate, made as the Docker docs make it), GNU time
+# (peak RSS of a child) and util-linux's setpriv (a non-root client).
+TEST_PACKAGES=(docker.io podman skopeo openssl time util-linux)
+
+# Starts dockerd on a socket in DIR (vfs storage, no networking); sets ENGINE_HOST
+# and ENGINE_PID. Root only.
+start_dockerd() {
+  local dir=$1
+  ENGINE_HOST="unix://$dir/docker.sock"
+  dockerd --data-root="$dir/data" --exec-root="$dir/exec" --pidfile="$dir/dockerd.pid" \
+    --host="$ENGINE_HOST" --iptables=false --ip6tables=false --bridge=none \
+    --storage-driver=vfs >"$dir/dockerd.log" 2>&1 &
+  ENGINE_PID=$!
+  local tries=0
+  until curl -fsS --unix-socket "$dir/docker.sock" http://engine/_ping >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ $tries -gt 600 ]; then
+      echo "dockerd did not start: $(tail -5 "$dir/dockerd.log")" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
 }
 
 # Starts docker-registry on a free loopback port; sets REGISTRY_HOST and REGISTRY_PID.

@@ -496,7 +496,7 @@ impl Client {
             .send()
             .await?;
         let status = res.status();
-        let body = res.bytes().await?;
+        let body = read_limited(res).await?;
 
         validate_registry_response(status, &body, &url)?;
 
@@ -906,7 +906,7 @@ impl Client {
 
         match auth_res.status() {
             reqwest::StatusCode::OK => {
-                let text = auth_res.text().await?;
+                let text = String::from_utf8_lossy(&read_limited(auth_res).await?).into_owned();
                 debug!("Received response from auth request");
                 let token: RegistryToken = serde_json::from_str(&text)
                     .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))?;
@@ -914,7 +914,7 @@ impl Client {
                 Ok(Some(RegistryTokenType::Bearer(token)))
             }
             _ => {
-                let reason = auth_res.text().await?;
+                let reason = String::from_utf8_lossy(&read_limited(auth_res).await?).into_owned();
                 debug!("Failed to authenticate for image '{:?}': {}", image, reason);
                 Err(OciDistributionError::AuthenticationFailure(reason))
             }
@@ -949,7 +949,7 @@ impl Client {
 
         if let Some(digest) = digest_header_value(res.headers().clone())? {
             let status = res.status();
-            let body = res.bytes().await?;
+            let body = read_limited(res).await?;
             validate_registry_response(status, &body, &url)?;
 
             // If the reference has a digest and the digest header has a matching algorithm, compare
@@ -981,7 +981,7 @@ impl Client {
             let status = res.status();
             trace!(headers = ?res.headers(), "Got Headers");
             let headers = res.headers().clone();
-            let body = res.bytes().await?;
+            let body = read_limited(res).await?;
             validate_registry_response(status, &body, &url)?;
 
             validate_digest(&body, digest_header_value(headers)?, image.digest())
@@ -1177,7 +1177,7 @@ impl Client {
             .await?;
         let status = res.status();
         let headers = res.headers().clone();
-        let body = res.bytes().await?;
+        let body = read_limited(res).await?;
 
         with_retry_after(validate_registry_response(status, &body, &url), status, &headers)?;
 
@@ -1364,7 +1364,7 @@ impl Client {
         let status = response.status();
         let url = response.url().to_string();
         if !status.is_success() {
-            let body = response.bytes().await?;
+            let body = read_limited(response).await?;
             return validate_registry_response(status, &body, &url);
         }
         let mut stream = response.bytes_stream();
@@ -1480,7 +1480,7 @@ impl Client {
             _ => {
                 let url = response.url().to_string();
                 let headers = response.headers().clone();
-                let body = response.bytes().await?;
+                let body = read_limited(response).await?;
                 Err(with_retry_after(validate_registry_response(status, &body, &url), status, &headers).expect_err("validate_registry_response should return an error for non-success status codes"))
             }
         }
@@ -1921,7 +1921,7 @@ impl Client {
             .send()
             .await?;
         let status = res.status();
-        let body = res.bytes().await?;
+        let body = read_limited(res).await?;
 
         // Per the OCI Distribution Spec, a 404 on the native referrers endpoint means the
         // registry does not support it; fall back to the referrers tag schema.
@@ -2056,7 +2056,7 @@ impl Client {
             .send()
             .await?;
         let status = res.status();
-        let body = res.bytes().await?;
+        let body = read_limited(res).await?;
 
         validate_registry_response(status, &body, &url)?;
 
@@ -2088,7 +2088,7 @@ impl Client {
         } else {
             let url = res.url().to_string();
             let code = res.status().as_u16();
-            let message = res.text().await?;
+            let message = String::from_utf8_lossy(&read_limited(res).await?).into_owned();
             Err(OciDistributionError::ServerError { url, code, message })
         }
     }
@@ -2306,7 +2306,7 @@ async fn stream_from_response(
     let content_length = response.content_length();
     let headers = response.headers().clone();
     if !status.is_success() {
-        let body = response.bytes().await?;
+        let body = read_limited(response).await?;
         return Err(with_retry_after(
             validate_registry_response(status, &body, &url),
             status,
@@ -2614,6 +2614,36 @@ pub struct ClientConfig {
     ///
     /// This defaults to `None`. (ballast patch, see PATCHED.md)
     pub configure_http: Option<Box<HttpBuilderFn>>,
+}
+
+/// The most bytes read into memory from one response (tokens, manifests, error
+/// bodies; not blob streams). A longer body is refused while it arrives, before it
+/// is buffered: a registry that never ends its answer costs no more than this.
+/// (ballast patch, see PATCHED.md)
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads a whole response body, at most [`MAX_BODY_BYTES`] of it.
+async fn read_limited(response: Response) -> Result<bytes::Bytes> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    {
+        return Err(OciDistributionError::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(OciDistributionError::BodyTooLarge {
+                limit: MAX_BODY_BYTES,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
 }
 
 /// A final adjustment of the HTTP client builder (see `ClientConfig::configure_http`).

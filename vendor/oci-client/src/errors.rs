@@ -18,6 +18,12 @@ pub enum OciDistributionError {
         /// How long the registry asked the client to wait
         after: std::time::Duration,
     },
+    /// ballast patch: a response body longer than the client reads into memory
+    #[error("the response body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The most bytes read from one response
+        limit: usize,
+    },
     #[error("Failed to convert Config into ConfigFile: {0}")]
     /// Transparent wrapper around `std::string::FromUtf8Error`
     ConfigConversionError(String),
