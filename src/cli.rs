@@ -307,6 +307,9 @@ struct SourceArgs {
     /// is what bounds a bomb's cost)
     #[arg(long, value_name = "N")]
     max_ratio: Option<u64>,
+    /// Largest ELF file analysed, and rewritten in memory to measure a strip (e.g. 1GiB)
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    max_binary_size: String,
     /// Tar entries allowed per layer
     #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_entries)]
     max_entries: u64,
@@ -398,7 +401,7 @@ pub fn main_entry() -> ExitStatus {
                 if !first {
                     message.push_str(": ");
                 }
-                message.push_str(&text.replace('\n', " "));
+                message.push_str(&crate::text::escape_control(&text.replace('\n', " ")));
                 first = false;
             }
             let _ = writeln!(std::io::stderr(), "{message}");
@@ -450,6 +453,7 @@ fn exit_status_for(error: &anyhow::Error) -> ExitStatus {
         if cause.downcast_ref::<SourceError>().is_some()
             || cause.downcast_ref::<ReferenceError>().is_some()
             || cause.downcast_ref::<UsageError>().is_some()
+            || cause.downcast_ref::<OutputError>().is_some()
         {
             return ExitStatus::BadInput;
         }
@@ -531,10 +535,19 @@ fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
         max_ratio: args.max_ratio,
         max_entries: args.max_entries,
         max_path_bytes: args.max_path_length,
-        ..LayerLimits::default()
+        max_binary_bytes: crate::size::parse_size(&args.max_binary_size)
+            .map_err(|e| UsageError(format!("--max-binary-size: {e}")))?,
     };
     options.max_layers = args.max_layers;
     Ok(options)
+}
+
+fn advise_options(options: &InspectOptions, measure_zstd: bool) -> AdviseOptions {
+    AdviseOptions {
+        measure_zstd,
+        max_binary_bytes: options.limits.max_binary_bytes,
+        ..AdviseOptions::default()
+    }
 }
 
 fn output_format(args: &OutputArgs) -> Format {
@@ -553,7 +566,7 @@ async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
         inspect::inspect_keeping_source(&image, &options, progress.clone()).await?;
     let mut report = InspectReport::build(&analysis, args.top);
     let advice = if args.advise {
-        let advice = advice::advise(source, &analysis, &AdviseOptions::default()).await?;
+        let advice = advice::advise(source, &analysis, &advise_options(&options, true)).await?;
         Some(AdviseReport::build(&analysis, advice))
     } else {
         None
@@ -575,7 +588,7 @@ async fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
             Format::Markdown => text.push_str(&format!("\n{}", advice.to_markdown())),
         }
     }
-    write_stdout(&text)?;
+    write_stdout(&crate::report::safe(format, text))?;
     Ok(ExitStatus::Success)
 }
 
@@ -585,19 +598,11 @@ async fn run_advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
     let progress = progress_reporter();
     let (source, analysis) =
         inspect::inspect_keeping_source(&image, &options, progress.clone()).await?;
-    let advise_options = AdviseOptions {
-        measure_zstd: !args.no_zstd,
-        ..AdviseOptions::default()
-    };
+    let advise_options = advise_options(&options, !args.no_zstd);
     let advice = advice::advise(source, &analysis, &advise_options).await?;
     progress.finish();
     let report = AdviseReport::build(&analysis, advice);
-    let text = match output_format(&args.output) {
-        Format::Json => report.to_json(),
-        Format::Table => report.to_table(),
-        Format::Markdown => report.to_markdown(),
-    };
-    write_stdout(&text)?;
+    write_stdout(&crate::report::render(&report, output_format(&args.output)))?;
     Ok(ExitStatus::Success)
 }
 
@@ -616,7 +621,7 @@ async fn analyse_set(
         let (source, analysis) =
             inspect::inspect_keeping_source(&image, &options, progress.clone()).await?;
         let advice = if with_advice {
-            Some(advice::advise(source, &analysis, &AdviseOptions::default()).await?)
+            Some(advice::advise(source, &analysis, &advise_options(&options, true)).await?)
         } else {
             None
         };
@@ -637,11 +642,10 @@ async fn run_compare(args: CompareArgs) -> anyhow::Result<ExitStatus> {
     let (bundles, estimate) =
         analyse_set(&args.images, &args.source, &args.cost, !args.no_advice).await?;
     let comparison = compare::compare(&bundles, Some(&estimate));
-    write_stdout(&match output_format(&args.output) {
-        Format::Json => comparison.to_json(),
-        Format::Table => comparison.to_table(),
-        Format::Markdown => comparison.to_markdown(),
-    })?;
+    write_stdout(&crate::report::render(
+        &comparison,
+        output_format(&args.output),
+    ))?;
     Ok(ExitStatus::Success)
 }
 
@@ -657,11 +661,13 @@ async fn run_report(args: ReportArgs) -> anyhow::Result<ExitStatus> {
         }
     }
     let comparison = compare::compare(&bundles, Some(&estimate));
-    let markdown = crate::report::document::render(&bundles, &comparison, Some(&estimate));
+    let markdown = crate::report::safe(
+        Format::Markdown,
+        crate::report::document::render(&bundles, &comparison, Some(&estimate)),
+    );
     match &args.output {
         Some(path) => {
-            std::fs::write(path, markdown)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_file(path, &markdown)?;
             let _ = writeln!(std::io::stderr(), "wrote {}", path.display());
         }
         None => write_stdout(&markdown)?,
@@ -679,11 +685,7 @@ async fn run_diff(args: DiffArgs) -> anyhow::Result<ExitStatus> {
     let new = inspect::inspect(&new, &options, progress.clone()).await?;
     progress.finish();
     let report = DiffReport::new(crate::diff::diff(&base, &new), args.top);
-    write_stdout(&match output_format(&args.output) {
-        Format::Json => report.to_json(),
-        Format::Table => report.to_table(),
-        Format::Markdown => report.to_markdown(),
-    })?;
+    write_stdout(&crate::report::render(&report, output_format(&args.output)))?;
     Ok(ExitStatus::Success)
 }
 
@@ -692,11 +694,7 @@ async fn run_cost(args: CostArgs) -> anyhow::Result<ExitStatus> {
     let table = cost::pricing::load(args.pricing.as_deref())?;
     if args.list_pricing {
         let list = PricingList::new(table.entries.clone());
-        write_stdout(&match format {
-            Format::Json => list.to_json(),
-            Format::Table => list.to_table(),
-            Format::Markdown => list.to_markdown(),
-        })?;
+        write_stdout(&crate::report::render(&list, format))?;
         return Ok(ExitStatus::Success);
     }
     let pricing = table.select(args.registry.as_deref())?;
@@ -738,11 +736,7 @@ async fn run_cost(args: CostArgs) -> anyhow::Result<ExitStatus> {
     }
     progress.finish();
     let estimate = cost::estimate(&images, pricing, &usage, &profiles, profile)?;
-    write_stdout(&match format {
-        Format::Json => estimate.to_json(),
-        Format::Table => estimate.to_table(),
-        Format::Markdown => estimate.to_markdown(),
-    })?;
+    write_stdout(&crate::report::render(&estimate, format))?;
     Ok(ExitStatus::Success)
 }
 
@@ -859,30 +853,30 @@ async fn run_gate(args: GateArgs) -> anyhow::Result<ExitStatus> {
     let checks = gate::evaluate(&budgets, &measured, baseline.as_ref());
     let verdict = GateReport::new(report.image.clone(), baseline, checks);
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&summary)
-            .with_context(|| {
-                format!(
-                    "cannot append to $GITHUB_STEP_SUMMARY ({})",
-                    PathBuf::from(&summary).display()
-                )
-            })?;
-        file.write_all(verdict.to_markdown().as_bytes())?;
-        file.write_all(b"\n")?;
+        // The summary is a courtesy; the verdict is the job. A summary that cannot be
+        // written is a warning, never a different exit code.
+        let summary = PathBuf::from(summary);
+        let markdown = crate::report::safe(Format::Markdown, verdict.to_markdown());
+        if let Err(error) = append_summary(&summary, &markdown) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: cannot append the verdict to $GITHUB_STEP_SUMMARY ({}): {error}",
+                crate::text::escape_control(&summary.display().to_string())
+            );
+        }
     }
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         GateFormat::Table
     } else {
         GateFormat::Json
     });
-    write_stdout(&match format {
-        GateFormat::Table => verdict.to_table(),
-        GateFormat::Json => verdict.to_json(),
-        GateFormat::Markdown => verdict.to_markdown(),
-        GateFormat::Github => verdict.to_github(),
-    })?;
+    let (kind, text) = match format {
+        GateFormat::Table => (Format::Table, verdict.to_table()),
+        GateFormat::Json => (Format::Json, verdict.to_json()),
+        GateFormat::Markdown => (Format::Markdown, verdict.to_markdown()),
+        GateFormat::Github => (Format::Table, verdict.to_github()),
+    };
+    write_stdout(&crate::report::safe(kind, text))?;
     Ok(if verdict.pass {
         ExitStatus::Success
     } else {
@@ -935,9 +929,42 @@ async fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| OutputError {
+            what: "standard output".into(),
+            source,
+        })?;
     Ok(())
+}
+
+/// Writes `-o FILE`: a directory, a missing parent or a full disk is the user's to fix.
+fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).map_err(|source| OutputError {
+        what: crate::text::escape_control(&path.display().to_string()).into_owned(),
+        source,
+    })?;
+    Ok(())
+}
+
+fn append_summary(path: &std::path::Path, markdown: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(markdown.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// Output that could not be written: bad input (a path that is a directory, a
+/// missing directory, a full disk), named, exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {what}: {source}")]
+struct OutputError {
+    what: String,
+    #[source]
+    source: std::io::Error,
 }
 
 /// A layer-count bar on stderr, only when stderr is a terminal.

@@ -222,24 +222,33 @@ struct DiveAccumulator {
 
 impl DiveAccumulator {
     fn add_layer(&mut self, layer: &LayerScan, below: &BTreeMap<String, Node>) {
-        let mut parents: HashSet<&str> = HashSet::new();
+        // dive builds one tree per layer, so a path written twice in a layer is one
+        // node: its last entry.
+        let mut last: HashMap<&str, &crate::layer::Entry> = HashMap::new();
         for entry in &layer.entries {
-            let mut path = entry.path.as_str();
-            while let Some((parent, _)) = path.rsplit_once('/') {
-                if !parents.insert(parent) {
-                    break;
-                }
-                path = parent;
+            if !entry.path.is_empty() {
+                last.insert(entry.path.as_str(), entry);
             }
         }
-        for entry in &layer.entries {
-            if entry.path.is_empty() || parents.contains(entry.path.as_str()) {
+        // Only leaves count: a path with another of this layer's paths below it is a
+        // directory node. Ordered with `/` before every other byte, a path's
+        // descendants come right after it, so one look at the next path tells,
+        // without listing any path's ancestors (which is quadratic in its depth).
+        let mut paths: Vec<&str> = last.keys().copied().collect();
+        paths.sort_unstable_by(|a, b| slash_first(a).cmp(slash_first(b)));
+        let inner: HashSet<&str> = paths
+            .windows(2)
+            .filter(|pair| is_below(pair[1], pair[0]))
+            .map(|pair| pair[0])
+            .collect();
+        for (path, entry) in last {
+            if inner.contains(path) {
                 continue;
             }
             let size = match entry.kind {
-                EntryKind::Whiteout => match below.get(&entry.path) {
+                EntryKind::Whiteout => match below.get(path) {
                     Some(node) if node.kind == EntryKind::Dir => {
-                        let prefix = format!("{}/", entry.path);
+                        let prefix = format!("{path}/");
                         below
                             .range(prefix.clone()..)
                             .take_while(|(p, _)| p.starts_with(&prefix))
@@ -253,7 +262,7 @@ impl DiveAccumulator {
             };
             let slot = self
                 .paths
-                .entry(entry.path.clone())
+                .entry(path.to_string())
                 .or_insert((0, u64::MAX, 0));
             slot.0 += size;
             slot.1 = slot.1.min(size);
@@ -279,6 +288,17 @@ impl DiveAccumulator {
             wasted_bytes: wasted,
         }
     }
+}
+
+/// A path's bytes with `/` ordered before every other byte.
+fn slash_first(path: &str) -> impl Iterator<Item = u8> + '_ {
+    path.bytes().map(|b| if b == b'/' { 0 } else { b })
+}
+
+fn is_below(path: &str, ancestor: &str) -> bool {
+    path.len() > ancestor.len()
+        && path.starts_with(ancestor)
+        && path.as_bytes()[ancestor.len()] == b'/'
 }
 
 #[cfg(test)]
@@ -370,6 +390,36 @@ mod tests {
         // scores it fully efficient even though 30 bytes are dead.
         assert_eq!(result.dive.wasted_bytes, 0);
         assert_eq!(result.dive.efficiency, 1.0);
+    }
+
+    #[test]
+    fn a_path_written_twice_in_one_layer_is_one_dive_node() {
+        // dive's tree keeps the last entry: 10 B, seen once: fully efficient.
+        let result = analyse(&[&layer(vec![file("a", 1000), file("a", 10)])]);
+        assert_eq!(result.dive.efficiency, 1.0);
+        assert_eq!(result.dive.wasted_bytes, 0);
+        // The first copy is still stored in the layer and hidden: ballast's waste.
+        assert_eq!(result.overwritten_bytes, 1000);
+        let link = Entry {
+            kind: EntryKind::Hardlink,
+            link_target: Some("h".into()),
+            ..file("h", 0)
+        };
+        let result = analyse(&[&layer(vec![file("h", 100), link])]);
+        assert_eq!(result.dive.efficiency, 1.0);
+    }
+
+    #[test]
+    fn leaves_are_found_without_listing_ancestors() {
+        let deep = "d/".repeat(200_000) + "file";
+        let result = analyse(&[&layer(vec![
+            special("d", EntryKind::Dir),
+            file(&deep, 7),
+            file("d-sibling", 3),
+        ])]);
+        // d has a descendant: a directory node; the deep file and the sibling count.
+        assert_eq!(result.dive.efficiency, 1.0);
+        assert_eq!(result.visible_bytes(), 10);
     }
 
     #[test]

@@ -171,6 +171,16 @@ pub async fn inspect_keeping_source(
                 .await?
         }
     };
+    // An explicit platform is a promise about what is analysed: a single-platform
+    // image of another platform is refused, not read instead.
+    if options.explicit_platform && !options.platform.satisfied_by(&resolved.platform) {
+        return Err(crate::source::manifest::no_matching_platform(
+            &resolved.reference,
+            &options.platform,
+            vec![resolved.platform.to_string()],
+        )
+        .into());
+    }
     if resolved.layers.len() > options.max_layers {
         return Err(InspectError::TooManyLayers {
             reference: resolved.reference.clone(),

@@ -487,14 +487,16 @@ fn walk_tar(
                 flag: "--max-path-length",
             })));
         }
-        let raw_path = String::from_utf8_lossy(&raw_path).into_owned();
+        // Names are bytes: kept exactly (two names that differ in an invalid byte stay
+        // two files), escaped only when shown.
+        let raw_path = crate::text::name_from_bytes(&raw_path);
         let path = normalise_path(&raw_path).map_err(|reason| bad(&raw_path, reason))?;
         let header = entry.header();
         let mode = header.mode().unwrap_or(0);
         let entry_type = header.entry_type();
         let link_target = entry
             .link_name_bytes()
-            .map(|target| String::from_utf8_lossy(&target).into_owned());
+            .map(|target| crate::text::name_from_bytes(&target));
         let size = entry.size();
         let (name_dir, name) = match path.rsplit_once('/') {
             Some((dir, name)) => (Some(dir), name),
@@ -557,22 +559,25 @@ fn walk_tar(
     Ok((entries, binaries))
 }
 
-/// Tar paths as layers write them (`./usr/bin/x`, `usr/bin/`) to `usr/bin/x`. Absolute
-/// paths and `..` components are refused: a layer must never name a path outside its root.
+/// Tar paths as layers write them (`./usr/bin/x`, `usr/bin/`, `/usr/bin/x`,
+/// `usr/lib/../bin/x`) to `usr/bin/x`, as containerd and docker resolve them: `..` is
+/// resolved within the name and a leading `/` means the layer's root. Only a name
+/// that climbs above the root is refused.
 pub fn normalise_path(raw: &str) -> Result<String, &'static str> {
-    if raw.starts_with('/') {
-        return Err("absolute path");
+    if raw.contains('\0') {
+        return Err("NUL in path");
     }
-    let mut parts = Vec::new();
+    let mut parts: Vec<&str> = Vec::new();
     for part in raw.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err("path escapes the layer root with '..'"),
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("path escapes the layer root with '..'");
+                }
+            }
             other => parts.push(other),
         }
-    }
-    if raw.contains('\0') {
-        return Err("NUL in path");
     }
     Ok(parts.join("/"))
 }
@@ -588,8 +593,13 @@ mod tests {
             Some("usr/bin".to_string())
         );
         assert_eq!(normalise_path("./").ok(), Some(String::new()));
-        assert!(normalise_path("/etc/passwd").is_err());
+        assert_eq!(normalise_path("a/b/../c").ok(), Some("a/c".to_string()));
+        assert_eq!(
+            normalise_path("/etc/passwd").ok(),
+            Some("etc/passwd".to_string())
+        );
         assert!(normalise_path("a/../../etc").is_err());
+        assert!(normalise_path("/../etc").is_err());
     }
 
     #[test]

@@ -24,3 +24,4 @@ pub mod registry;
 pub mod report;
 pub mod size;
 pub mod source;
+pub mod text;

@@ -288,7 +288,9 @@ fn decompression_limits() {
 #[test]
 fn hostile_tar_paths() {
     let home = tempfile::tempdir().expect("home");
-    for path in ["../../etc/passwd", "/etc/shadow", "a/../../b"] {
+    // Only what climbs above the root is refused (a leading `/` is the root itself,
+    // as containerd and docker read it).
+    for path in ["../../etc/passwd", "/../etc/shadow", "a/../../b"] {
         let tar = build::tar_bytes(&[Item::RawFile {
             path: path.into(),
             data: b"x".to_vec(),
@@ -304,6 +306,38 @@ fn hostile_tar_paths() {
         let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
         assert!(line.contains("bad tar entry"), "{path}: {line}");
     }
+}
+
+#[test]
+fn dot_dot_within_the_root_and_absolute_names_are_normalised() {
+    let home = tempfile::tempdir().expect("home");
+    let tar = build::tar_bytes(&[
+        Item::RawFile {
+            path: "a/b/../c".into(),
+            data: b"inside".to_vec(),
+        },
+        Item::RawFile {
+            path: "/etc/shadow".into(),
+            data: b"rooted".to_vec(),
+        },
+    ])
+    .expect("tar");
+    let dir = tempfile::tempdir().expect("dir");
+    layout_with_raw_layer(
+        dir.path(),
+        tar.clone(),
+        "application/vnd.oci.image.layer.v1.tar",
+        &tar,
+    );
+    let report = inspect_json(home.path(), &[&oci(dir.path())]);
+    let mut paths: Vec<&str> = report["largest_files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["/a/c", "/etc/shadow"]);
 }
 
 #[test]

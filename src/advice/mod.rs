@@ -119,7 +119,8 @@ pub struct Advice {
 #[derive(Debug, Clone)]
 pub struct AdviseOptions {
     pub measure_zstd: bool,
-    pub max_entry_bytes: u64,
+    /// Largest binary rewritten in memory to measure a strip (`--max-binary-size`).
+    pub max_binary_bytes: u64,
     pub concurrency: usize,
 }
 
@@ -127,7 +128,7 @@ impl Default for AdviseOptions {
     fn default() -> Self {
         Self {
             measure_zstd: true,
-            max_entry_bytes: 4 * 1024 * 1024 * 1024,
+            max_binary_bytes: crate::layer::LayerLimits::default().max_binary_bytes,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -569,7 +570,7 @@ async fn run_rebuilds(
         let source = Arc::clone(source);
         let semaphore = Arc::clone(&semaphore);
         let descriptor = analysis.layers[layer].descriptor.clone();
-        let max_entry_bytes = options.max_entry_bytes;
+        let max_binary_bytes = options.max_binary_bytes;
         tasks.spawn(async move {
             let _permit = semaphore
                 .acquire_owned()
@@ -580,7 +581,7 @@ async fn run_rebuilds(
             }
             let blob = cancel.wrap(source.open_blob(&descriptor).await?);
             let result = tokio::task::spawn_blocking(move || {
-                rebuild::rebuild(blob, &descriptor, &request, max_entry_bytes)
+                rebuild::rebuild(blob, &descriptor, &request, max_binary_bytes)
             })
             .await
             .map_err(|e| AdviceError::Task(e.to_string()))??;

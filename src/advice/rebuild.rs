@@ -221,7 +221,7 @@ pub fn rebuild(
     blob: impl Read,
     descriptor: &LayerDescriptor,
     request: &RebuildRequest,
-    max_entry_bytes: u64,
+    max_binary_bytes: u64,
 ) -> Result<RebuildResult, LayerError> {
     let digest = &descriptor.digest;
     let compression = layer::compression_of(&descriptor.media_type).ok_or_else(|| {
@@ -292,47 +292,129 @@ pub fn rebuild(
         {
             let mut archive = tar::Archive::new(&mut tee);
             let mut data = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
             for entry in archive.entries().map_err(io_error)? {
                 let mut entry = entry.map_err(io_error)?;
-                let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let raw_path = crate::text::name_from_bytes(&entry.path_bytes());
                 let path =
                     layer::normalise_path(&raw_path).map_err(|reason| LayerError::BadEntry {
                         digest: digest.clone(),
                         path: raw_path.clone(),
                         reason: reason.to_string(),
                     })?;
-                if entry.size() > max_entry_bytes {
-                    return Err(LayerError::Limit {
-                        digest: digest.clone(),
-                        what: format!("entry {raw_path} of {} bytes", entry.size()),
-                        limit: max_entry_bytes,
-                        flag: "--max-binary-size",
-                    });
-                }
-                let header = entry.header().clone();
+                let mut header = entry.header().clone();
                 let link = entry
                     .link_name_bytes()
-                    .map(|l| String::from_utf8_lossy(&l).into_owned());
-                data.clear();
-                entry.read_to_end(&mut data).map_err(io_error)?;
-                append(&mut baseline, &header, &raw_path, link.as_deref(), &data)
-                    .map_err(io_error)?;
-                // Stripped once per entry, whichever variants want it.
-                let mut stripped: Option<Option<Vec<u8>>> = None;
-                for (variant, builder) in request.variants.iter().zip(builders.iter_mut()) {
-                    if variant.remove.contains(&path) {
-                        continue;
-                    }
-                    let contents: &[u8] = if let Some(replacement) = variant.replace.get(&path) {
-                        replacement
-                    } else if variant.strip.contains(&path) {
-                        let result = stripped.get_or_insert_with(|| strip_all(&data));
-                        result.as_deref().unwrap_or(&data)
-                    } else {
-                        &data
-                    };
-                    append(builder, &header, &raw_path, link.as_deref(), contents)
+                    .map(|l| crate::text::name_from_bytes(&l));
+                let size = entry.size();
+                let kind = header.entry_type();
+                // What each variant does with this entry.
+                let plans: Vec<EntryPlan> = request
+                    .variants
+                    .iter()
+                    .map(|variant| {
+                        if variant.remove.contains(&path) {
+                            EntryPlan::Leave
+                        } else if let Some(replacement) = variant.replace.get(&path) {
+                            EntryPlan::Replace(Arc::clone(replacement))
+                        } else if variant.strip.contains(&path) {
+                            EntryPlan::Strip
+                        } else {
+                            EntryPlan::Keep
+                        }
+                    })
+                    .collect();
+                if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) && link.is_some()
+                {
+                    append(&mut baseline, &header, &raw_path, link.as_deref(), &[])
                         .map_err(io_error)?;
+                    for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
+                        if !matches!(plan, EntryPlan::Leave) {
+                            append(builder, &header, &raw_path, link.as_deref(), &[])
+                                .map_err(io_error)?;
+                        }
+                    }
+                    continue;
+                }
+                let streamable =
+                    !plans.iter().any(|p| matches!(p, EntryPlan::Strip)) && !kind.is_gnu_sparse();
+                if !streamable {
+                    // A binary to strip is rewritten whole, in memory: the one thing
+                    // buffered, bounded like the binary analysis.
+                    if size > max_binary_bytes {
+                        return Err(LayerError::Limit {
+                            digest: digest.clone(),
+                            what: format!("binary {raw_path} of {size} bytes to strip"),
+                            limit: max_binary_bytes,
+                            flag: "--max-binary-size",
+                        });
+                    }
+                    data.clear();
+                    entry.read_to_end(&mut data).map_err(io_error)?;
+                    append(&mut baseline, &header, &raw_path, link.as_deref(), &data)
+                        .map_err(io_error)?;
+                    let mut stripped: Option<Option<Vec<u8>>> = None;
+                    for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
+                        let contents: &[u8] = match plan {
+                            EntryPlan::Leave => continue,
+                            EntryPlan::Replace(replacement) => replacement,
+                            EntryPlan::Strip => stripped
+                                .get_or_insert_with(|| strip_all(&data))
+                                .as_deref()
+                                .unwrap_or(&data),
+                            EntryPlan::Keep => &data,
+                        };
+                        append(builder, &header, &raw_path, link.as_deref(), contents)
+                            .map_err(io_error)?;
+                    }
+                    continue;
+                }
+                // Everything else streams through: the header to every variant that
+                // keeps the entry, then its bytes chunk by chunk to all of them.
+                header.set_size(size);
+                begin_entry(&mut baseline, &header, &raw_path).map_err(io_error)?;
+                for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
+                    match plan {
+                        EntryPlan::Keep => {
+                            begin_entry(builder, &header, &raw_path).map_err(io_error)?
+                        }
+                        EntryPlan::Replace(replacement) => {
+                            append(builder, &header, &raw_path, None, replacement)
+                                .map_err(io_error)?
+                        }
+                        EntryPlan::Leave | EntryPlan::Strip => {}
+                    }
+                }
+                let mut copied = 0u64;
+                loop {
+                    let n = entry.read(&mut chunk).map_err(io_error)?;
+                    if n == 0 {
+                        break;
+                    }
+                    copied += n as u64;
+                    baseline
+                        .get_mut()
+                        .write_all(&chunk[..n])
+                        .map_err(io_error)?;
+                    for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
+                        if matches!(plan, EntryPlan::Keep) {
+                            builder.get_mut().write_all(&chunk[..n]).map_err(io_error)?;
+                        }
+                    }
+                }
+                if copied != size {
+                    return Err(io_error(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{raw_path}: {copied} of {size} bytes"),
+                    )));
+                }
+                let padding = [0u8; 512];
+                let pad = &padding[..((512 - size % 512) % 512) as usize];
+                baseline.get_mut().write_all(pad).map_err(io_error)?;
+                for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
+                    if matches!(plan, EntryPlan::Keep) {
+                        builder.get_mut().write_all(pad).map_err(io_error)?;
+                    }
                 }
             }
         }
@@ -388,6 +470,22 @@ fn strip_all(data: &[u8]) -> Option<Vec<u8>> {
     .ok()
 }
 
+/// What one variant does with one entry.
+enum EntryPlan {
+    Keep,
+    Leave,
+    Replace(Arc<Vec<u8>>),
+    Strip,
+}
+
+/// A name as the tar had it (`text::name_from_bytes` undone).
+fn tar_name(name: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&crate::text::name_to_bytes(
+        name,
+    )))
+}
+
 fn append<W: Write>(
     builder: &mut tar::Builder<W>,
     header: &tar::Header,
@@ -398,13 +496,25 @@ fn append<W: Write>(
     let mut header = header.clone();
     match (header.entry_type(), link) {
         (tar::EntryType::Symlink | tar::EntryType::Link, Some(target)) => {
-            builder.append_link(&mut header, path, target)
+            builder.append_link(&mut header, tar_name(path), tar_name(target))
         }
         _ => {
             header.set_size(data.len() as u64);
-            builder.append_data(&mut header, path, data)
+            builder.append_data(&mut header, tar_name(path), data)
         }
     }
+}
+
+/// Writes an entry's header (and a GNU long-name entry before it when the name needs
+/// one) but none of its data: the caller streams `header.size()` bytes and the
+/// padding after it.
+fn begin_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    header: &tar::Header,
+    path: &str,
+) -> io::Result<()> {
+    let mut header = header.clone();
+    builder.append_data(&mut header, tar_name(path), io::empty())
 }
 
 /// Times decompressing the same sample compressed both ways, best of three.

@@ -24,6 +24,64 @@ pub enum Format {
 
 pub use markdown::MarkdownTable;
 
+/// A command's result in the three formats every result-printing command offers.
+pub trait Render {
+    fn to_json(&self) -> String;
+    fn to_table(&self) -> String;
+    fn to_markdown(&self) -> String;
+}
+
+macro_rules! render_with_inherent_methods {
+    ($($model:ty),* $(,)?) => {$(
+        impl Render for $model {
+            fn to_json(&self) -> String {
+                <$model>::to_json(self)
+            }
+            fn to_table(&self) -> String {
+                <$model>::to_table(self)
+            }
+            fn to_markdown(&self) -> String {
+                <$model>::to_markdown(self)
+            }
+        }
+    )*};
+}
+
+render_with_inherent_methods!(
+    advise::AdviseReport,
+    crate::compare::Comparison,
+    cost::PricingList,
+    crate::cost::CostEstimate,
+    diff::DiffReport,
+    gate::GateReport,
+    inspect::InspectReport,
+);
+
+/// `value` rendered in `format`, safe to print (see [`safe`]).
+pub fn render(value: &impl Render, format: Format) -> String {
+    safe(
+        format,
+        match format {
+            Format::Json => value.to_json(),
+            Format::Table => value.to_table(),
+            Format::Markdown => value.to_markdown(),
+        },
+    )
+}
+
+/// Output made safe for where it goes: no control character or raw name byte from
+/// an image reaches a terminal or a Markdown page unescaped (`crate::text`).
+pub fn safe(format: Format, text: String) -> String {
+    let escaped = match format {
+        Format::Json => crate::text::for_json(&text),
+        Format::Table | Format::Markdown => crate::text::for_terminal(&text),
+    };
+    match escaped {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
 /// Pretty JSON with a trailing newline; serialising our own report types cannot fail.
 pub fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n"

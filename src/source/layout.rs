@@ -120,7 +120,7 @@ impl LayoutSource {
                 "index.json is not an image index",
             ));
         };
-        let candidates: Vec<IndexEntry> = match &self.tag {
+        let mut candidates: Vec<IndexEntry> = match &self.tag {
             Some(tag) => entries
                 .into_iter()
                 .filter(|e| {
@@ -131,6 +131,9 @@ impl LayoutSource {
                 .collect(),
             None => entries,
         };
+        // One manifest listed twice (under two names, or the same one twice) is one image.
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|entry| seen.insert(entry.digest.clone()));
         if candidates.is_empty() {
             return Err(SourceError::NotFound {
                 what: self.display(),

@@ -249,7 +249,7 @@ pub fn select_platform<'a>(
     if !explicit && images.len() == 1 {
         return Ok(images[0]);
     }
-    let mut available: Vec<String> = images
+    let available: Vec<String> = images
         .iter()
         .map(|e| {
             e.platform
@@ -257,16 +257,37 @@ pub fn select_platform<'a>(
                 .map_or_else(|| "(no platform)".to_string(), Platform::to_string)
         })
         .collect();
+    Err(no_matching_platform(reference, wanted, available))
+}
+
+/// Lists at most this many platforms in an error: an index may hold thousands.
+const MAX_PLATFORMS_LISTED: usize = 12;
+
+pub fn no_matching_platform(
+    reference: &str,
+    wanted: &Platform,
+    mut available: Vec<String>,
+) -> SourceError {
+    available.sort();
     available.dedup();
-    Err(SourceError::NoMatchingPlatform {
+    let total = available.len();
+    let mut listed: Vec<String> = available
+        .iter()
+        .take(MAX_PLATFORMS_LISTED)
+        .map(|p| crate::text::escape_control(p).into_owned())
+        .collect();
+    if total > MAX_PLATFORMS_LISTED {
+        listed.push(format!("and {} more", total - MAX_PLATFORMS_LISTED));
+    }
+    SourceError::NoMatchingPlatform {
         reference: reference.to_string(),
         wanted: wanted.to_string(),
-        available: if available.is_empty() {
+        available: if listed.is_empty() {
             "none".to_string()
         } else {
-            available.join(", ")
+            listed.join(", ")
         },
-    })
+    }
 }
 
 /// The parts of an image config that ballast reads.
