@@ -96,6 +96,7 @@ impl BlobCache {
             temp,
             hasher: Sha256::new(),
             bytes: 0,
+            passed: 0,
             digest: digest.clone(),
             size,
         }
@@ -145,7 +146,10 @@ pub struct CachingReader<R> {
     inner: R,
     temp: Option<TempEntry>,
     hasher: Sha256,
+    /// Bytes written to the temporary entry.
     bytes: u64,
+    /// Bytes handed to the reader, cached or not.
+    passed: u64,
     digest: Digest,
     size: u64,
 }
@@ -172,8 +176,16 @@ impl<R> CachingReader<R> {
 }
 
 impl<R: Read> Read for CachingReader<R> {
+    /// Never reads past the descriptor's size (the rest of an endless body is not
+    /// ours), and commits the entry the moment that many bytes have passed.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match self.inner.read(buf) {
+        let remaining = self.size.saturating_sub(self.passed);
+        if remaining == 0 {
+            self.finish();
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = match self.inner.read(&mut buf[..want]) {
             Ok(n) => n,
             Err(error) => {
                 self.abandon();
@@ -184,6 +196,7 @@ impl<R: Read> Read for CachingReader<R> {
             self.finish();
             return Ok(0);
         }
+        self.passed += n as u64;
         if let Some(temp) = self.temp.as_mut() {
             if temp.file.write_all(&buf[..n]).is_err() {
                 self.abandon();
@@ -191,6 +204,9 @@ impl<R: Read> Read for CachingReader<R> {
                 self.hasher.update(&buf[..n]);
                 self.bytes += n as u64;
             }
+        }
+        if self.passed == self.size {
+            self.finish();
         }
         Ok(n)
     }

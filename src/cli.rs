@@ -470,7 +470,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    match cli.command {
+    let result = match cli.command {
         Command::Inspect(args) => runtime.block_on(run_inspect(args)),
         Command::Advise(args) => runtime.block_on(run_advise(args)),
         Command::Cost(args) => runtime.block_on(run_cost(args)),
@@ -479,7 +479,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Report(args) => runtime.block_on(run_report(args)),
         Command::Gate(args) => runtime.block_on(run_gate(args)),
         Command::Calibrate(args) => runtime.block_on(run_calibrate(args)),
-    }
+    };
+    // A reader a failure left blocked on a hostile peer must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {

@@ -81,6 +81,11 @@ pub struct LayerSide {
     pub uncompressed_bytes: u64,
     /// Another image of the comparison has this blob too.
     pub shared: bool,
+    /// The uncompressed tar's digest (the config's diff_id).
+    pub diff_id: String,
+    /// Another image has the same content (diff_id) in a different blob: compressed
+    /// another way, so a registry stores and a node pulls it twice.
+    pub same_content_elsewhere: bool,
     pub created_by: Option<String>,
 }
 
@@ -182,6 +187,8 @@ pub struct SetTotals {
     pub shared_layers: usize,
     /// What sharing saves: `total - unique`.
     pub sharing_saved_bytes: u64,
+    /// Distinct contents (diff_ids) held by two or more images in different blobs.
+    pub same_content_layers: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,10 +225,11 @@ pub struct Difference {
 
 pub fn compare(bundles: &[ImageBundle], cost: Option<&CostEstimate>) -> Comparison {
     let holders = layer_holders(bundles);
+    let contents = content_holders(bundles);
     let mut images: Vec<ImageSide> = bundles
         .iter()
         .enumerate()
-        .map(|(index, bundle)| image_side(index, bundle, &holders, cost))
+        .map(|(index, bundle)| image_side(index, bundle, &holders, &contents, cost))
         .collect();
     // A blob listed twice in one image is still one blob; shared-ness is across images.
     for side in &mut images {
@@ -264,12 +272,19 @@ pub fn compare(bundles: &[ImageBundle], cost: Option<&CostEstimate>) -> Comparis
     }
     let total: u64 = images.iter().map(|i| i.compressed_bytes).sum();
     let unique: u64 = union.values().sum();
+    let same_content: BTreeSet<&str> = images
+        .iter()
+        .flat_map(|side| side.layer_list.iter())
+        .filter(|layer| layer.same_content_elsewhere)
+        .map(|layer| layer.diff_id.as_str())
+        .collect();
     let set = SetTotals {
         images: images.len(),
         total_compressed_bytes: total,
         unique_compressed_bytes: unique,
         shared_layers: shared_layers.len(),
         sharing_saved_bytes: total.saturating_sub(unique),
+        same_content_layers: same_content.len(),
     };
     let verdict = verdict(&images, &set);
     Comparison {
@@ -295,6 +310,22 @@ fn layer_holders(bundles: &[ImageBundle]) -> HashMap<String, BTreeSet<usize>> {
     holders
 }
 
+/// Which images hold each layer content (diff_id), and in which blobs.
+type ContentHolders = HashMap<String, Vec<(usize, String)>>;
+
+fn content_holders(bundles: &[ImageBundle]) -> ContentHolders {
+    let mut holders: ContentHolders = HashMap::new();
+    for (index, bundle) in bundles.iter().enumerate() {
+        for layer in &bundle.analysis.layers {
+            holders
+                .entry(layer.diff_id.to_string())
+                .or_default()
+                .push((index, layer.descriptor.digest.to_string()));
+        }
+    }
+    holders
+}
+
 fn distinct_layers(layers: &[LayerSide]) -> BTreeMap<&str, u64> {
     layers
         .iter()
@@ -306,6 +337,7 @@ fn image_side(
     index: usize,
     bundle: &ImageBundle,
     holders: &HashMap<String, BTreeSet<usize>>,
+    contents: &ContentHolders,
     cost: Option<&CostEstimate>,
 ) -> ImageSide {
     let analysis = &bundle.analysis;
@@ -322,12 +354,18 @@ fn image_side(
             let shared = holders
                 .get(&digest)
                 .is_some_and(|h| h.iter().any(|i| *i != index));
+            let diff_id = scan.diff_id.to_string();
+            let same_content_elsewhere = contents
+                .get(&diff_id)
+                .is_some_and(|h| h.iter().any(|(i, blob)| *i != index && *blob != digest));
             LayerSide {
                 index: layer_index,
                 digest,
                 compressed_bytes: scan.compressed_bytes,
                 uncompressed_bytes: scan.uncompressed_bytes,
                 shared,
+                diff_id,
+                same_content_elsewhere,
                 created_by: created_by.get(layer_index).cloned().flatten(),
             }
         })
@@ -839,6 +877,13 @@ fn summary(images: &[ImageSide], set: &SetTotals, verdict: &Verdict) -> Vec<Stri
                 set.shared_layers,
                 human(set.unique_compressed_bytes),
                 human(set.total_compressed_bytes)
+            ));
+        }
+        if set.same_content_layers > 0 {
+            lines.push(format!(
+                "{} layer(s) hold the same content (diff_id) in two images but are compressed \
+                 differently: different blobs, so a registry stores and a node pulls each copy.",
+                set.same_content_layers
             ));
         }
         if !verdict.categories.is_empty() {

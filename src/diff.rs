@@ -10,7 +10,8 @@ use crate::report::inspect::InspectReport;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerChange {
-    /// `added`, `removed` or `shared`.
+    /// `added`, `removed`, `shared` (the same blob) or `recompressed` (the same
+    /// content, by diff_id, in another blob: compressed another way).
     pub change: &'static str,
     pub digest: String,
     pub compressed_bytes: u64,
@@ -19,6 +20,27 @@ pub struct LayerChange {
     pub base_index: Option<usize>,
     pub new_index: Option<usize>,
     pub created_by: Option<String>,
+    /// For `recompressed`: the blob in BASE, and both compressions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recompressed: Option<Recompressed>,
+}
+
+impl LayerChange {
+    /// The change as a person reads it: `recompressed (gzip → tar)` says how.
+    pub fn change_label(&self) -> String {
+        match &self.recompressed {
+            Some(r) => format!("recompressed ({} → {})", r.base_compression, r.compression),
+            None => self.change.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recompressed {
+    pub base_digest: String,
+    pub base_compressed_bytes: u64,
+    pub base_compression: crate::layer::Compression,
+    pub compression: crate::layer::Compression,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,27 +115,59 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
         .enumerate()
         .map(|(i, l)| (l.descriptor.digest.to_string(), i))
         .collect();
+    // Content that moved to another blob (the same tar compressed another way, or
+    // stored plain in a docker save) is matched by diff_id, so it is neither removed
+    // nor added.
+    let base_contents: BTreeMap<String, usize> = base
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.diff_id.to_string(), i))
+        .collect();
+    let new_contents: BTreeMap<String, usize> = new
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.diff_id.to_string(), i))
+        .collect();
     let mut layers = Vec::new();
     for (index, layer) in new.layers.iter().enumerate() {
         let digest = layer.descriptor.digest.to_string();
-        let base_index = base_digests.get(&digest).copied();
+        let same_blob = base_digests.get(&digest).copied();
+        let same_content = base_contents.get(&layer.diff_id.to_string()).copied();
+        let (change, base_index, recompressed) = match (same_blob, same_content) {
+            (Some(base_index), _) => ("shared", Some(base_index), None),
+            (None, Some(base_index)) => {
+                let before = &base.layers[base_index];
+                (
+                    "recompressed",
+                    Some(base_index),
+                    Some(Recompressed {
+                        base_digest: before.descriptor.digest.to_string(),
+                        base_compressed_bytes: before.compressed_bytes,
+                        base_compression: before.compression,
+                        compression: layer.compression,
+                    }),
+                )
+            }
+            (None, None) => ("added", None, None),
+        };
         layers.push(LayerChange {
-            change: if base_index.is_some() {
-                "shared"
-            } else {
-                "added"
-            },
+            change,
             digest,
             compressed_bytes: layer.compressed_bytes,
             uncompressed_bytes: layer.uncompressed_bytes,
             base_index,
             new_index: Some(index),
             created_by: created_new.get(index).cloned().flatten(),
+            recompressed,
         });
     }
     for (index, layer) in base.layers.iter().enumerate() {
         let digest = layer.descriptor.digest.to_string();
-        if !new_digests.contains_key(&digest) {
+        if !new_digests.contains_key(&digest)
+            && !new_contents.contains_key(&layer.diff_id.to_string())
+        {
             layers.push(LayerChange {
                 change: "removed",
                 digest,
@@ -122,6 +176,7 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
                 base_index: Some(index),
                 new_index: None,
                 created_by: created_base.get(index).cloned().flatten(),
+                recompressed: None,
             });
         }
     }

@@ -85,15 +85,76 @@ pub struct HashingReader<R> {
     inner: R,
     /// `None` counts without hashing, for a stream whose digest is known to equal
     /// another's (an uncompressed layer's diff_id is its blob digest).
-    hasher: Option<Sha256>,
+    hasher: Option<Hasher>,
     bytes: u64,
+}
+
+enum Hasher {
+    Inline(Sha256),
+    Background(BackgroundHasher),
+}
+
+/// sha256 on a thread of its own: a stream read front to back (a local engine's
+/// export, a pipe) is otherwise hashed and walked on one core while the other idles.
+struct BackgroundHasher {
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<Sha256>>,
+}
+
+impl BackgroundHasher {
+    fn start() -> Self {
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let worker = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                for chunk in incoming {
+                    hasher.update(&chunk);
+                    let _ = give_back.send(chunk);
+                }
+                hasher
+            })
+            .ok();
+        Self {
+            chunks: Some(chunks),
+            spare,
+            worker,
+        }
+    }
+
+    /// Hands bytes to the worker; false when there is no worker (hash inline then).
+    fn update(&self, bytes: &[u8]) -> bool {
+        let (Some(chunks), Some(_)) = (&self.chunks, &self.worker) else {
+            return false;
+        };
+        let mut chunk = self.spare.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(bytes);
+        chunks.send(chunk).is_ok()
+    }
+
+    fn finish(mut self) -> Option<Sha256> {
+        self.chunks = None;
+        self.worker.take()?.join().ok()
+    }
 }
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Some(Sha256::new()),
+            hasher: Some(Hasher::Inline(Sha256::new())),
+            bytes: 0,
+        }
+    }
+
+    /// As `new`, hashing on a second thread.
+    pub fn new_background(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Some(Hasher::Background(BackgroundHasher::start())),
             bytes: 0,
         }
     }
@@ -121,10 +182,17 @@ impl<R: Read> HashingReader<R> {
 
     pub fn finish_optional(mut self) -> io::Result<(Option<Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        let digest = self.hasher.map(|hasher| Digest {
+        let hasher = match self.hasher {
+            None => return Ok((None, self.bytes)),
+            Some(Hasher::Inline(hasher)) => hasher,
+            Some(Hasher::Background(background)) => background
+                .finish()
+                .ok_or_else(|| io::Error::other("the hashing thread failed"))?,
+        };
+        let digest = Digest {
             hex: hex::encode(hasher.finalize()),
-        });
-        Ok((digest, self.bytes))
+        };
+        Ok((Some(digest), self.bytes))
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -135,8 +203,13 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
+        match &mut self.hasher {
+            Some(Hasher::Inline(hasher)) => hasher.update(&buf[..n]),
+            Some(Hasher::Background(background)) if !background.update(&buf[..n]) => {
+                return Err(io::Error::other("the hashing thread failed"));
+            }
+            Some(Hasher::Background(_)) => {}
+            None => {}
         }
         self.bytes += n as u64;
         Ok(n)

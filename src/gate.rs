@@ -181,7 +181,8 @@ pub fn load_config(path: &Path) -> Result<Budgets, GateError> {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| config_error(e.to_string()))?;
+    let text = crate::input::read_text_capped(path, crate::input::CONFIG_LIMIT)
+        .map_err(|e| config_error(e.to_string()))?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         let line = e.span().map(|span| {
             text.as_bytes()[..span.start.min(text.len())]
@@ -247,7 +248,8 @@ pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read(path).map_err(|e| baseline_error(e.to_string()))?;
+    let text = crate::input::read_capped(path, crate::input::BASELINE_LIMIT)
+        .map_err(|e| baseline_error(e.to_string()))?;
     let report: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| baseline_error(format!("not JSON: {e}")))?;
     match report["schema_version"].as_u64() {
@@ -265,10 +267,16 @@ pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
         }
     }
     let number = |key: &str| {
-        report["totals"][key].as_u64().ok_or_else(|| {
-            baseline_error(format!(
-                "totals.{key} is missing: not a ballast inspect report"
-            ))
+        let value = &report["totals"][key];
+        value.as_u64().ok_or_else(|| {
+            baseline_error(if value.is_null() {
+                format!("totals.{key} is missing: not a ballast inspect report")
+            } else {
+                format!(
+                    "totals.{key} is {}, not a byte count (a whole number >= 0)",
+                    crate::text::escape_control(&value.to_string())
+                )
+            })
         })
     };
     Ok(Baseline {

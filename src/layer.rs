@@ -35,6 +35,14 @@ pub enum LayerError {
         compression: Compression,
         reason: String,
     },
+    #[error(
+        "layer {digest}: not a valid tar stream (its {compression} data decoded fine): {reason}"
+    )]
+    BadTar {
+        digest: Digest,
+        compression: Compression,
+        reason: String,
+    },
     #[error("layer {digest}: bad tar entry {path:?}: {reason}")]
     BadEntry {
         digest: Digest,
@@ -206,15 +214,22 @@ fn scan(
             media_type: descriptor.media_type.clone(),
         })?;
     let compressed_so_far = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    let mut compressed = HashingReader::new(CountingReader {
+    let counted = CountingReader {
         inner: io::BufReader::with_capacity(256 * 1024, blob),
         count: std::rc::Rc::clone(&compressed_so_far),
-    });
+    };
+    // A blob of a stream read front to back (`verify_digest` false) has the layer
+    // pipeline to itself: its hash goes to the other core.
+    let mut compressed = if verify_digest {
+        HashingReader::new(counted)
+    } else {
+        HashingReader::new_background(counted)
+    };
     let walk_result = {
         let decoder =
             decoder(&mut compressed, compression).map_err(|e| corrupt(digest, compression, &e))?;
         let limited = LimitedReader {
-            inner: decoder,
+            inner: DecoderErrors(decoder),
             read: 0,
             limit: limits.max_uncompressed_bytes,
             max_ratio: limits.max_ratio,
@@ -382,17 +397,54 @@ fn classify_io(error: io::Error, digest: &Digest, compression: Compression) -> L
         | io::ErrorKind::Other => {
             // `Other` here is how the decoders and tar report format errors; a failed
             // network read arrives as a digest/size mismatch or a Read error instead.
+            // An error the decoder raised is the compression's; anything else the
+            // tar reader found in data that decoded fine.
+            let decoder = error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<DecodeFailure>())
+                .map(|failure| failure.0.clone());
             let reason = if error.kind() == io::ErrorKind::UnexpectedEof {
                 "unexpected end of data".to_string()
             } else {
-                error.to_string()
+                decoder.clone().unwrap_or_else(|| error.to_string())
             };
-            corrupt(digest, compression, &reason)
+            if decoder.is_some() && compression != Compression::None {
+                corrupt(digest, compression, &reason)
+            } else {
+                LayerError::BadTar {
+                    digest: digest.clone(),
+                    compression,
+                    reason,
+                }
+            }
         }
         _ => LayerError::Read {
             digest: digest.clone(),
             reason: error.to_string(),
         },
+    }
+}
+
+/// An error the decompressor raised, so it is told apart from the tar reader's.
+#[derive(Debug)]
+struct DecodeFailure(String);
+
+impl std::fmt::Display for DecodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeFailure {}
+
+struct DecoderErrors<R>(R);
+
+impl<R: Read> Read for DecoderErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            let kind = e.kind();
+            io::Error::new(kind, DecodeFailure(e.to_string()))
+        })
     }
 }
 

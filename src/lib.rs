@@ -17,6 +17,7 @@ pub mod diff;
 pub mod digest;
 pub mod fs;
 pub mod gate;
+pub mod input;
 pub mod inspect;
 pub mod layer;
 pub mod reference;

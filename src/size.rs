@@ -8,6 +8,12 @@ pub struct SizeParseError(pub String);
 /// binary units powers of 1024, as docker and the registries print them).
 pub fn parse_size(text: &str) -> Result<u64, SizeParseError> {
     let trimmed = text.trim();
+    // Whole numbers of bytes exactly, so 2^64 is refused rather than rounded down.
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return trimmed
+            .parse()
+            .map_err(|_| SizeParseError(text.to_string()));
+    }
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
@@ -21,14 +27,19 @@ pub fn parse_size(text: &str) -> Result<u64, SizeParseError> {
         "m" | "mb" => 1e6,
         "g" | "gb" => 1e9,
         "t" | "tb" => 1e12,
+        "p" | "pb" => 1e15,
+        "e" | "eb" => 1e18,
         "ki" | "kib" => 1024.0,
         "mi" | "mib" => 1024.0 * 1024.0,
         "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
         "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "pi" | "pib" => 1024f64.powi(5),
+        "ei" | "eib" => 1024f64.powi(6),
         _ => return Err(SizeParseError(text.to_string())),
     };
     let bytes = value * multiplier;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+    // 2^64 itself is out of range; `u64::MAX as f64` rounds up to it.
+    if !bytes.is_finite() || !(0.0..18_446_744_073_709_551_616.0).contains(&bytes) {
         return Err(SizeParseError(text.to_string()));
     }
     Ok(bytes.round() as u64)
@@ -68,6 +79,11 @@ mod tests {
         assert!(parse_size("ten").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("").is_err());
+        // 2^64 is out of range however it is written.
+        assert!(parse_size("18446744073709551616").is_err());
+        assert!(parse_size("16EiB").is_err());
+        assert_eq!(parse_size("18446744073709551615").ok(), Some(u64::MAX));
+        assert_eq!(parse_size("1EiB").ok(), Some(1 << 60));
     }
 
     #[test]

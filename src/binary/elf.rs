@@ -228,6 +228,10 @@ fn parse_generic<Elf: FileHeader<Endian = Endianness>>(
     }
 
     let table = match header.sections(endian, data) {
+        // No table at all (e_shoff 0, as some packers and hand-stripped binaries
+        // leave them): the file still runs, but nothing section-based can be said
+        // of it, and GNU strip refuses it.
+        Ok(table) if table.is_empty() => None,
         Ok(table) => {
             parsed.section_headers_ok = true;
             Some(table)

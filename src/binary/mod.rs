@@ -246,7 +246,10 @@ pub fn analyze(path: &str, bytes: &[u8]) -> BinaryReport {
             Err(_) => report.strip_error = Some("the ELF rewriter failed on this file".into()),
         }
     } else if !parsed.section_headers_ok {
-        report.strip_error = Some("no usable section header table".into());
+        report.strip_error = Some(
+            "no section header table: nothing to strip can be named, and GNU strip refuses the file"
+                .into(),
+        );
     } else {
         report.strip_error = Some("not predicted for a malformed file".into());
     }

@@ -151,9 +151,11 @@ pub(crate) fn toml_error(origin: &str, text: &str, error: toml::de::Error) -> Co
 }
 
 pub(crate) fn read_text(path: &Path) -> Result<String, CostError> {
-    std::fs::read_to_string(path).map_err(|source| CostError::Io {
-        path: path.to_path_buf(),
-        source,
+    crate::input::read_text_capped(path, crate::input::CONFIG_LIMIT).map_err(|source| {
+        CostError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

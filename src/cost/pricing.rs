@@ -483,11 +483,17 @@ fn rate<U>(
     })
 }
 
+/// No registry charges anywhere near this per GB or per month; larger figures only
+/// overflow the arithmetic into `inf`.
+const MAX_PRICE_USD: f64 = 1e6;
+
 fn check_price(usd: f64) -> Result<(), String> {
-    if usd.is_finite() && usd >= 0.0 {
+    if usd.is_finite() && (0.0..=MAX_PRICE_USD).contains(&usd) {
         Ok(())
     } else {
-        Err(format!("price {usd} must be a finite number >= 0"))
+        Err(format!(
+            "price {usd} must be a number from 0 to {MAX_PRICE_USD:e}"
+        ))
     }
 }
 
@@ -501,10 +507,19 @@ fn is_date(text: &str) -> bool {
             .then(|| s.parse::<u32>().ok())
             .flatten()
     };
-    matches!(
-        (number(year, 4), number(month, 2), number(day, 2)),
-        (Some(_), Some(1..=12), Some(1..=31))
-    )
+    let (Some(year), Some(month), Some(day)) = (number(year, 4), number(month, 2), number(day, 2))
+    else {
+        return false;
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days_in_month).contains(&day)
 }
 
 #[cfg(test)]

@@ -131,11 +131,15 @@ fn check_share(value: f64) -> Result<(), String> {
     }
 }
 
+/// Far beyond any fleet (a trillion pulls a month); larger values only overflow the
+/// money arithmetic into `inf`.
+const MAX_AMOUNT: f64 = 1e12;
+
 fn check_non_negative(value: f64) -> Result<(), String> {
-    if value.is_finite() && value >= 0.0 {
+    if value.is_finite() && (0.0..=MAX_AMOUNT).contains(&value) {
         Ok(())
     } else {
-        Err(format!("{value} must be a finite number >= 0"))
+        Err(format!("{value} must be a number from 0 to {MAX_AMOUNT:e}"))
     }
 }
 
@@ -160,12 +164,18 @@ struct RawUsage {
 }
 
 /// Reads the `[usage]` table of a TOML file (other tables are ignored); keys it omits
-/// keep their defaults, and a file without `[usage]` gives the defaults.
+/// keep their defaults. A file without `[usage]` is refused.
 pub fn parse(text: &str, origin: &str) -> Result<Usage, CostError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(origin, text, e))?;
     let mut usage = Usage::default();
     let Some(raw) = raw.usage else {
-        return Ok(usage);
+        // A file given as a usage profile that holds none is a mistake, not defaults.
+        return Err(CostError::Invalid {
+            origin: origin.to_string(),
+            line: 0,
+            key: "usage".into(),
+            message: "the file has no [usage] table".into(),
+        });
     };
     let invalid = |value: &Spanned<f64>, key: &str, message: String| CostError::Invalid {
         origin: origin.to_string(),

@@ -137,7 +137,7 @@ fn credentials_from_file(
     path: &Path,
     registry: &str,
 ) -> Result<Option<Credentials>, RegistryError> {
-    let text = match std::fs::read(path) {
+    let text = match crate::input::read_capped(path, crate::input::CONFIG_LIMIT) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {

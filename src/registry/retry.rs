@@ -146,6 +146,7 @@ pub struct ResumingBlob {
     offset: u64,
     failures: u32,
     registry: String,
+    deadline: Duration,
 }
 
 impl ResumingBlob {
@@ -157,9 +158,10 @@ impl ResumingBlob {
         descriptor: OciDescriptor,
         size: u64,
         policy: RetryPolicy,
+        deadline: Duration,
     ) -> Result<Self, GaveUp> {
         let registry = reference.registry().to_string();
-        let first = open_at(&client, &reference, &descriptor, 0, &policy).await?;
+        let first = open_at(&client, &reference, &descriptor, 0, &policy, deadline).await?;
         Ok(Self {
             client,
             reference,
@@ -171,6 +173,7 @@ impl ResumingBlob {
             offset: 0,
             failures: 0,
             registry,
+            deadline,
         })
     }
 
@@ -191,9 +194,15 @@ async fn open_at(
     descriptor: &OciDescriptor,
     offset: u64,
     policy: &RetryPolicy,
+    deadline: Duration,
 ) -> Result<Box<dyn Read + Send>, GaveUp> {
+    // The answer's head within the deadline; the body is then held to the idle
+    // timeout, as a large blob may take long but must keep moving.
     let response = retry(policy, || {
-        client.pull_blob_stream_partial(reference, descriptor, offset, None)
+        crate::source::within(
+            deadline,
+            client.pull_blob_stream_partial(reference, descriptor, offset, None),
+        )
     })
     .await?;
     // Asking from byte 0 with a Range header also keeps oci-client from hashing the
@@ -228,6 +237,7 @@ impl Read for ResumingBlob {
                     &self.descriptor,
                     self.offset,
                     &self.policy,
+                    self.deadline,
                 ));
                 match opened {
                     Ok(reader) => self.current = Some(reader),

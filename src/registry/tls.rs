@@ -166,10 +166,8 @@ fn read_cert_dir(dir: &Path, trust: &mut Trust) -> Result<(), RegistryError> {
 
 /// Every certificate in a PEM file, or the one in a DER file.
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
-    if data.len() > 4 * 1024 * 1024 {
-        return Err("larger than 4 MiB: not a certificate file".into());
-    }
+    let data =
+        crate::input::read_capped(path, crate::input::CONFIG_LIMIT).map_err(|e| e.to_string())?;
     if data.starts_with(b"-----BEGIN") || data.windows(11).any(|w| w == b"-----BEGIN ") {
         let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
             .collect::<Result<_, _>>()

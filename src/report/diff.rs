@@ -59,7 +59,7 @@ impl DiffReport {
         );
         for layer in d.layers.iter().filter(|l| l.change != "shared") {
             layers.add_row(vec![
-                layer.change.to_string(),
+                layer.change_label(),
                 layer
                     .digest
                     .trim_start_matches("sha256:")
@@ -129,7 +129,7 @@ impl DiffReport {
         let mut layers = MarkdownTable::new(&["change", "digest", ">compressed", "created by"]);
         for layer in d.layers.iter().filter(|l| l.change != "shared") {
             layers.row(vec![
-                layer.change.into(),
+                layer.change_label(),
                 code(
                     &layer
                         .digest

@@ -9,10 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::save_stream::{self, StreamError, StreamRequest, StreamedImage};
 use super::{BlobReader, LayerDescriptor, SourceError};
@@ -149,7 +147,7 @@ impl DaemonSource {
     }
 
     /// `GET /images/{name}/get`: the export as a blocking byte stream.
-    async fn export(&self) -> Result<SyncIoBridge<StreamReader<BodyStream, Bytes>>, SourceError> {
+    async fn export(&self) -> Result<BodyReader, SourceError> {
         let path = format!("/images/{}/get", self.name);
         let response = self.get(&path).await?;
         let status = response.status();
@@ -173,16 +171,7 @@ impl DaemonSource {
                 self.engine_error(format!("HTTP {}: {message}", status.as_u16()))
             });
         }
-        let idle = self.read_timeout;
-        let stream: BodyStream = Box::pin(
-            response
-                .into_body()
-                .into_data_stream()
-                .map_err(io::Error::other)
-                .into_stream()
-                .timeout_each(idle),
-        );
-        Ok(SyncIoBridge::new(StreamReader::new(stream)))
+        Ok(BodyReader::start(response.into_body(), self.read_timeout))
     }
 
     async fn get(&self, path: &str) -> Result<hyper::Response<hyper::body::Incoming>, SourceError> {
@@ -245,8 +234,73 @@ impl DaemonSource {
     }
 }
 
-type BodyStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync>>;
+/// The export's body as a blocking reader. A task gathers the engine's small frames
+/// (chunks of 32 KiB or so) into batches of a megabyte, so the scanning thread
+/// crosses over to the runtime a thousand times per gigabyte, not thirty thousand.
+pub(super) struct BodyReader {
+    batches: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+const BATCH_BYTES: usize = 1024 * 1024;
+
+impl BodyReader {
+    fn start(mut body: hyper::body::Incoming, idle: Duration) -> Self {
+        let (sender, batches) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut batch = bytes::BytesMut::with_capacity(BATCH_BYTES);
+            loop {
+                let frame = match tokio::time::timeout(idle, body.frame()).await {
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the engine sent nothing for {} s", idle.as_secs()),
+                    )),
+                    Ok(None) => break,
+                    Ok(Some(frame)) => frame.map_err(io::Error::other),
+                };
+                match frame {
+                    Ok(frame) => {
+                        if let Ok(data) = frame.into_data() {
+                            batch.extend_from_slice(&data);
+                        }
+                        if batch.len() >= BATCH_BYTES
+                            && sender.send(Ok(batch.split().freeze())).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.send(Ok(batch.freeze())).await;
+            }
+        });
+        Self {
+            batches,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.batches.blocking_recv() {
+                Some(Ok(batch)) => self.current = batch,
+                Some(Err(error)) => return Err(error),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
 
 enum Connection {
     Unix(TokioIo<tokio::net::UnixStream>),
@@ -289,34 +343,6 @@ async fn error_message(body: hyper::body::Incoming) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
-
-/// Fails a stream that goes silent for `idle`.
-trait TimeoutEach: futures_util::Stream<Item = io::Result<Bytes>> + Sized {
-    fn timeout_each(
-        self,
-        idle: Duration,
-    ) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync
-    where
-        Self: Send + Sync + Unpin + 'static,
-    {
-        futures_util::stream::unfold(self, move |mut stream| async move {
-            use futures_util::StreamExt;
-            match tokio::time::timeout(idle, stream.next()).await {
-                Ok(Some(item)) => Some((item, stream)),
-                Ok(None) => None,
-                Err(_) => Some((
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the engine sent nothing for {} s", idle.as_secs()),
-                    )),
-                    stream,
-                )),
-            }
-        })
-    }
-}
-
-impl<S: futures_util::Stream<Item = io::Result<Bytes>>> TimeoutEach for S {}
 
 impl Engine {
     fn name(self) -> &'static str {

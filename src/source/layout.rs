@@ -133,7 +133,7 @@ impl LayoutSource {
         };
         // One manifest listed twice (under two names, or the same one twice) is one image.
         let mut seen = std::collections::HashSet::new();
-        candidates.retain(|entry| seen.insert(entry.digest.clone()));
+        candidates.retain(|entry| seen.insert((entry.digest.clone(), entry.platform.clone())));
         if candidates.is_empty() {
             return Err(SourceError::NotFound {
                 what: self.display(),
@@ -223,6 +223,14 @@ fn ref_name_matches(name: &str, wanted: &str) -> bool {
 }
 
 pub(super) fn open_file(path: &Path, what: &str) -> Result<BlobReader, SourceError> {
+    if let Err(source) = crate::input::check_regular(path) {
+        if source.kind() != std::io::ErrorKind::NotFound {
+            return Err(SourceError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
     match std::fs::File::open(path) {
         Ok(file) => Ok(Box::new(file)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SourceError::NotFound {

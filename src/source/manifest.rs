@@ -26,7 +26,7 @@ pub const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
 ];
 
 /// `os/arch[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Platform {
     pub os: String,
     pub architecture: String,

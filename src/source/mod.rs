@@ -19,6 +19,7 @@ use crate::reference::ImageRef;
 use crate::registry::{RegistryError, RegistryOptions};
 
 pub use manifest::{ImageConfig, LayerDescriptor, Platform};
+pub(crate) use registry::within;
 
 /// Manifests, indexes and configs larger than this are refused: the distribution spec
 /// lets registries enforce 4 MiB, and a larger one is a mistake or an attack.
@@ -193,14 +194,19 @@ impl Source {
 
     /// Opens a layer blob as a blocking byte stream (use it inside `spawn_blocking`).
     /// The bytes are not verified here: the layer pipeline hashes them as it reads.
+    ///
+    /// Never more than the descriptor's size is read, whatever the source would
+    /// send: an endless body or a blob that is really `/dev/zero` costs no more than
+    /// the blob it claims to be, and the digest check then says what is wrong.
     pub async fn open_blob(&self, layer: &LayerDescriptor) -> Result<BlobReader, SourceError> {
-        match self {
+        let blob = match self {
             Source::Registry(source) => source.open_blob(layer).await,
             Source::Layout(source) => source.open_blob(layer),
             Source::Archive(source) => source.open_blob(layer),
             Source::Daemon(source) => source.open_blob(layer).await,
             Source::Pipe(source) => source.open_blob(layer),
-        }
+        }?;
+        Ok(Box::new(blob.take(layer.size)))
     }
 }
 
@@ -215,33 +221,25 @@ pub(crate) fn read_metadata_file(
     path: &std::path::Path,
     what: &str,
 ) -> Result<Vec<u8>, SourceError> {
-    let io_error = |source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(|source| {
+    crate::input::read_capped(path, MAX_METADATA_BYTES).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             SourceError::NotFound {
                 what: format!("{what} ({})", path.display()),
                 hint: String::new(),
             }
+        } else if source.kind() == std::io::ErrorKind::InvalidData {
+            SourceError::TooLarge {
+                what: what.to_string(),
+                size: std::fs::metadata(path).map_or(MAX_METADATA_BYTES + 1, |m| m.len()),
+                limit: MAX_METADATA_BYTES,
+            }
         } else {
-            io_error(source)
+            SourceError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         }
-    })?;
-    let size = file.metadata().map_err(io_error)?.len();
-    if size > MAX_METADATA_BYTES {
-        return Err(SourceError::TooLarge {
-            what: what.to_string(),
-            size,
-            limit: MAX_METADATA_BYTES,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.take(MAX_METADATA_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_error)?;
-    Ok(bytes)
+    })
 }
 
 pub(crate) fn verify_digest(

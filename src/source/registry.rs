@@ -1,5 +1,6 @@
 //! Images in an OCI registry.
 
+use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -18,6 +19,9 @@ pub struct RegistrySource {
     auth: RegistryAuth,
     policy: RetryPolicy,
     cache: Option<BlobCache>,
+    /// The whole of a small request (token, manifest, config, a blob's first answer)
+    /// must be done within this, however slowly a server trickles its bytes.
+    deadline: std::time::Duration,
 }
 
 impl RegistrySource {
@@ -34,6 +38,12 @@ impl RegistrySource {
             reference,
             auth: registry::registry_auth(&credentials),
             policy: options.retry,
+            deadline: options
+                .connect_timeout
+                .unwrap_or(std::time::Duration::from_secs(30))
+                + options
+                    .read_timeout
+                    .unwrap_or(std::time::Duration::from_secs(60)),
             cache: options
                 .cache_dir
                 .as_deref()
@@ -52,8 +62,11 @@ impl RegistrySource {
 
     async fn pull_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), SourceError> {
         let (bytes, digest) = retry(&self.policy, || {
-            self.client
-                .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFEST_TYPES)
+            within(
+                self.deadline,
+                self.client
+                    .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFEST_TYPES),
+            )
         })
         .await
         .map_err(|e| self.classify(e, &reference.whole()))?;
@@ -140,16 +153,24 @@ impl RegistrySource {
         };
         let blob = self.fetch(descriptor, digest, size).await?;
         let read_what = what.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             use std::io::Read;
             let mut bytes = Vec::with_capacity(size as usize);
-            blob.take(MAX_METADATA_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| bytes)
-        })
-        .await
-        .map_err(|e| SourceError::malformed(&read_what, e))?
-        .map_err(|e| SourceError::malformed(&read_what, format!("reading it failed: {e}")))?;
+            blob.take(size).read_to_end(&mut bytes).map(|_| bytes)
+        });
+        let bytes = tokio::time::timeout(self.deadline, read)
+            .await
+            .map_err(|_| {
+                SourceError::malformed(
+                    &read_what,
+                    format!(
+                        "not received within {} s (--connect-timeout + --read-timeout)",
+                        self.deadline.as_secs()
+                    ),
+                )
+            })?
+            .map_err(|e| SourceError::malformed(&read_what, e))?
+            .map_err(|e| SourceError::malformed(&read_what, format!("reading it failed: {e}")))?;
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(SourceError::TooLarge {
                 what,
@@ -198,6 +219,7 @@ impl RegistrySource {
             descriptor,
             size,
             self.policy,
+            self.deadline,
         )
         .await
         .map_err(|e| self.classify(e, &self.blob_what(&digest.to_string())))?;
@@ -206,4 +228,23 @@ impl RegistrySource {
             None => Box::new(blob),
         })
     }
+}
+
+/// `operation`, failed as a timeout (transient, so retried like one) when it takes
+/// longer than `deadline` in all.
+pub(crate) async fn within<T>(
+    deadline: std::time::Duration,
+    operation: impl std::future::Future<Output = Result<T, OciDistributionError>>,
+) -> Result<T, OciDistributionError> {
+    tokio::time::timeout(deadline, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(OciDistributionError::IoError(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no complete answer within {} s (--connect-timeout + --read-timeout)",
+                    deadline.as_secs()
+                ),
+            )))
+        })
 }

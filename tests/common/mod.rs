@@ -12,6 +12,7 @@ use ballast::build::samples::Samples;
 use ballast::build::BuiltImage;
 
 pub mod engine;
+pub mod hostile;
 pub mod proxy;
 pub mod token;
 
@@ -395,8 +396,20 @@ pub fn expect_bad_input(home: &Path, args: &[&str]) -> String {
 /// Runs `ballast ARGS` (environment as `ballast()` sets it) under GNU time; its
 /// output and its peak resident set in bytes (the child's own, from wait4's rusage).
 pub fn ballast_peak_rss(home: &Path, args: &[&str]) -> (std::process::Output, u64) {
+    ballast_peak_rss_env(home, args, &[])
+}
+
+/// As `ballast_peak_rss`, with extra environment variables. A run that has not ended
+/// after `HANG_SECONDS` is killed and fails the test as a hang.
+pub fn ballast_peak_rss_env(
+    home: &Path,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> (std::process::Output, u64) {
+    const HANG_SECONDS: &str = "120";
     let report = tempfile::NamedTempFile::new().expect("temp file");
-    let output = Command::new("/usr/bin/time")
+    let output = Command::new("timeout")
+        .args(["-s", "KILL", HANG_SECONDS, "/usr/bin/time"])
         .arg("-f")
         .arg("%M")
         .arg("-o")
@@ -408,8 +421,14 @@ pub fn ballast_peak_rss(home: &Path, args: &[&str]) -> (std::process::Output, u6
         .env("HOME", home)
         .env("DOCKER_CONFIG", home.join(".docker"))
         .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .output()
         .expect("run /usr/bin/time (scripts/test.sh installs Debian's time)");
+    assert_ne!(
+        output.status.code(),
+        Some(137),
+        "ballast {args:?} did not end within {HANG_SECONDS} s: killed as hung"
+    );
     let kib: u64 = std::fs::read_to_string(report.path())
         .expect("time's report")
         .lines()
