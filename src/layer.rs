@@ -550,6 +550,19 @@ fn walk_tar(
             .link_name_bytes()
             .map(|target| crate::text::name_from_bytes(&target));
         let size = entry.size();
+        // A size past the layer's limit can never be read in full: refused now, not
+        // after decompressing up to the limit.
+        if size > limits.max_uncompressed_bytes {
+            return Err(WalkError::Layer(Box::new(LayerError::Limit {
+                digest: digest.clone(),
+                what: format!(
+                    "entry {} of {size} bytes",
+                    crate::text::escape_control(&path)
+                ),
+                limit: limits.max_uncompressed_bytes,
+                flag: "--max-layer-size",
+            })));
+        }
         let (name_dir, name) = match path.rsplit_once('/') {
             Some((dir, name)) => (Some(dir), name),
             None => (None, path.as_str()),

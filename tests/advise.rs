@@ -587,3 +587,54 @@ fn debconf_database_is_package_state_not_a_cache() {
         inspected["waste"]
     );
 }
+
+#[test]
+fn a_binary_without_section_headers_gets_no_strip_advice() {
+    let home = tempfile::tempdir().expect("home");
+    let mut bytes = std::fs::read(samples().go(GoBuild::Default).expect("go")).expect("read");
+    bytes[0x28..0x30].fill(0); // e_shoff
+    bytes[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+                               // It still runs: the loader reads program headers only.
+    let dir = tempfile::tempdir().expect("dir");
+    let binary = dir.path().join("no-sections");
+    std::fs::write(&binary, &bytes).expect("write");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let ran = std::process::Command::new(&binary)
+        .arg("--version")
+        .output()
+        .expect("run the patched binary");
+    assert!(ran.status.code().is_some(), "it ran to an exit");
+    // GNU strip refuses it.
+    let strip = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(dir.path().join("stripped"))
+        .arg(&binary)
+        .output()
+        .expect("strip");
+    assert!(
+        !strip.status.success(),
+        "binutils strip accepted a file without sections"
+    );
+
+    let image = ImageSpec::new(vec![LayerSpec::new(
+        "COPY app /app/server",
+        vec![Item::executable("app/server", bytes)],
+    )])
+    .build()
+    .expect("build");
+    let layout = tempfile::tempdir().expect("layout");
+    ballast::build::write_oci_layout(layout.path(), &[(&image, Some("t"))]).expect("layout");
+    let reference = format!("oci:{}:t", layout.path().display());
+    let report = advise_json(home.path(), &reference);
+    for suggestion in report["suggestions"].as_array().expect("list") {
+        assert!(
+            !["go-ldflags-s-w", "rust-strip", "strip-debug"]
+                .contains(&suggestion["id"].as_str().unwrap_or("")),
+            "{suggestion:#}"
+        );
+    }
+    // The gate cannot call it unstripped either.
+    let verdict = json_of(home.path(), &["gate", &reference, "--no-unstripped"]);
+    assert_eq!(verdict["pass"], true, "{verdict:#}");
+}

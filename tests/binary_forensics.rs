@@ -327,6 +327,14 @@ fn go_build_info_without_section_headers() {
         assert_eq!(report.interpreter, original.interpreter);
         assert_eq!(report.needed, original.needed, "needed via PT_DYNAMIC");
         assert_eq!(report.build_id, original.build_id, "notes via PT_NOTE");
+        // No section table: nothing strip could remove can be named (GNU strip
+        // refuses the file), so nothing is predicted.
+        assert!(report.strip.is_none(), "{:?}", report.strip);
+        assert!(report
+            .strip_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no section header table")));
+        assert!(!report.has_symbol_table && !report.has_debug_info);
     }
 }
 

@@ -95,3 +95,35 @@ fn debug_info_coming_back_is_named() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn the_same_image_from_a_layout_and_a_docker_save_shares_every_layer_by_content() {
+    let home = tempfile::tempdir().expect("home");
+    let image = samples::service_image(&samples().go(GoBuild::CgoOff).expect("go"), "app", false)
+        .expect("spec")
+        .build()
+        .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("1"))]).expect("layout");
+    let archive = dir.path().join("saved.tar");
+    ballast::build::write_docker_archive(&archive, &image, "app:1").expect("archive");
+    let layout = format!("oci:{}:1", dir.path().display());
+    let saved = format!("docker-archive:{}", archive.display());
+    let report = json_of(home.path(), &["diff", &layout, &saved]);
+    let layers = report["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), image.layers.len(), "{layers:#?}");
+    for layer in layers {
+        // docker save stores layers as plain tar: the same content, another blob.
+        assert_eq!(layer["change"], "recompressed", "{layer:#}");
+        assert_eq!(layer["recompressed"]["base_compression"], "gzip");
+        assert_eq!(layer["recompressed"]["compression"], "none");
+    }
+    assert!(report["files"].as_array().expect("files").is_empty());
+    let table = succeed(ballast(home.path()).args(["diff", &layout, &saved, "--format", "table"]));
+    assert!(String::from_utf8_lossy(&table).contains("recompressed (gzip → tar)"));
+
+    // compare says the contents are the same and stored twice.
+    let comparison = json_of(home.path(), &["compare", &layout, &saved, "--no-advice"]);
+    assert_eq!(comparison["set"]["same_content_layers"], image.layers.len());
+    assert_eq!(comparison["set"]["shared_layers"], 0);
+}

@@ -526,3 +526,156 @@ fn odd_numbers_in_files_and_flags_are_refused() {
     );
     assert!(line.contains("-5") && !line.contains("missing"), "{line}");
 }
+
+#[test]
+fn a_classic_docker_save_with_a_gzip_layer_tar_is_read() {
+    // `docker load` accepts a gzip-compressed `<id>/layer.tar`; its digest is not its
+    // diff_id then.
+    let home = tempfile::tempdir().expect("home");
+    let image = small_image();
+    let tar = raw_tar(&[(b"app/data", b"hello hostile world")]);
+    let gzip =
+        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(6)).expect("gzip");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("save.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&file).expect("create"));
+    let mut add = |name: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, name, data)
+            .expect("append");
+    };
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [ballast::digest::Digest::of_bytes(&tar).to_string()]},
+    })
+    .to_string();
+    let config_name = format!(
+        "{}.json",
+        ballast::digest::Digest::of_bytes(config.as_bytes()).hex()
+    );
+    add(&config_name, config.as_bytes());
+    add("0123abcd/layer.tar", &gzip);
+    add(
+        "manifest.json",
+        serde_json::json!([{"Config": config_name, "RepoTags": ["app:1"], "Layers": ["0123abcd/layer.tar"]}])
+            .to_string()
+            .as_bytes(),
+    );
+    builder.finish().expect("finish");
+    drop(builder);
+    let report = inspect_json(
+        home.path(),
+        &[&format!("docker-archive:{}", file.display())],
+    );
+    assert_eq!(report["largest_files"][0]["path"], "/app/data");
+    assert_eq!(report["layers"][0]["compressed_bytes"], gzip.len());
+    let _ = image;
+}
+
+#[test]
+fn sizes_no_archive_can_hold_are_refused_by_name() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("save.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&file).expect("create"));
+    builder
+        .append_pax_extensions([("size", &b"4611686018427387904"[..])])
+        .expect("pax");
+    let mut header = tar::Header::new_ustar();
+    header.set_size(3);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "manifest.json", &b"[] "[..])
+        .expect("append");
+    builder.finish().expect("finish");
+    drop(builder);
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &format!("docker-archive:{}", file.display())],
+    );
+    assert!(line.contains("past the end"), "{line}");
+
+    // In a layer, a size past --max-layer-size is refused at its header.
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_pax_extensions([("size", &b"4611686018427387904"[..])])
+        .expect("pax");
+    let mut header = tar::Header::new_ustar();
+    header.set_size(3);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "huge", &b"abc"[..])
+        .expect("append");
+    let layer = builder.into_inner().expect("tar");
+    let layout = tempfile::tempdir().expect("layout");
+    let image = layout_of(layout.path(), vec![layer], &["ADD huge"]);
+    let line = expect_bad_input(home.path(), &["inspect", &image]);
+    assert!(
+        line.contains("--max-layer-size") && line.contains("huge"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_broken_tar_in_good_gzip_is_called_a_tar_problem() {
+    let home = tempfile::tempdir().expect("home");
+    let mut tar = raw_tar(&[(b"app/data", b"payload")]);
+    tar[148] ^= 0x01; // the header checksum
+    let gzip =
+        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(6)).expect("gzip");
+    let dir = tempfile::tempdir().expect("dir");
+    let layer = ballast::build::BuiltLayer {
+        digest: ballast::digest::Digest::of_bytes(&gzip),
+        diff_id: ballast::digest::Digest::of_bytes(&tar),
+        blob: gzip,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+    };
+    let image = ImageSpec::new(vec![])
+        .assemble(vec![layer])
+        .expect("assemble");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let line = expect_bad_input(
+        home.path(),
+        &["inspect", &format!("oci:{}:t", dir.path().display())],
+    );
+    assert!(
+        line.contains("not a valid tar stream") && line.contains("gzip data decoded fine"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&image.layers[0].digest.to_string()),
+        "names the layer: {line}"
+    );
+}
+
+#[test]
+fn a_file_a_million_directories_deep_is_not_quadratic() {
+    let home = tempfile::tempdir().expect("home");
+    let deep = "d/".repeat(1_000_000) + "f";
+    let layer = raw_tar(&[(deep.as_bytes(), b"deep")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let image = layout_of(dir.path(), vec![layer], &["ADD deep"]);
+    // Refused at the default --max-path-length; read when the limit is raised.
+    let line = expect_bad_input(home.path(), &["inspect", &image]);
+    assert!(line.contains("--max-path-length"), "{line}");
+    let (output, peak) = ballast_peak_rss(
+        home.path(),
+        &[
+            "inspect",
+            &image,
+            "--max-path-length",
+            "3000000",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(peak < 64 * MB, "peak RSS {} MiB", peak / MB);
+}

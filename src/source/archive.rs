@@ -101,9 +101,15 @@ impl ArchiveSource {
                 hint: String::new(),
             })?;
             // Classic archives name layers by id, not content: an uncompressed layer's
-            // digest is then its diff_id, which the pipeline verifies all the same.
-            let digest = content_address(path).unwrap_or_else(|| diff_id.clone());
+            // digest is then its diff_id, which the pipeline verifies all the same. A
+            // compressed `layer.tar` (docker load accepts gzip there) has a digest of
+            // its own, which only its bytes can tell.
             let media_type = self.sniff_media_type(span)?;
+            let digest = match content_address(path) {
+                Some(digest) => digest,
+                None if media_type == DOCKER_LAYER_TAR => diff_id.clone(),
+                None => self.hash_span(span)?,
+            };
             located.insert(digest.clone(), span);
             layers.push(LayerDescriptor {
                 digest,
@@ -129,6 +135,15 @@ impl ArchiveSource {
             config,
             layers,
         })
+    }
+
+    fn hash_span(&self, span: Span) -> Result<Digest, SourceError> {
+        let reader = crate::digest::HashingReader::new(self.open_span(span)?);
+        let (digest, _) = reader.finish().map_err(|source| SourceError::Io {
+            path: self.index.file().to_path_buf(),
+            source,
+        })?;
+        Ok(digest)
     }
 
     fn sniff_media_type(&self, span: Span) -> Result<&'static str, SourceError> {

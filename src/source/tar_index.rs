@@ -54,6 +54,7 @@ impl TarIndex {
                 "the archive is gzip-compressed; decompress it first (gunzip), as docker load would",
             ));
         }
+        let file_len = handle.metadata().map_err(io_error)?.len();
         handle.seek(SeekFrom::Start(0)).map_err(io_error)?;
         let mut archive = tar::Archive::new(handle);
         let mut spans = HashMap::new();
@@ -72,6 +73,19 @@ impl TarIndex {
                     .map_err(|e| SourceError::malformed(&what, e))?
                     .to_string_lossy(),
             );
+            // Checked before the reader seeks past it: a size no file can hold is a
+            // broken archive, said so, not a seek error.
+            let end = entry.raw_file_position().checked_add(entry.size());
+            if end.is_none_or(|end| end > file_len) {
+                return Err(SourceError::malformed(
+                    &what,
+                    format!(
+                        "member {} claims {} bytes, past the end of the {file_len}-byte archive",
+                        crate::text::escape_control(&path),
+                        entry.size()
+                    ),
+                ));
+            }
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     spans.insert(
