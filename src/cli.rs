@@ -548,7 +548,7 @@ fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOptions> {
 fn advise_options(options: &InspectOptions, measure_zstd: bool) -> AdviseOptions {
     AdviseOptions {
         measure_zstd,
-        max_binary_bytes: options.limits.max_binary_bytes,
+        limits: options.limits,
         ..AdviseOptions::default()
     }
 }

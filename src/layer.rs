@@ -56,6 +56,12 @@ pub enum LayerError {
         limit: u64,
         flag: &'static str,
     },
+    #[error("layer {digest}: {what} exceeds the fixed limit of {limit} bytes")]
+    FixedLimit {
+        digest: Digest,
+        what: String,
+        limit: u64,
+    },
     #[error("layer {digest}: reading the blob failed: {reason}")]
     Read { digest: Digest, reason: String },
 }
@@ -373,7 +379,24 @@ impl std::fmt::Display for LimitTripped {
 impl std::error::Error for LimitTripped {}
 
 fn limit_error(error: &io::Error, digest: &Digest, limits: &LayerLimits) -> Option<LayerError> {
-    Some(match error.get_ref()?.downcast_ref::<LimitTripped>()? {
+    let inner = error.get_ref()?;
+    if let Some(extension) = inner.downcast_ref::<tar::ExtensionTooLarge>() {
+        return Some(if extension.kind == "PAX extended header" {
+            LayerError::FixedLimit {
+                digest: digest.clone(),
+                what: format!("a PAX extended header of {} bytes", extension.size),
+                limit: extension.limit,
+            }
+        } else {
+            LayerError::Limit {
+                digest: digest.clone(),
+                what: format!("path length {} ({})", extension.size, extension.kind),
+                limit: limits.max_path_bytes as u64,
+                flag: "--max-path-length",
+            }
+        });
+    }
+    Some(match inner.downcast_ref::<LimitTripped>()? {
         LimitTripped::Size => LayerError::Limit {
             digest: digest.clone(),
             what: "decompressed size".into(),
@@ -516,7 +539,7 @@ fn walk_tar(
             reason: reason.to_string(),
         }))
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar_archive(reader, limits);
     let mut entries = Vec::new();
     let mut binaries = Vec::new();
     let mut head = [0u8; 64];
@@ -622,6 +645,22 @@ fn walk_tar(
         });
     }
     Ok((entries, binaries))
+}
+
+/// The most a PAX extended header may hold: paths are bounded by
+/// `--max-path-length`, and the other records real layers carry (xattrs, SELinux
+/// labels, times) are far smaller.
+pub const MAX_PAX_HEADER_BYTES: u64 = 1024 * 1024;
+
+/// A tar reader that refuses extension entries larger than a path may be (GNU long
+/// names) or than `MAX_PAX_HEADER_BYTES` (PAX headers) before reading them: the
+/// tar crate buffers them whole.
+pub fn tar_archive<R: Read>(reader: R, limits: &LayerLimits) -> tar::Archive<R> {
+    let mut archive = tar::Archive::new(reader);
+    // The name plus its NUL terminator.
+    archive.set_max_long_name_size(limits.max_path_bytes as u64 + 1);
+    archive.set_max_pax_extensions_size(MAX_PAX_HEADER_BYTES);
+    archive
 }
 
 /// Tar paths as layers write them (`./usr/bin/x`, `usr/bin/`, `/usr/bin/x`,

@@ -679,3 +679,58 @@ fn a_file_a_million_directories_deep_is_not_quadratic() {
     );
     assert!(peak < 64 * MB, "peak RSS {} MiB", peak / MB);
 }
+
+/// A gzip layer whose tar holds one extension entry of `size` bytes (`x` for PAX,
+/// `L` for a GNU long name) before a small file; the blob stays small.
+fn layer_with_huge_extension(kind: u8, size: usize) -> (Vec<u8>, ballast::digest::Digest) {
+    let mut tar = Vec::with_capacity(size + 4096);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::new(kind));
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    {
+        let name = b"././@LongLink";
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    }
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    if kind == b'x' {
+        // One record: "<len> comment=<aaaa…>\n", its length counting itself.
+        let body = size - 10 - " comment=\n".len();
+        let record_len = format!("{:010}", size);
+        tar.extend_from_slice(record_len.as_bytes());
+        tar.extend_from_slice(b" comment=");
+        tar.resize(tar.len() + body, b'a');
+        tar.push(b'\n');
+    } else {
+        tar.resize(tar.len() + size - 1, b'n');
+        tar.push(0);
+    }
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend_from_slice(&raw_tar(&[(b"small", b"x")]));
+    let gzip =
+        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(1)).expect("gzip");
+    (gzip, ballast::digest::Digest::of_bytes(&tar))
+}
+
+#[test]
+fn huge_pax_headers_and_long_names_cost_bounded_memory() {
+    let home = tempfile::tempdir().expect("home");
+    for (kind, expected) in [(b'x', "fixed limit"), (b'L', "--max-path-length")] {
+        let (blob, diff_id) = layer_with_huge_extension(kind, 200 * 1024 * 1024);
+        assert!(blob.len() < 2 * 1024 * 1024, "{} bytes", blob.len());
+        let dir = tempfile::tempdir().expect("dir");
+        let layer = ballast::build::BuiltLayer {
+            digest: ballast::digest::Digest::of_bytes(&blob),
+            diff_id,
+            blob,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+        };
+        let image = ImageSpec::new(vec![])
+            .assemble(vec![layer])
+            .expect("assemble");
+        ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+        let line = refused(home.path(), &format!("oci:{}:t", dir.path().display()), &[]);
+        assert!(line.contains(expected), "{}: {line}", kind as char);
+    }
+}

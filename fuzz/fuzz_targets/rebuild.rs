@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
             ],
             measure_zstd: data.len() < 4096,
         };
-        let result = rebuild(data, &descriptor, &request, 16 * 1024 * 1024)
+        let result = rebuild(data, &descriptor, &request, &limits)
             .expect("a layer the pipeline accepted rebuilds");
         assert_eq!(result.original_uncompressed_bytes, scan.uncompressed_bytes);
     }

@@ -119,8 +119,9 @@ pub struct Advice {
 #[derive(Debug, Clone)]
 pub struct AdviseOptions {
     pub measure_zstd: bool,
-    /// Largest binary rewritten in memory to measure a strip (`--max-binary-size`).
-    pub max_binary_bytes: u64,
+    /// The limits the layers were read under; a binary is rewritten in memory to
+    /// measure a strip only up to `max_binary_bytes` (`--max-binary-size`).
+    pub limits: crate::layer::LayerLimits,
     pub concurrency: usize,
 }
 
@@ -128,7 +129,7 @@ impl Default for AdviseOptions {
     fn default() -> Self {
         Self {
             measure_zstd: true,
-            max_binary_bytes: crate::layer::LayerLimits::default().max_binary_bytes,
+            limits: crate::layer::LayerLimits::default(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -570,7 +571,7 @@ async fn run_rebuilds(
         let source = Arc::clone(source);
         let semaphore = Arc::clone(&semaphore);
         let descriptor = analysis.layers[layer].descriptor.clone();
-        let max_binary_bytes = options.max_binary_bytes;
+        let limits = options.limits;
         tasks.spawn(async move {
             let _permit = semaphore
                 .acquire_owned()
@@ -581,7 +582,7 @@ async fn run_rebuilds(
             }
             let blob = cancel.wrap(source.open_blob(&descriptor).await?);
             let result = tokio::task::spawn_blocking(move || {
-                rebuild::rebuild(blob, &descriptor, &request, max_binary_bytes)
+                rebuild::rebuild(blob, &descriptor, &request, &limits)
             })
             .await
             .map_err(|e| AdviceError::Task(e.to_string()))??;

@@ -221,8 +221,9 @@ pub fn rebuild(
     blob: impl Read,
     descriptor: &LayerDescriptor,
     request: &RebuildRequest,
-    max_binary_bytes: u64,
+    limits: &layer::LayerLimits,
 ) -> Result<RebuildResult, LayerError> {
+    let max_binary_bytes = limits.max_binary_bytes;
     let digest = &descriptor.digest;
     let compression = layer::compression_of(&descriptor.media_type).ok_or_else(|| {
         LayerError::UnsupportedMediaType {
@@ -290,7 +291,7 @@ pub fn rebuild(
             uncompressed: 0,
         };
         {
-            let mut archive = tar::Archive::new(&mut tee);
+            let mut archive = layer::tar_archive(&mut tee, limits);
             let mut data = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
             for entry in archive.entries().map_err(io_error)? {

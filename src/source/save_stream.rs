@@ -114,7 +114,8 @@ pub fn read_save_stream(
 fn read_members(stream: impl Read, request: &StreamRequest<'_>) -> Result<Members, StreamError> {
     let what = request.what;
     let malformed = |e: io::Error| StreamError::from(SourceError::malformed(what, e));
-    let mut archive = tar::Archive::new(stream);
+    // Member names are short; an extension entry claiming megabytes is hostile.
+    let mut archive = layer::tar_archive(stream, &LayerLimits::default());
     let mut members = Members::default();
     let mut small_total = 0u64;
     for entry in archive.entries().map_err(malformed)? {

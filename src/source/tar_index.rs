@@ -56,7 +56,7 @@ impl TarIndex {
         }
         let file_len = handle.metadata().map_err(io_error)?.len();
         handle.seek(SeekFrom::Start(0)).map_err(io_error)?;
-        let mut archive = tar::Archive::new(handle);
+        let mut archive = crate::layer::tar_archive(handle, &crate::layer::LayerLimits::default());
         let mut spans = HashMap::new();
         let mut links: Vec<(String, String)> = Vec::new();
         let entries = archive
