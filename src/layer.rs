@@ -579,7 +579,7 @@ fn walk_tar(
             return Err(WalkError::Layer(Box::new(LayerError::Limit {
                 digest: digest.clone(),
                 what: format!(
-                    "entry {} of {size} bytes",
+                    "decompressed size (entry {} claims {size} bytes)",
                     crate::text::escape_control(&path)
                 ),
                 limit: limits.max_uncompressed_bytes,
