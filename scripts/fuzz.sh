@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), each with
 # a corpus seeded from real material built here: the Go, Rust and C samples and the
 # hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
-# layers (manifest, layer, rebuild), small layouts as tars (save_stream), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
+# layers (manifest, layer, rebuild), small layouts as tars (save_stream), registry answers (registry_response), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
 # Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ seconds=${SECONDS_PER_TARGET:-120}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 target=${CARGO_TARGET_DIR:-target}
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level,rebuild,save_stream}
+mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level,rebuild,save_stream,registry_response}
 
 for source in fuzz/seeds/*.c; do
   name=$(basename "$source" .c)
@@ -33,6 +33,17 @@ for layout in "$target"/ballast-demo/*/; do
   if [ "$(du -sb "$layout" | cut -f1)" -lt 4000000 ]; then
     tar -C "$layout" -cf "$corpus/save_stream/$(basename "$layout").tar" .
   fi
+done
+# Registry answers as the distribution registry gives them: a bearer challenge, a
+# manifest, an error envelope.
+printf 'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="http://127.0.0.1:1/token",service="r"\r\nContent-Length: 0\r\n\r\n' >"$corpus/registry_response/challenge"
+printf 'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 71\r\n\r\n{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}\n' >"$corpus/registry_response/unknown"
+for layout in "$target"/ballast-demo/*/; do
+  for blob in "$layout"blobs/sha256/*; do
+    if [ "$(stat -c %s "$blob")" -lt 4096 ] && head -c 1 "$blob" | grep -q '{'; then
+      { printf 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: %s\r\n\r\n' "$(stat -c %s "$blob")"; cat "$blob"; } >"$corpus/registry_response/$(basename "$blob")"
+    fi
+  done
 done
 printf '%s' 'alpine' >"$corpus/reference/a"
 printf '%s' 'ghcr.io/org/svc:1.4' >"$corpus/reference/b"

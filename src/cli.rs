@@ -307,8 +307,9 @@ struct SourceArgs {
     /// is what bounds a bomb's cost)
     #[arg(long, value_name = "N")]
     max_ratio: Option<u64>,
-    /// Largest ELF file analysed, and rewritten in memory to measure a strip (e.g. 1GiB)
-    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    /// Largest ELF file analysed (read into memory whole, one at a time) and rewritten
+    /// in memory to measure a strip; larger ones are listed, not analysed
+    #[arg(long, value_name = "SIZE", default_value = "48MiB")]
     max_binary_size: String,
     /// Tar entries allowed per layer
     #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_entries)]

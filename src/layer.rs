@@ -130,7 +130,10 @@ impl Default for LayerLimits {
             max_ratio: None,
             max_entries: 2_000_000,
             max_path_bytes: 4096,
-            max_binary_bytes: 1024 * 1024 * 1024,
+            // Analysing a binary means holding it whole; at this size inspect stays
+            // under 64 MB whatever the image holds (larger binaries are listed,
+            // not analysed; --max-binary-size raises it).
+            max_binary_bytes: 48 * 1024 * 1024,
         }
     }
 }
@@ -625,12 +628,16 @@ fn walk_tar(
             if let Some(elf_kind) = binary::elf_kind(&head) {
                 elf = Some(elf_kind);
                 let report = if size <= limits.max_binary_bytes {
+                    let _held = binary::budget::reserve(size, limits.max_binary_bytes);
                     let mut bytes = Vec::with_capacity(size as usize);
                     bytes.extend_from_slice(&head);
                     entry.read_to_end(&mut bytes)?;
                     binary::analyze(&path, &bytes)
                 } else {
-                    BinaryReport::skipped(&path, size, "larger than the binary analysis limit")
+                    BinaryReport::skipped(&path, size, &format!(
+                        "larger than the binary analysis limit of {} bytes (--max-binary-size raises it)",
+                        limits.max_binary_bytes
+                    ))
                 };
                 binaries.push(report);
             }

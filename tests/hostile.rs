@@ -734,3 +734,57 @@ fn huge_pax_headers_and_long_names_cost_bounded_memory() {
         assert!(line.contains(expected), "{}: {line}", kind as char);
     }
 }
+
+#[test]
+fn a_huge_binary_is_listed_in_bounded_memory() {
+    let home = tempfile::tempdir().expect("home");
+    // A real Go program with 500 MB after it: still an ELF file, and one that
+    // analysis would have to hold whole.
+    let mut elf = std::fs::read(
+        samples()
+            .go(ballast::build::samples::GoBuild::CgoOff)
+            .expect("go"),
+    )
+    .expect("read");
+    elf.resize(500 * 1024 * 1024, 0);
+    let tar = raw_tar(&[(b"app/huge", &elf)]);
+    drop(elf);
+    let gzip =
+        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(1)).expect("gzip");
+    let layer = ballast::build::BuiltLayer {
+        digest: ballast::digest::Digest::of_bytes(&gzip),
+        diff_id: ballast::digest::Digest::of_bytes(&tar),
+        blob: gzip,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+    };
+    drop(tar);
+    let image = ImageSpec::new(vec![])
+        .assemble(vec![layer])
+        .expect("assemble");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let (output, peak) = ballast_peak_rss(
+        home.path(),
+        &[
+            "inspect",
+            &format!("oci:{}:t", dir.path().display()),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(peak < 64 * MB, "peak RSS {} MiB", peak / MB);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let binary = &report["binaries"][0];
+    assert_eq!(binary["size"], 500 * 1024 * 1024);
+    assert!(
+        binary["malformed"]
+            .as_str()
+            .is_some_and(|m| m.contains("--max-binary-size")),
+        "{binary:#}"
+    );
+}

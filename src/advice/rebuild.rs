@@ -350,6 +350,11 @@ pub fn rebuild(
                             flag: "--max-binary-size",
                         });
                     }
+                    // The file and what strip leaves of it.
+                    let _held = crate::binary::budget::reserve(
+                        size.saturating_mul(2),
+                        max_binary_bytes.saturating_mul(2),
+                    );
                     data.clear();
                     entry.read_to_end(&mut data).map_err(io_error)?;
                     append(&mut baseline, &header, &raw_path, link.as_deref(), &data)
@@ -368,6 +373,8 @@ pub fn rebuild(
                         append(builder, &header, &raw_path, link.as_deref(), contents)
                             .map_err(io_error)?;
                     }
+                    // Given back with the reservation, not kept as capacity.
+                    data = Vec::new();
                     continue;
                 }
                 // Everything else streams through: the header to every variant that

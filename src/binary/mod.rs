@@ -8,6 +8,7 @@
 //! whatever could still be read.
 
 mod anatomy;
+pub mod budget;
 mod elf;
 mod go;
 mod rust;
