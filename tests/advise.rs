@@ -638,3 +638,30 @@ fn a_binary_without_section_headers_gets_no_strip_advice() {
     let verdict = json_of(home.path(), &["gate", &reference, "--no-unstripped"]);
     assert_eq!(verdict["pass"], true, "{verdict:#}");
 }
+
+#[test]
+fn two_hundred_thousand_deleted_files_are_not_quadratic() {
+    let home = tempfile::tempdir().expect("home");
+    let files: Vec<Item> = (0..200_000)
+        .map(|i| Item::file(&format!("cache/{:03}/f{i}", i % 512), vec![b'x'; 1]))
+        .collect();
+    let image = ImageSpec::new(vec![
+        LayerSpec::new("RUN fill the cache", files),
+        LayerSpec::new(
+            "RUN rm -rf /cache",
+            vec![Item::Whiteout {
+                path: "cache".into(),
+            }],
+        ),
+    ])
+    .build()
+    .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let reference = format!("oci:{}:t", dir.path().display());
+    let started = std::time::Instant::now();
+    let report = json_of(home.path(), &["advise", &reference, "--no-zstd"]);
+    eprintln!("advise on 200,000 deleted files: {:?}", started.elapsed());
+    let deleted = suggestion(&report, "drop-deleted-files");
+    assert!(u(&deleted["saved_bytes"]) >= 200_000 * 1024, "{deleted:#}");
+}

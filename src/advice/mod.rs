@@ -7,7 +7,7 @@
 pub mod gzip_level;
 pub mod rebuild;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -919,16 +919,18 @@ fn removal_suggestion(
             .join("; ")
     )];
     if removal.id == "drop-deleted-files" || removal.id == "drop-overwritten-files" {
+        // One lookup per hidden file: a set of the removal's files, not a scan of
+        // them for each (200,000 deleted files made that 40 billion comparisons).
+        let removed: HashSet<(&str, usize)> = removal
+            .files
+            .iter()
+            .map(|(p, _, l)| (p.as_str(), *l))
+            .collect();
         let hiders: BTreeSet<usize> = analysis
             .fs
             .wasted_files
             .iter()
-            .filter(|f| {
-                removal
-                    .files
-                    .iter()
-                    .any(|(p, _, l)| p == &f.path && *l == f.layer)
-            })
+            .filter(|f| removed.contains(&(f.path.as_str(), f.layer)))
             .map(|f| f.hidden_by_layer)
             .collect();
         evidence.push(format!(
