@@ -290,6 +290,34 @@ impl DiveAccumulator {
     }
 }
 
+/// `/a/./b/../c/` → `a/c`: root-relative, `..` never climbing above the root (as the
+/// kernel resolves `..` at `/`).
+pub fn normalise_clamped(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// Where a symbolic link at `link` pointing at `target` leads, root-relative: an
+/// absolute target from the root, a relative one from the link's directory.
+pub fn resolve_link(link: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return normalise_clamped(target);
+    }
+    match link.rsplit_once('/') {
+        Some((dir, _)) => normalise_clamped(&format!("{dir}/{target}")),
+        None => normalise_clamped(target),
+    }
+}
+
 /// A path's bytes with `/` ordered before every other byte.
 fn slash_first(path: &str) -> impl Iterator<Item = u8> + '_ {
     path.bytes().map(|b| if b == b'/' { 0 } else { b })

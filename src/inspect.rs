@@ -149,12 +149,12 @@ pub async fn inspect_keeping_source(
 ) -> Result<(Arc<Source>, ImageAnalysis), InspectError> {
     let source = Arc::new(Source::open(image, &options.registry).await?);
     let streamed = source
-        .stream_scan(
-            &options.platform,
-            options.explicit_platform,
-            &options.limits,
-            options.max_layers.saturating_mul(2).max(16),
-        )
+        .stream_scan(&crate::source::save_stream::StreamOptions {
+            platform: options.platform.clone(),
+            explicit_platform: options.explicit_platform,
+            limits: options.limits,
+            max_blobs: options.max_layers.saturating_mul(2).max(16),
+        })
         .await;
     let resolved = match streamed {
         // Read front to back already: the scans go where later lookups find them.

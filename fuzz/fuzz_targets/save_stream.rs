@@ -4,7 +4,7 @@
 #![no_main]
 
 use ballast::layer::LayerLimits;
-use ballast::source::save_stream::{read_save_stream, StreamRequest};
+use ballast::source::save_stream::{read_save_stream, StreamOptions, StreamRequest};
 use ballast::source::Platform;
 use libfuzzer_sys::fuzz_target;
 
@@ -13,14 +13,15 @@ fuzz_target!(|data: &[u8]| {
         max_uncompressed_bytes: 16 * 1024 * 1024,
         ..LayerLimits::default()
     };
-    let platform = Platform::default();
     let request = StreamRequest {
-        what: "fuzz",
+        what: "fuzz".into(),
         wanted: None,
-        platform: &platform,
-        explicit_platform: false,
-        limits: &limits,
-        max_blobs: 64,
+        options: StreamOptions {
+            platform: Platform::default(),
+            explicit_platform: false,
+            limits,
+            max_blobs: 64,
+        },
     };
     if let Ok(image) = read_save_stream(data, &request) {
         for scan in &image.scans {

@@ -339,7 +339,7 @@ pub fn resolve_needed(
             .replace("$ORIGIN", &format!("/{origin}"))
             .replace("${LIB}", lib)
             .replace("$LIB", lib);
-        normalise(&dir)
+        crate::fs::normalise_clamped(&dir)
     };
     let mut dirs: Vec<String> = Vec::new();
     if report.runpath.is_empty() {
@@ -368,7 +368,7 @@ pub fn resolve_needed(
         .iter()
         .map(|name| {
             let found = if name.contains('/') {
-                let path = normalise(&expand(name));
+                let path = crate::fs::normalise_clamped(&expand(name));
                 exists(&path).then_some(path)
             } else {
                 dirs.iter()
@@ -384,21 +384,6 @@ pub fn resolve_needed(
             (name.clone(), found)
         })
         .collect()
-}
-
-/// `/a/./b/../c/` → `a/c`: image-root-relative, `..` never climbing above the root.
-fn normalise(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
 }
 
 #[cfg(test)]

@@ -12,12 +12,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
-use super::save_stream::{self, StreamError, StreamRequest, StreamedImage};
+use super::save_stream::{self, StreamError, StreamOptions, StreamRequest, StreamedImage};
 use super::{BlobReader, LayerDescriptor, SourceError};
 use crate::digest::Digest;
-use crate::layer::LayerLimits;
 use crate::reference::Engine;
-use crate::source::Platform;
 
 const DOCKER_DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 const PODMAN_ROOT_SOCKET: &str = "/run/podman/podman.sock";
@@ -79,29 +77,14 @@ impl DaemonSource {
 
     /// Exports the image and reads the export in one pass: resolved, every layer
     /// scanned and checked against the manifest.
-    pub async fn stream_scan(
-        &self,
-        platform: &Platform,
-        explicit_platform: bool,
-        limits: &LayerLimits,
-        max_blobs: usize,
-    ) -> Result<StreamedImage, StreamError> {
+    pub async fn stream_scan(&self, options: &StreamOptions) -> Result<StreamedImage, StreamError> {
         let body = self.export().await?;
-        let what = self.display();
-        let (platform, limits) = (platform.clone(), *limits);
-        let streamed = tokio::task::spawn_blocking(move || {
-            let request = StreamRequest {
-                what: &what,
-                wanted: None,
-                platform: &platform,
-                explicit_platform,
-                limits: &limits,
-                max_blobs,
-            };
-            save_stream::read_save_stream(io::BufReader::with_capacity(256 * 1024, body), &request)
-        })
-        .await
-        .map_err(|e| SourceError::malformed(self.display(), e))??;
+        let request = StreamRequest {
+            what: self.display(),
+            wanted: None,
+            options: options.clone(),
+        };
+        let streamed = save_stream::read_in_background(body, request).await?;
         if let Ok(mut members) = self.members.lock() {
             members.extend(streamed.members.clone());
         }

@@ -172,22 +172,11 @@ impl Source {
     /// every layer already scanned. `None` for sources resolved first and read later.
     pub async fn stream_scan(
         &self,
-        platform: &Platform,
-        explicit: bool,
-        limits: &crate::layer::LayerLimits,
-        max_blobs: usize,
+        options: &save_stream::StreamOptions,
     ) -> Option<Result<save_stream::StreamedImage, save_stream::StreamError>> {
         match self {
-            Source::Daemon(source) => Some(
-                source
-                    .stream_scan(platform, explicit, limits, max_blobs)
-                    .await,
-            ),
-            Source::Pipe(source) => Some(
-                source
-                    .stream_scan(platform, explicit, limits, max_blobs)
-                    .await,
-            ),
+            Source::Daemon(source) => Some(source.stream_scan(options).await),
+            Source::Pipe(source) => Some(source.stream_scan(options).await),
             _ => None,
         }
     }

@@ -5,10 +5,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::save_stream::{self, StreamError, StreamRequest, StreamedImage};
+use super::save_stream::{self, StreamError, StreamOptions, StreamRequest, StreamedImage};
 use super::{BlobReader, LayerDescriptor, SourceError};
-use crate::layer::LayerLimits;
-use crate::source::Platform;
 
 pub struct PipeSource {
     path: PathBuf,
@@ -36,13 +34,7 @@ impl PipeSource {
         text
     }
 
-    pub async fn stream_scan(
-        &self,
-        platform: &Platform,
-        explicit_platform: bool,
-        limits: &LayerLimits,
-        max_blobs: usize,
-    ) -> Result<StreamedImage, StreamError> {
+    pub async fn stream_scan(&self, options: &StreamOptions) -> Result<StreamedImage, StreamError> {
         if self.read.swap(true, Ordering::SeqCst) {
             return Err(self.read_twice().into());
         }
@@ -50,25 +42,12 @@ impl PipeSource {
             path: self.path.clone(),
             source,
         })?;
-        let what = self.display();
-        let wanted = self.reference.clone();
-        let (platform, limits) = (platform.clone(), *limits);
-        tokio::task::spawn_blocking(move || {
-            let request = StreamRequest {
-                what: &what,
-                wanted: wanted.as_deref(),
-                platform: &platform,
-                explicit_platform,
-                limits: &limits,
-                max_blobs,
-            };
-            save_stream::read_save_stream(
-                std::io::BufReader::with_capacity(256 * 1024, file),
-                &request,
-            )
-        })
-        .await
-        .map_err(|e| SourceError::malformed(self.display(), e))?
+        let request = StreamRequest {
+            what: self.display(),
+            wanted: self.reference.clone(),
+            options: options.clone(),
+        };
+        save_stream::read_in_background(file, request).await
     }
 
     pub fn open_blob(&self, _layer: &LayerDescriptor) -> Result<BlobReader, SourceError> {

@@ -81,21 +81,41 @@ impl Members {
     }
 }
 
-pub struct StreamRequest<'a> {
-    /// How errors name the stream (`docker-daemon:app:1`).
-    pub what: &'a str,
-    /// The image to pick: a tag of manifest.json, or index.json's `ref.name`.
-    pub wanted: Option<&'a str>,
-    pub platform: &'a Platform,
+/// How a command reads images front to back.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub platform: Platform,
     pub explicit_platform: bool,
-    pub limits: &'a LayerLimits,
+    pub limits: LayerLimits,
     /// Blob members scanned at most (a stream of junk costs no more than this).
     pub max_blobs: usize,
 }
 
+#[derive(Debug, Clone)]
+pub struct StreamRequest {
+    /// How errors name the stream (`docker-daemon:app:1`).
+    pub what: String,
+    /// The image to pick: a tag of manifest.json, or index.json's `ref.name`.
+    pub wanted: Option<String>,
+    pub options: StreamOptions,
+}
+
+/// `read_save_stream` on a blocking thread, the stream buffered.
+pub async fn read_in_background(
+    stream: impl Read + Send + 'static,
+    request: StreamRequest,
+) -> Result<StreamedImage, StreamError> {
+    let what = request.what.clone();
+    tokio::task::spawn_blocking(move || {
+        read_save_stream(io::BufReader::with_capacity(256 * 1024, stream), &request)
+    })
+    .await
+    .map_err(|e| SourceError::malformed(what, e))?
+}
+
 pub fn read_save_stream(
     stream: impl Read,
-    request: &StreamRequest<'_>,
+    request: &StreamRequest,
 ) -> Result<StreamedImage, StreamError> {
     let members = read_members(stream, request)?;
     if members.small.contains_key("manifest.json") {
@@ -104,15 +124,15 @@ pub fn read_save_stream(
         resolve_oci(members, request)
     } else {
         Err(SourceError::malformed(
-            request.what,
+            &request.what,
             "the stream holds neither manifest.json nor index.json: not a docker save or OCI layout",
         )
         .into())
     }
 }
 
-fn read_members(stream: impl Read, request: &StreamRequest<'_>) -> Result<Members, StreamError> {
-    let what = request.what;
+fn read_members(stream: impl Read, request: &StreamRequest) -> Result<Members, StreamError> {
+    let what = request.what.as_str();
     let malformed = |e: io::Error| StreamError::from(SourceError::malformed(what, e));
     // Member names are short; an extension entry claiming megabytes is hostile.
     let mut archive = layer::tar_archive(stream, &LayerLimits::default());
@@ -126,7 +146,7 @@ fn read_members(stream: impl Read, request: &StreamRequest<'_>) -> Result<Member
             if let Some(target) = entry.link_name_bytes() {
                 let target = member_name(&target);
                 let resolved = if kind == tar::EntryType::Symlink {
-                    resolve_relative(&name, &target)
+                    crate::fs::resolve_link(&name, &target)
                 } else {
                     target
                 };
@@ -177,13 +197,13 @@ fn read_members(stream: impl Read, request: &StreamRequest<'_>) -> Result<Member
     Ok(members)
 }
 
-fn check_blob_count(members: &Members, request: &StreamRequest<'_>) -> Result<(), StreamError> {
-    if members.blobs.len() >= request.max_blobs {
+fn check_blob_count(members: &Members, request: &StreamRequest) -> Result<(), StreamError> {
+    if members.blobs.len() >= request.options.max_blobs {
         return Err(SourceError::malformed(
-            request.what,
+            &request.what,
             format!(
                 "more than {} blobs (--max-layers raises the limit)",
-                request.max_blobs
+                request.options.max_blobs
             ),
         )
         .into());
@@ -197,14 +217,14 @@ fn scan_member(
     mut blob: impl Read,
     name: &str,
     size: u64,
-    request: &StreamRequest<'_>,
+    request: &StreamRequest,
 ) -> Result<Result<LayerScan, LayerError>, StreamError> {
     let mut magic = [0u8; 4];
     let mut filled = 0;
     while filled < magic.len() {
         let n = blob
             .read(&mut magic[filled..])
-            .map_err(|e| SourceError::malformed(request.what, e))?;
+            .map_err(|e| SourceError::malformed(&request.what, e))?;
         if n == 0 {
             break;
         }
@@ -221,19 +241,23 @@ fn scan_member(
         size,
     };
     let blob = io::Cursor::new(magic[..filled].to_vec()).chain(blob);
-    Ok(layer::scan_unverified(blob, &label, request.limits))
+    Ok(layer::scan_unverified(
+        blob,
+        &label,
+        &request.options.limits,
+    ))
 }
 
 /// The manifest.json route: classic saves and Docker 25+'s OCI-layout saves.
 fn resolve_docker(
     mut members: Members,
-    request: &StreamRequest<'_>,
+    request: &StreamRequest,
 ) -> Result<StreamedImage, StreamError> {
-    let what = request.what;
+    let what = request.what.as_str();
     let manifest_bytes = members.small.remove("manifest.json").unwrap_or_default();
     let manifests: Vec<ArchiveManifest> = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| SourceError::malformed(format!("manifest.json in {what}"), e))?;
-    let chosen = choose_manifest(&manifests, request.wanted, what)?;
+    let chosen = choose_manifest(&manifests, request.wanted.as_deref(), what)?;
     let config_name = member_name(chosen.config.as_bytes());
     let config_bytes = members
         .small
@@ -304,13 +328,12 @@ fn resolve_docker(
 /// The index.json route: a bare OCI layout, resolved as `oci:` resolves a directory.
 fn resolve_oci(
     mut members: Members,
-    request: &StreamRequest<'_>,
+    request: &StreamRequest,
 ) -> Result<StreamedImage, StreamError> {
-    let what = request.what;
+    let what = request.what.as_str();
     let small = std::mem::take(&mut members.small);
-    let layout =
-        LayoutSource::streamed(small, what.to_string(), request.wanted.map(str::to_string));
-    let image = layout.resolve(request.platform, request.explicit_platform)?;
+    let layout = LayoutSource::streamed(small, what.to_string(), request.wanted.clone());
+    let image = layout.resolve(&request.options.platform, request.options.explicit_platform)?;
     let mut scans: HashMap<Digest, LayerScan> = HashMap::new();
     let mut found = HashMap::new();
     for (descriptor, diff_id) in image.layers.iter().zip(&image.config.diff_ids) {
@@ -451,24 +474,6 @@ fn member_name(raw: &[u8]) -> String {
         .to_string()
 }
 
-fn resolve_relative(path: &str, target: &str) -> String {
-    if let Some(absolute) = target.strip_prefix('/') {
-        return absolute.to_string();
-    }
-    let mut parts: Vec<&str> = path.split('/').collect();
-    parts.pop();
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
-}
-
 /// Reads a tar stream up to the data of member `wanted` and returns how long it is;
 /// the stream is then positioned at its first byte. For reading a layer of a
 /// save stream again; `None` when the stream ends without it.
@@ -542,7 +547,7 @@ mod tests {
         assert!(is_metadata_name("0123/json"));
         assert!(is_layer_name("0123/layer.tar"));
         assert_eq!(
-            resolve_relative("a/layer.tar", "../b/layer.tar"),
+            crate::fs::resolve_link("a/layer.tar", "../b/layer.tar"),
             "b/layer.tar"
         );
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

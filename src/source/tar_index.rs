@@ -100,7 +100,7 @@ impl TarIndex {
                     if let Ok(Some(target)) = entry.link_name() {
                         let target = target.to_string_lossy().to_string();
                         let resolved = if entry.header().entry_type() == tar::EntryType::Symlink {
-                            resolve_relative(&path, &target)
+                            crate::fs::resolve_link(&path, &target)
                         } else {
                             member_name(&target)
                         };
@@ -176,24 +176,6 @@ fn member_name(raw: &str) -> String {
     raw.trim_start_matches("./").to_string()
 }
 
-fn resolve_relative(path: &str, target: &str) -> String {
-    if let Some(absolute) = target.strip_prefix('/') {
-        return absolute.to_string();
-    }
-    let mut parts: Vec<&str> = path.split('/').collect();
-    parts.pop();
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +183,7 @@ mod tests {
     #[test]
     fn relative_links() {
         assert_eq!(
-            resolve_relative("abc/layer.tar", "../def/layer.tar"),
+            crate::fs::resolve_link("abc/layer.tar", "../def/layer.tar"),
             "def/layer.tar"
         );
         assert_eq!(member_name("./index.json"), "index.json");
