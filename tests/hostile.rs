@@ -30,14 +30,17 @@ fn refused(home: &Path, reference: &str, extra: &[&str]) -> String {
         args.extend(["--retries", "2"]);
     }
     args.extend_from_slice(extra);
+    let started = std::time::Instant::now();
     let (output, peak) = ballast_peak_rss(home, &args);
+    let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(output.stdout.is_empty(), "no partial report");
     assert!(peak < 64 * MB, "{args:?}: peak RSS {} MiB", peak / MB);
     eprintln!(
-        "{args:?}: peak RSS {} MiB: {}",
+        "{args:?}: exit 2 in {:.2} s, peak RSS {} MiB: {}",
+        elapsed.as_secs_f64(),
         peak / MB,
         stderr.trim_end()
     );
@@ -204,6 +207,44 @@ fn a_baseline_that_is_a_fifo_or_too_large_is_refused() {
         ],
     );
     assert!(line.contains("not a regular file"), "{line}");
+    // A regular file past the 64 MiB a saved report can be (sparse: no disk used).
+    let huge = dir.path().join("huge.json");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(65 * MB))
+        .expect("sparse file");
+    let line = expect_bad_input(
+        home.path(),
+        &[
+            "gate",
+            &format!("oci:{}:t", dir.path().display()),
+            "--baseline",
+            &huge.display().to_string(),
+            "--max-growth",
+            "1%",
+        ],
+    );
+    assert!(line.contains("limit"), "{line}");
+}
+
+#[test]
+fn one_manifest_listed_twice_under_one_name_is_one_image() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let image = small_image();
+    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let entry = serde_json::json!({
+        "mediaType": image.manifest_media_type,
+        "digest": image.manifest_digest.to_string(),
+        "size": image.manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "t"},
+    });
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [entry.clone(), entry]}).to_string(),
+    )
+    .expect("index");
+    let report = inspect_json(home.path(), &[&format!("oci:{}:t", dir.path().display())]);
+    assert_eq!(report["largest_files"][0]["path"], "/app/data");
 }
 
 /// A layer tar of raw entries: names are bytes, as a hostile (or merely odd) layer
