@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target for a while (SECONDS_PER_TARGET, default 120), each with
+# Runs every cargo-fuzz target (or those in TARGETS) for a while (SECONDS_PER_TARGET,
+# default 120), each with
 # a corpus seeded from real material built here: the Go, Rust and C samples and the
 # hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
 # layers (manifest, layer, rebuild), small layouts as tars (save_stream), registry answers (registry_response), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
@@ -22,18 +23,49 @@ for layout in "$target"/ballast-demo/*/; do
   for blob in "$layout"blobs/sha256/*; do
     size=$(stat -c %s "$blob")
     if [ "$size" -lt 65536 ]; then cp "$blob" "$corpus/manifest/"; fi
-    if [ "$size" -lt 4000000 ]; then cp "$blob" "$corpus/layer/" "$corpus/rebuild/"; fi
+    if [ "$size" -lt 4000000 ]; then cp "$blob" "$corpus/layer/"; cp "$blob" "$corpus/rebuild/"; fi
     # gzip layers (magic 1f 8b) seed the level probe: their first 64 KiB, a
     # truncated stream as the probe sees one (whole megabytes would run at <1 exec/s).
     if [ "$(head -c 2 "$blob" | od -An -tx1 | tr -d ' ')" = "1f8b" ]; then
       head -c 65536 "$blob" >"$corpus/gzip_level/$(basename "$blob")"
     fi
   done
-  # A layout as a tar is what an oci-archive pipe delivers.
-  if [ "$(du -sb "$layout" | cut -f1)" -lt 4000000 ]; then
-    tar -C "$layout" -cf "$corpus/save_stream/$(basename "$layout").tar" .
-  fi
 done
+# docker save streams of one tiny image, in both formats, as an engine exports them.
+python3 - "$corpus/save_stream" <<'PY'
+import hashlib, io, json, sys, tarfile
+out = sys.argv[1]
+def tar_of(members):
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            t.addfile(info, io.BytesIO(body))
+    return data.getvalue()
+layer = tar_of([("app/data", b"hello fuzz")])
+diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+config = json.dumps({"architecture": "amd64", "os": "linux",
+                     "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+config_hex = hashlib.sha256(config).hexdigest()
+classic = tar_of([(config_hex + ".json", config), ("0123/layer.tar", layer),
+                  ("manifest.json", json.dumps([{"Config": config_hex + ".json",
+                   "RepoTags": ["app:1"], "Layers": ["0123/layer.tar"]}]).encode())])
+open(out + "/classic.tar", "wb").write(classic)
+layer_hex = hashlib.sha256(layer).hexdigest()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + config_hex, "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": "sha256:" + layer_hex, "size": len(layer)}]}).encode()
+manifest_hex = hashlib.sha256(manifest).hexdigest()
+index = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": "sha256:" + manifest_hex, "size": len(manifest)}]}).encode()
+oci = tar_of([("blobs/sha256/" + layer_hex, layer), ("blobs/sha256/" + config_hex, config),
+              ("blobs/sha256/" + manifest_hex, manifest), ("index.json", index),
+              ("manifest.json", json.dumps([{"Config": "blobs/sha256/" + config_hex, "RepoTags": ["app:1"],
+               "Layers": ["blobs/sha256/" + layer_hex]}]).encode()),
+              ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')])
+open(out + "/docker25.tar", "wb").write(oci)
+PY
 # Registry answers as the distribution registry gives them: a bearer challenge, a
 # manifest, an error envelope.
 printf 'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="http://127.0.0.1:1/token",service="r"\r\nContent-Length: 0\r\n\r\n' >"$corpus/registry_response/challenge"
@@ -53,7 +85,7 @@ printf '%s' 'docker-archive:app.tar:docker.io/library/app:1.0' >"$corpus/referen
 cp src/cost/pricing.toml src/cost/profiles.toml "$corpus/pricing/"
 
 cd fuzz
-for name in $(cargo fuzz list); do
+for name in ${TARGETS:-$(cargo fuzz list)}; do
   echo "== $name for ${seconds}s"
   extra=()
   [ "$name" = gzip_level ] && extra=(-max_len=65536)
