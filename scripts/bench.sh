@@ -66,9 +66,11 @@ if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null 2>&1; then
   docker_cli=$(command -v /usr/bin/docker || command -v docker)
   "$docker_cli" --host "$ENGINE_HOST" load --input "$work/image.tar" >/dev/null
   export DOCKER_HOST=$ENGINE_HOST
+  # The floor of this path: the engine's export itself, read and thrown away.
+  measure export_floor curl -fsS --unix-socket "$engine_dir/docker.sock" -o /dev/null http://engine/images/bench/image:1.0/get
   measure ballast_daemon "$target/release/ballast" inspect docker-daemon:bench/image:1.0 --format json
-  awk -v d="$ballast_daemon" -v a="$ballast_archive" 'BEGIN{
-    printf "ratio docker-daemon:/docker-archive: on the same image: %.2f\n", d/a }'
+  awk -v d="$ballast_daemon" -v a="$ballast_archive" -v f="$export_floor" 'BEGIN{
+    printf "ratio docker-daemon:/docker-archive: on the same image: %.2f; docker-daemon: / the export alone (curl): %.2f\n", d/a, d/f }'
   if command -v dive >/dev/null 2>&1; then
     measure dive_daemon env CI=true dive --ci --source docker bench/image:1.0
     awk -v b="$ballast_daemon" -v d="$dive_daemon" 'BEGIN{ printf "ratio ballast/dive from the Docker engine: %.2f\n", b/d }'

@@ -62,6 +62,11 @@ fn engine_inspect(home: &Path, engine: &Engine, reference: &str) -> Value {
     serde_json::from_slice(&stdout).expect("JSON")
 }
 
+fn engine_inspect_without_host(home: &Path, reference: &str) -> Value {
+    let stdout = succeed(ballast(home).args(["inspect", reference, "--format", "json"]));
+    serde_json::from_slice(&stdout).expect("JSON")
+}
+
 fn load(engine: &Engine, image: &BuiltImage, repo_tag: &str) {
     let dir = tempfile::tempdir().expect("dir");
     let archive = dir.path().join("image.tar");
@@ -97,6 +102,38 @@ fn docker_daemon_reads_the_image_docker_load_stored() {
     let short = &id[..7 + 12];
     let by_short_id = engine_inspect(home.path(), docker, &format!("docker-daemon:{short}"));
     assert_eq!(content(&by_short_id), content(&from_registry));
+
+    // The same engine over tcp:// (DOCKER_HOST=tcp://HOST:PORT).
+    let tcp = docker.tcp_host.clone().expect("dockerd listens on tcp too");
+    let stdout = succeed(ballast(home.path()).env("DOCKER_HOST", &tcp).args([
+        "inspect",
+        "docker-daemon:ballast-test/go:1",
+        "--format",
+        "json",
+    ]));
+    let over_tcp: Value = serde_json::from_slice(&stdout).expect("JSON");
+    assert_eq!(content(&over_tcp), content(&from_registry));
+
+    // A docker context names the engine when DOCKER_HOST does not.
+    let config = home.path().join(".docker");
+    let meta = config
+        .join("contexts/meta")
+        .join(ballast::digest::Digest::of_bytes(b"ballast-test").hex());
+    std::fs::create_dir_all(&meta).expect("context dir");
+    std::fs::write(
+        meta.join("meta.json"),
+        serde_json::json!({"Name": "ballast-test", "Endpoints": {"docker": {"Host": docker.host}}})
+            .to_string(),
+    )
+    .expect("meta.json");
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"currentContext": "ballast-test"}"#,
+    )
+    .expect("config.json");
+    let by_context = engine_inspect_without_host(home.path(), "docker-daemon:ballast-test/go:1");
+    assert_eq!(content(&by_context), content(&from_registry));
+    std::fs::remove_file(config.join("config.json")).expect("remove");
 
     // A bare name means :latest, as the docker CLI has it.
     load(docker, &image, "ballast-test/latest-only:latest");

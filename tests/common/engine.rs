@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Engine {
     /// `unix:///…/docker.sock`, for DOCKER_HOST or CONTAINER_HOST.
     pub host: String,
+    /// dockerd also listens on `tcp://127.0.0.1:PORT` (plain HTTP, loopback only).
+    pub tcp_host: Option<String>,
     pub socket: PathBuf,
     pub dir: tempfile::TempDir,
     kind: Kind,
@@ -59,6 +61,13 @@ fn start(kind: Kind) -> Option<Engine> {
         .expect("engine dir");
     let socket = dir.path().join(format!("{name}.sock"));
     let host = format!("unix://{}", socket.display());
+    let tcp_host = (kind == Kind::Docker).then(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        format!("tcp://127.0.0.1:{port}")
+    });
     let root = dir.path();
     let mut argv: Vec<String> = match kind {
         Kind::Docker => vec![
@@ -67,6 +76,7 @@ fn start(kind: Kind) -> Option<Engine> {
             format!("--exec-root={}", root.join("exec").display()),
             format!("--pidfile={}", root.join("dockerd.pid").display()),
             format!("--host={host}"),
+            format!("--host={}", tcp_host.clone().unwrap_or_default()),
             "--iptables=false".into(),
             "--ip6tables=false".into(),
             "--bridge=none".into(),
@@ -111,6 +121,7 @@ fn start(kind: Kind) -> Option<Engine> {
     }
     Some(Engine {
         host,
+        tcp_host,
         socket,
         dir,
         kind,
