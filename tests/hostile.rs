@@ -819,6 +819,10 @@ fn a_huge_binary_is_listed_in_bounded_memory() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(peak < 64 * MB, "peak RSS {} MiB", peak / MB);
+    eprintln!(
+        "a 500 MB ELF: listed, not analysed, peak RSS {} MiB",
+        peak / MB
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let binary = &report["binaries"][0];
     assert_eq!(binary["size"], 500 * 1024 * 1024);
