@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::layer::ElfKind;
+use crate::binary::ElfKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -193,6 +193,37 @@ const CERTS_TZDATA: &[&str] = &[
     "usr/share/zoneinfo/",
     "usr/lib/ssl/",
 ];
+
+/// Directories whose programs and libraries belong to the distribution (or a
+/// toolchain), not to the service the image was built to run. One list, so that every
+/// analysis (the main binary, applications, base-image advice) draws the line at the
+/// same place. Root-relative, with the trailing slash.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "bin/",
+    "sbin/",
+    "lib/",
+    "lib32/",
+    "lib64/",
+    "libx32/",
+    "usr/bin/",
+    "usr/sbin/",
+    "usr/lib/",
+    "usr/lib32/",
+    "usr/lib64/",
+    "usr/libx32/",
+    "usr/libexec/",
+    "usr/local/lib/",
+    "usr/share/",
+    "usr/include/",
+    "etc/",
+    "var/lib/",
+];
+
+/// Whether `path` (root-relative or absolute) is under one of [`SYSTEM_DIRS`].
+pub fn is_system_path(path: &str) -> bool {
+    let path = path.trim_start_matches('/');
+    SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir))
+}
 
 pub fn classify(path: &str, elf: Option<ElfKind>) -> Category {
     if is_package_cache(path) {

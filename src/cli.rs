@@ -12,7 +12,7 @@ use crate::advice::{self, AdviceError, AdviseOptions};
 use crate::compare::{self, ImageBundle};
 use crate::cost::{self, CostError};
 use crate::gate::{self, Baseline, Budgets, GateError, Growth, Measured};
-use crate::inspect::{self, InspectError, InspectOptions, Progress};
+use crate::image::{self as inspect, InspectError, InspectOptions, Progress};
 use crate::layer::{LayerLimits, LayerScan};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::{RegistryOptions, Secret};
@@ -637,7 +637,7 @@ async fn analyse_set(
     let usage = cost::usage::load(choice.usage.as_deref())?;
     let profiles = cost::coldstart::load(choice.profiles.as_deref())?;
     let profile = profiles.select(choice.profile.as_deref())?;
-    let sizes: Vec<cost::ImageSizes> = bundles.iter().map(|b| image_sizes(&b.analysis)).collect();
+    let sizes: Vec<cost::ImageSizes> = bundles.iter().map(|b| b.analysis.sizes()).collect();
     let estimate = cost::estimate(&sizes, pricing, &usage, &profiles, profile)?;
     Ok((bundles, estimate))
 }
@@ -658,9 +658,7 @@ async fn run_report(args: ReportArgs) -> anyhow::Result<ExitStatus> {
     if args.stable {
         for advice in bundles.iter_mut().filter_map(|b| b.advice.as_mut()) {
             for suggestion in &mut advice.suggestions {
-                suggestion
-                    .evidence
-                    .retain(|line| !line.starts_with("decompression on this machine"));
+                suggestion.drop_run_dependent();
             }
         }
     }
@@ -736,29 +734,12 @@ async fn run_cost(args: CostArgs) -> anyhow::Result<ExitStatus> {
     for image in &args.images {
         let image = ImageRef::parse(image)?;
         let analysis = inspect::inspect(&image, &options, progress.clone()).await?;
-        images.push(image_sizes(&analysis));
+        images.push(analysis.sizes());
     }
     progress.finish();
     let estimate = cost::estimate(&images, pricing, &usage, &profiles, profile)?;
     write_stdout(&crate::report::render(&estimate, format))?;
     Ok(ExitStatus::Success)
-}
-
-/// The sizes the cost model needs, from an inspected image.
-pub fn image_sizes(analysis: &inspect::ImageAnalysis) -> cost::ImageSizes {
-    cost::ImageSizes {
-        reference: analysis.image.reference.clone(),
-        layers: analysis
-            .layers
-            .iter()
-            .map(|layer| cost::LayerSize {
-                digest: layer.descriptor.digest.to_string(),
-                compressed_bytes: layer.compressed_bytes,
-                uncompressed_bytes: layer.uncompressed_bytes,
-                media_type: layer.descriptor.media_type.clone(),
-            })
-            .collect(),
-    }
 }
 
 fn size_flag(flag: &str, value: &Option<String>) -> anyhow::Result<Option<u64>> {
@@ -831,31 +812,30 @@ async fn run_gate(args: GateArgs) -> anyhow::Result<ExitStatus> {
         let usage = cost::usage::load(config.as_deref())?;
         let profiles = cost::coldstart::load(config.as_deref())?;
         let profile = profiles.select(budgets.profile.as_deref())?;
-        let estimate = cost::estimate(
-            &[image_sizes(&analysis)],
-            pricing,
-            &usage,
-            &profiles,
-            profile,
-        )?;
+        let estimate = cost::estimate(&[analysis.sizes()], pricing, &usage, &profiles, profile)?;
         if let Some(image_cost) = estimate.images.first() {
             measured.cold_start_s = Some(image_cost.cold_start.total_s);
             measured.cold_start_profile = Some(profile.name.clone());
             measured.monthly_cost_usd = Some(estimate.set.total_usd_month);
         }
     }
-    let report = InspectReport::build(&analysis, 0);
-    for binary in &report.binaries {
-        match strippable_bytes(&binary.report) {
-            Some(0) => {}
-            Some(bytes) => measured
-                .unstripped
-                .push((binary.report.path.clone(), bytes)),
-            None => measured.unknown_strip.push(binary.report.path.clone()),
+    let mut binaries = analysis.visible_binaries();
+    binaries.sort_by(|a, b| {
+        b.report
+            .size
+            .cmp(&a.report.size)
+            .then_with(|| a.report.path.cmp(&b.report.path))
+    });
+    for binary in binaries {
+        let path = format!("/{}", binary.report.path);
+        match &binary.report.strip {
+            Some(strip) if strip.saved_by_strip_all == 0 => {}
+            Some(strip) => measured.unstripped.push((path, strip.saved_by_strip_all)),
+            None => measured.unknown_strip.push(path),
         }
     }
     let checks = gate::evaluate(&budgets, &measured, baseline.as_ref());
-    let verdict = GateReport::new(report.image.clone(), baseline, checks);
+    let verdict = GateReport::new(analysis.info(), baseline, checks);
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         // The summary is a courtesy; the verdict is the job. A summary that cannot be
         // written is a warning, never a different exit code.
@@ -886,15 +866,6 @@ async fn run_gate(args: GateArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::GateFailed
     })
-}
-
-/// Bytes `strip --strip-all` would remove from a binary, from its forensic record
-/// (`None` when the record has no strip prediction, e.g. a malformed file).
-fn strippable_bytes(report: &crate::binary::BinaryReport) -> Option<u64> {
-    let value = serde_json::to_value(report).ok()?;
-    let size = value["size"].as_u64()?;
-    let after = value["strip"]["size_after_strip_all"].as_u64()?;
-    Some(size.saturating_sub(after))
 }
 
 async fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {

@@ -4,15 +4,38 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::inspect::ImageAnalysis;
+use crate::binary::BinaryReport;
+use crate::image::ImageAnalysis;
 use crate::layer::EntryKind;
-use crate::report::inspect::InspectReport;
+use crate::vocabulary::vocabulary;
+
+vocabulary! {
+    /// What became of a layer between BASE and NEW.
+    pub enum LayerChangeKind {
+        Added => "added", "added";
+        Removed => "removed", "removed";
+        /// The same blob in both.
+        Shared => "shared", "shared";
+        /// The same content (diff_id) in another blob: compressed another way.
+        Recompressed => "recompressed", "recompressed";
+    }
+}
+
+vocabulary! {
+    /// What became of a visible file between BASE and NEW.
+    pub enum FileChangeKind {
+        Added => "added", "added";
+        Removed => "removed", "removed";
+        Grown => "grown", "grown";
+        Shrunk => "shrunk", "shrunk";
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerChange {
     /// `added`, `removed`, `shared` (the same blob) or `recompressed` (the same
     /// content, by diff_id, in another blob: compressed another way).
-    pub change: &'static str,
+    pub change: LayerChangeKind,
     pub digest: String,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
@@ -46,7 +69,7 @@ pub struct Recompressed {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileChange {
     /// `added`, `removed`, `grown` or `shrunk`.
-    pub change: &'static str,
+    pub change: FileChangeKind,
     pub path: String,
     pub before: u64,
     pub after: u64,
@@ -101,8 +124,8 @@ pub struct ImageDiff {
 }
 
 pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
-    let created_base = base.image.config.created_by_per_layer(base.layers.len());
-    let created_new = new.image.config.created_by_per_layer(new.layers.len());
+    let created_base = base.created_by();
+    let created_new = new.created_by();
     let base_digests: BTreeMap<String, usize> = base
         .layers
         .iter()
@@ -136,11 +159,11 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
         let same_blob = base_digests.get(&digest).copied();
         let same_content = base_contents.get(&layer.diff_id.to_string()).copied();
         let (change, base_index, recompressed) = match (same_blob, same_content) {
-            (Some(base_index), _) => ("shared", Some(base_index), None),
+            (Some(base_index), _) => (LayerChangeKind::Shared, Some(base_index), None),
             (None, Some(base_index)) => {
                 let before = &base.layers[base_index];
                 (
-                    "recompressed",
+                    LayerChangeKind::Recompressed,
                     Some(base_index),
                     Some(Recompressed {
                         base_digest: before.descriptor.digest.to_string(),
@@ -150,7 +173,7 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
                     }),
                 )
             }
-            (None, None) => ("added", None, None),
+            (None, None) => (LayerChangeKind::Added, None, None),
         };
         layers.push(LayerChange {
             change,
@@ -169,7 +192,7 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
             && !new_contents.contains_key(&layer.diff_id.to_string())
         {
             layers.push(LayerChange {
-                change: "removed",
+                change: LayerChangeKind::Removed,
                 digest,
                 compressed_bytes: layer.compressed_bytes,
                 uncompressed_bytes: layer.uncompressed_bytes,
@@ -197,10 +220,10 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
     for path in paths {
         let (before, after) = (before_files.get(path), after_files.get(path));
         let change = match (before, after) {
-            (None, Some(_)) => "added",
-            (Some(_), None) => "removed",
-            (Some(b), Some(a)) if a > b => "grown",
-            (Some(b), Some(a)) if a < b => "shrunk",
+            (None, Some(_)) => FileChangeKind::Added,
+            (Some(_), None) => FileChangeKind::Removed,
+            (Some(b), Some(a)) if a > b => FileChangeKind::Grown,
+            (Some(b), Some(a)) if a < b => FileChangeKind::Shrunk,
             _ => continue,
         };
         let (before, after) = (before.copied().unwrap_or(0), after.copied().unwrap_or(0));
@@ -219,13 +242,6 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
             .then_with(|| a.path.cmp(&b.path))
     });
 
-    let binaries_of = |analysis: &ImageAnalysis| -> BTreeMap<String, serde_json::Value> {
-        InspectReport::build(analysis, 0)
-            .binaries
-            .into_iter()
-            .filter_map(|b| Some((b.report.path.clone(), serde_json::to_value(&b.report).ok()?)))
-            .collect()
-    };
     let before_binaries = binaries_of(base);
     let after_binaries = binaries_of(new);
     let mut binaries = Vec::new();
@@ -234,15 +250,14 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
             continue;
         };
         let changes = binary_changes(before, after);
-        let size = |v: &serde_json::Value| v["size"].as_u64().unwrap_or(0);
-        if changes.is_empty() && size(before) == size(after) {
+        if changes.is_empty() && before.size == after.size {
             continue;
         }
         binaries.push(BinaryChange {
             path: path.clone(),
-            before: size(before),
-            after: size(after),
-            delta: size(after) as i64 - size(before) as i64,
+            before: before.size,
+            after: after.size,
+            delta: after.size as i64 - before.size as i64,
             changes,
         });
     }
@@ -266,46 +281,50 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
     }
 }
 
+/// The visible binaries by absolute path.
+fn binaries_of(analysis: &ImageAnalysis) -> BTreeMap<String, &BinaryReport> {
+    analysis
+        .visible_binaries()
+        .into_iter()
+        .map(|b| (format!("/{}", b.report.path), b.report))
+        .collect()
+}
+
 /// A binary's make-up, compared field by field on its forensic record.
-fn binary_changes(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+fn binary_changes(before: &BinaryReport, after: &BinaryReport) -> Vec<String> {
     let mut changes = Vec::new();
-    let flag = |v: &serde_json::Value, key: &str| v[key].as_bool();
-    match (
-        flag(before, "has_debug_info"),
-        flag(after, "has_debug_info"),
-    ) {
-        (Some(false), Some(true)) => changes.push("debug info came back".to_string()),
-        (Some(true), Some(false)) => changes.push("debug info removed".to_string()),
+    match (before.has_debug_info, after.has_debug_info) {
+        (false, true) => changes.push("debug info came back".to_string()),
+        (true, false) => changes.push("debug info removed".to_string()),
         _ => {}
     }
-    match (
-        flag(before, "has_symbol_table"),
-        flag(after, "has_symbol_table"),
-    ) {
-        (Some(false), Some(true)) => changes.push("symbol table came back".to_string()),
-        (Some(true), Some(false)) => changes.push("symbol table removed".to_string()),
+    match (before.has_symbol_table, after.has_symbol_table) {
+        (false, true) => changes.push("symbol table came back".to_string()),
+        (true, false) => changes.push("symbol table removed".to_string()),
         _ => {}
     }
-    for (key, label) in [
-        ("linkage", "linkage"),
-        ("language", "language"),
-        ("interpreter", "interpreter"),
-    ] {
-        if before[key] != after[key] {
-            let show =
-                |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            changes.push(format!(
-                "{label}: {} → {}",
-                show(&before[key]),
-                show(&after[key])
-            ));
-        }
+    if before.linkage != after.linkage {
+        changes.push(format!("linkage: {} → {}", before.linkage, after.linkage));
     }
-    let version = |v: &serde_json::Value| {
-        v["go"]["version"]
-            .as_str()
-            .or_else(|| v["rust"]["rustc_version"].as_str())
-            .map(str::to_string)
+    if before.language != after.language {
+        changes.push(format!(
+            "language: {} → {}",
+            before.language, after.language
+        ));
+    }
+    if before.interpreter != after.interpreter {
+        // `null` is what the JSON record shows for a program without one.
+        let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "null".into());
+        changes.push(format!(
+            "interpreter: {} → {}",
+            show(&before.interpreter),
+            show(&after.interpreter)
+        ));
+    }
+    let version = |r: &BinaryReport| {
+        r.go.as_ref()
+            .map(|g| g.version.clone())
+            .or_else(|| r.rust.as_ref().and_then(|r| r.rustc_version.clone()))
     };
     if version(before) != version(after) {
         changes.push(format!(
@@ -314,21 +333,20 @@ fn binary_changes(before: &serde_json::Value, after: &serde_json::Value) -> Vec<
             version(after).unwrap_or_else(|| "?".into())
         ));
     }
-    if let (Some(b), Some(a)) = (
-        before["anatomy"]["groups"].as_array(),
-        after["anatomy"]["groups"].as_array(),
-    ) {
-        let sizes = |groups: &Vec<serde_json::Value>| -> BTreeMap<String, u64> {
-            groups
+    if let (Some(b), Some(a)) = (&before.anatomy, &after.anatomy) {
+        // By the part's key, as the JSON names it.
+        let sizes = |anatomy: &crate::binary::Anatomy| -> BTreeMap<&'static str, u64> {
+            anatomy
+                .groups
                 .iter()
-                .filter_map(|g| Some((g["group"].as_str()?.to_string(), g["bytes"].as_u64()?)))
+                .map(|g| (g.group.key(), g.bytes))
                 .collect()
         };
         let (b, a) = (sizes(b), sizes(a));
-        let groups: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        let groups: BTreeSet<&&str> = a.keys().chain(b.keys()).collect();
         for group in groups {
-            let before_bytes = b.get(group).copied().unwrap_or(0);
-            let after_bytes = a.get(group).copied().unwrap_or(0);
+            let before_bytes = b.get(*group).copied().unwrap_or(0);
+            let after_bytes = a.get(*group).copied().unwrap_or(0);
             let delta = after_bytes as i64 - before_bytes as i64;
             if delta.unsigned_abs() >= 4096 {
                 changes.push(format!("{group} {}", crate::size::human_delta(delta)));

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
+use crate::binary::ElfKind;
 use crate::category::{self, Category};
-use crate::layer::{ElfKind, EntryKind, LayerScan};
+use crate::layer::{EntryKind, LayerScan};
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -82,6 +83,60 @@ impl FsAnalysis {
             slot.1 += 1;
         }
         totals
+    }
+
+    /// Where `path` (absolute, or relative to the root) leads inside the container:
+    /// every component resolved against the merged filesystem, following symbolic
+    /// links (relative to their directory, absolute from the root) and hard links, as
+    /// the kernel would. The path need not exist; `None` on a loop. This is the one
+    /// resolver every analysis asks "does this path exist, and what is it?".
+    pub fn resolve(&self, path: &str) -> Option<String> {
+        // Linux gives up after 40 links (ELOOP); so do we.
+        let mut budget = 40;
+        let mut pending: Vec<&str> = components(path).rev().collect();
+        let mut resolved: Vec<&str> = Vec::new();
+        while let Some(part) = pending.pop() {
+            match part {
+                "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            resolved.push(part);
+            let Some(node) = self.merged.get(&resolved.join("/")) else {
+                continue;
+            };
+            let Some(target) = node.link_target.as_deref() else {
+                continue;
+            };
+            match node.kind {
+                EntryKind::Symlink => {
+                    resolved.pop();
+                    if target.starts_with('/') {
+                        resolved.clear();
+                    }
+                }
+                // Hard link targets are paths from the root of the layer.
+                EntryKind::Hardlink => resolved.clear(),
+                _ => continue,
+            }
+            budget -= 1;
+            if budget == 0 {
+                return None;
+            }
+            pending.extend(components(target).rev());
+        }
+        Some(resolved.join("/"))
+    }
+
+    /// The node `path` leads to (see [`FsAnalysis::resolve`]) and its resolved path,
+    /// when there is one.
+    pub fn lookup(&self, path: &str) -> Option<(String, &Node)> {
+        let resolved = self.resolve(path)?;
+        let node = self.merged.get(&resolved)?;
+        Some((resolved, node))
     }
 
     pub fn package_cache_bytes(&self) -> u64 {
@@ -318,6 +373,10 @@ pub fn resolve_link(link: &str, target: &str) -> String {
     }
 }
 
+fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|part| !part.is_empty())
+}
+
 /// A path's bytes with `/` ordered before every other byte.
 fn slash_first(path: &str) -> impl Iterator<Item = u8> + '_ {
     path.bytes().map(|b| if b == b'/' { 0 } else { b })
@@ -448,6 +507,49 @@ mod tests {
         // d has a descendant: a directory node; the deep file and the sibling count.
         assert_eq!(result.dive.efficiency, 1.0);
         assert_eq!(result.visible_bytes(), 10);
+    }
+
+    fn node(kind: EntryKind, target: Option<&str>) -> Node {
+        Node {
+            kind,
+            size: 10,
+            layer: 0,
+            elf: None,
+            link_target: target.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn resolves_symlinked_directories_files_and_hard_links() {
+        let mut fs = FsAnalysis::default();
+        let mut add = |path: &str, node| {
+            fs.merged.insert(path.to_string(), node);
+        };
+        add("bin", node(EntryKind::Symlink, Some("usr/bin")));
+        add("usr", node(EntryKind::Dir, None));
+        add("usr/bin", node(EntryKind::Dir, None));
+        add(
+            "usr/bin/app",
+            node(EntryKind::Symlink, Some("../../opt/app/server")),
+        );
+        add("opt/app/server", node(EntryKind::File, None));
+        add("opt/abs", node(EntryKind::Symlink, Some("/opt/app/server")));
+        add(
+            "opt/hard",
+            node(EntryKind::Hardlink, Some("opt/app/server")),
+        );
+        add("loop", node(EntryKind::Symlink, Some("loop")));
+        add("dangling", node(EntryKind::Symlink, Some("nowhere")));
+        assert_eq!(fs.resolve("/bin/app").as_deref(), Some("opt/app/server"));
+        assert_eq!(fs.resolve("opt/abs").as_deref(), Some("opt/app/server"));
+        assert_eq!(fs.resolve("/opt/hard").as_deref(), Some("opt/app/server"));
+        assert_eq!(fs.resolve("/loop"), None);
+        assert_eq!(fs.resolve("/dangling").as_deref(), Some("nowhere"));
+        assert!(fs.lookup("/dangling").is_none());
+        assert_eq!(
+            fs.lookup("/bin/../bin/app").map(|(path, n)| (path, n.kind)),
+            Some(("opt/app/server".to_string(), EntryKind::File))
+        );
     }
 
     #[test]

@@ -253,11 +253,11 @@ pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
     let report: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| baseline_error(format!("not JSON: {e}")))?;
     match report["schema_version"].as_u64() {
-        Some(version) if version == u64::from(crate::report::SCHEMA_VERSION) => {}
+        Some(version) if version == u64::from(crate::image::SCHEMA_VERSION) => {}
         Some(version) => {
             return Err(baseline_error(format!(
                 "schema_version {version}; this ballast reads {}",
-                crate::report::SCHEMA_VERSION
+                crate::image::SCHEMA_VERSION
             )))
         }
         None => {

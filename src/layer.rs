@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 
-use crate::binary::{self, BinaryReport};
+use crate::binary::{self, BinaryReport, ElfKind};
 use crate::digest::{Digest, HashingReader};
 use crate::source::LayerDescriptor;
 
@@ -164,14 +164,6 @@ pub struct Entry {
     pub link_target: Option<String>,
     /// Set for ELF files (executables, shared libraries, objects).
     pub elf: Option<ElfKind>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ElfKind {
-    Executable,
-    SharedLibrary,
-    Object,
 }
 
 #[derive(Debug, Clone)]

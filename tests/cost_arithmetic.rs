@@ -78,7 +78,7 @@ fn layer(digest: &str, compressed: u64, uncompressed: u64, media_type: &str) -> 
         digest: format!("sha256:{digest}"),
         compressed_bytes: compressed,
         uncompressed_bytes: uncompressed,
-        media_type: media_type.to_string(),
+        compression: ballast::layer::compression_of(media_type).expect("a layer media type"),
     }
 }
 
@@ -537,7 +537,7 @@ fn one_file_holds_pricing_usage_and_profiles() {
 fn json_keeps_the_stable_fields() {
     let result = run(&two_images(), &test_pricing(), &simple_usage());
     let json: serde_json::Value = serde_json::from_str(&result.to_json()).unwrap();
-    assert_eq!(json["schema_version"], ballast::report::SCHEMA_VERSION);
+    assert_eq!(json["schema_version"], ballast::image::SCHEMA_VERSION);
     assert_eq!(json["pricing"]["id"], "test");
     assert_eq!(json["pricing"]["source"], "https://example.test/prices");
     assert_eq!(json["pricing"]["effective"], "2026-01-01");

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use ballast::advice::{self, AdviseOptions};
 use ballast::build::samples::{self, GoBuild, RustBuild, Samples};
 use ballast::build::{self, BuiltImage, ImageSpec, Item, LayerSpec};
-use ballast::compare::{self, Comparison, FoundBy, ImageBundle};
+use ballast::compare::{self, Comparison, ImageBundle};
 use ballast::cost::{self, CostEstimate};
-use ballast::inspect::{self, InspectOptions, NoProgress};
+use ballast::image::FoundBy;
+use ballast::image::{self as inspect, InspectOptions, NoProgress};
 use ballast::reference::ImageRef;
 use ballast::report::document;
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
@@ -60,10 +61,7 @@ fn estimate(bundles: &[ImageBundle]) -> CostEstimate {
     let usage = cost::usage::load(None).expect("usage");
     let profiles = cost::coldstart::load(None).expect("profiles");
     let profile = profiles.select(None).expect("default profile");
-    let sizes: Vec<_> = bundles
-        .iter()
-        .map(|b| ballast::cli::image_sizes(&b.analysis))
-        .collect();
+    let sizes: Vec<_> = bundles.iter().map(|b| b.analysis.sizes()).collect();
     cost::estimate(&sizes, pricing, &usage, &profiles, profile).expect("estimate")
 }
 

@@ -8,11 +8,12 @@ use object::elf;
 use serde::Serialize;
 
 use super::elf::Section;
+use super::kinds::AnatomyPart;
 use super::strip::is_debug_section_name;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AnatomyGroup {
-    pub group: &'static str,
+    pub group: AnatomyPart,
     pub bytes: u64,
 }
 
@@ -25,38 +26,24 @@ pub struct Anatomy {
     pub dwarf_compressed: bool,
 }
 
-/// Every group, in the order reports list them.
-pub const GROUPS: [&str; 10] = [
-    "code",
-    "rodata",
-    "data",
-    "gopclntab",
-    "symbols",
-    "dwarf",
-    "unwind",
-    "dynamic_linking",
-    "other",
-    "headers_and_padding",
-];
-
-fn group_of(section: &Section<'_>) -> &'static str {
+fn group_of(section: &Section<'_>) -> AnatomyPart {
     let name = section.name.as_str();
     let t = section.sh_type;
     if !section.is_alloc() && is_debug_section_name(name.as_bytes()) {
-        return "dwarf";
+        return AnatomyPart::Dwarf;
     }
     if name == ".gopclntab" {
-        return "gopclntab";
+        return AnatomyPart::Gopclntab;
     }
     if t == elf::SHT_SYMTAB.0
         || t == elf::SHT_SYMTAB_SHNDX.0
         || name == ".strtab"
         || name == ".gosymtab"
     {
-        return "symbols";
+        return AnatomyPart::Symbols;
     }
     if name.starts_with(".eh_frame") || name == ".gcc_except_table" || name.starts_with(".ARM.ex") {
-        return "unwind";
+        return AnatomyPart::Unwind;
     }
     let dynamic_types = [
         elf::SHT_DYNSYM.0,
@@ -71,18 +58,18 @@ fn group_of(section: &Section<'_>) -> &'static str {
         elf::SHT_DYNAMIC.0,
     ];
     if dynamic_types.contains(&t) || name == ".dynstr" || name == ".interp" {
-        return "dynamic_linking";
+        return AnatomyPart::DynamicLinking;
     }
     if t == elf::SHT_NOTE.0 || !section.is_alloc() {
-        return "other";
+        return AnatomyPart::Other;
     }
     if section.is_exec() {
-        return "code";
+        return AnatomyPart::Code;
     }
     if section.is_write() {
-        return "data";
+        return AnatomyPart::Data;
     }
-    "rodata"
+    AnatomyPart::Rodata
 }
 
 pub(crate) fn anatomy(sections: &[Section<'_>], file_size: u64) -> Anatomy {
@@ -92,12 +79,13 @@ pub(crate) fn anatomy(sections: &[Section<'_>], file_size: u64) -> Anatomy {
         .filter_map(|s| {
             let start = s.offset.min(file_size);
             let end = s.offset.saturating_add(s.size).min(file_size);
-            let group = GROUPS.iter().position(|g| *g == group_of(s))?;
+            let group = group_of(s) as usize;
             (end > start).then_some((start, end, group))
         })
         .collect();
     ranges.sort_unstable();
-    let mut totals = [0u64; GROUPS.len()];
+    let parts = AnatomyPart::ALL;
+    let mut totals = vec![0u64; parts.len()];
     let mut covered = 0u64;
     for (start, end, group) in ranges {
         let start = start.max(covered);
@@ -106,19 +94,23 @@ pub(crate) fn anatomy(sections: &[Section<'_>], file_size: u64) -> Anatomy {
             covered = end;
         }
     }
+    // Whatever no section covers is headers and padding (the last part).
     let counted: u64 = totals.iter().sum();
-    totals[GROUPS.len() - 1] = file_size - counted;
+    totals[AnatomyPart::HeadersAndPadding as usize] = file_size - counted;
     let dwarf_compressed = sections.iter().any(|s| {
         !s.is_alloc()
             && (s.name.starts_with(".zdebug")
                 || (s.name.starts_with(".debug") && s.is_compressed()))
     });
     Anatomy {
-        groups: GROUPS
+        groups: parts
             .iter()
             .zip(totals)
-            .filter(|(g, bytes)| *bytes > 0 || **g == "headers_and_padding")
-            .map(|(group, bytes)| AnatomyGroup { group, bytes })
+            .filter(|(g, bytes)| *bytes > 0 || **g == AnatomyPart::HeadersAndPadding)
+            .map(|(group, bytes)| AnatomyGroup {
+                group: *group,
+                bytes,
+            })
             .collect(),
         dwarf_compressed,
     }
@@ -159,9 +151,9 @@ mod tests {
                 .find(|g| g.group == name)
                 .map(|g| g.bytes)
         };
-        assert_eq!(get("code"), Some(100));
-        assert_eq!(get("rodata"), Some(36));
-        assert_eq!(get("dwarf"), Some(200));
-        assert_eq!(get("headers_and_padding"), Some(64));
+        assert_eq!(get(AnatomyPart::Code), Some(100));
+        assert_eq!(get(AnatomyPart::Rodata), Some(36));
+        assert_eq!(get(AnatomyPart::Dwarf), Some(200));
+        assert_eq!(get(AnatomyPart::HeadersAndPadding), Some(64));
     }
 }

@@ -647,24 +647,6 @@ fn read_segment_notes<'a, Elf: FileHeader<Endian = Endianness>>(
     }
 }
 
-pub(crate) fn machine_name(machine: u16) -> String {
-    let name = match object::elf::Machine(machine) {
-        elf::EM_X86_64 => "x86_64",
-        elf::EM_386 => "i386",
-        elf::EM_AARCH64 => "aarch64",
-        elf::EM_ARM => "arm",
-        elf::EM_RISCV => "riscv",
-        elf::EM_PPC64 => "ppc64",
-        elf::EM_PPC => "ppc",
-        elf::EM_S390 => "s390",
-        elf::EM_MIPS => "mips",
-        elf::EM_LOONGARCH => "loongarch",
-        elf::EM_SPARCV9 => "sparcv9",
-        _ => return format!("unknown({machine})"),
-    };
-    name.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,15 +11,15 @@ mod anatomy;
 pub mod budget;
 mod elf;
 mod go;
+mod kinds;
 mod rust;
 mod strip;
 
 use serde::Serialize;
 
-use crate::layer::ElfKind;
-
-pub use anatomy::{Anatomy, AnatomyGroup, GROUPS as ANATOMY_GROUPS};
+pub use anatomy::{Anatomy, AnatomyGroup};
 pub use go::{GoInfo, GoModule, GoSettings};
+pub use kinds::{AnatomyPart, ElfClass, ElfKind, ElfType, Endian, Language, Linkage, Machine};
 pub use rust::{RustCrate, RustInfo};
 pub use strip::{stripped, StripPrediction};
 
@@ -29,21 +29,21 @@ pub struct BinaryReport {
     pub path: String,
     pub size: u64,
     /// `elf32` or `elf64`.
-    pub class: Option<String>,
+    pub class: Option<ElfClass>,
     /// `little` or `big`.
-    pub endian: Option<String>,
+    pub endian: Option<Endian>,
     /// `x86_64`, `aarch64`, … (`unknown(N)` for others).
-    pub machine: Option<String>,
+    pub machine: Option<Machine>,
     /// `exec`, `pie`, `shared`, `relocatable`, `core` or `unknown`.
-    pub elf_type: String,
+    pub elf_type: ElfType,
     /// GNU build-id, hex.
     pub build_id: Option<String>,
     /// `go`, `rust`, `c/c++` or `unknown`.
-    pub language: String,
+    pub language: Language,
     /// What the language verdict rests on, strongest first.
     pub language_evidence: Vec<String>,
     /// `static`, `static-pie`, `dynamic` or `unknown`.
-    pub linkage: String,
+    pub linkage: Linkage,
     pub interpreter: Option<String>,
     pub needed: Vec<String>,
     pub soname: Option<String>,
@@ -67,11 +67,7 @@ pub struct BinaryReport {
 impl BinaryReport {
     /// An executable outside the system directories: what the image was built to run.
     pub fn is_application(&self) -> bool {
-        let path = self.path.trim_start_matches('/');
-        (self.elf_type == "exec" || self.elf_type == "pie")
-            && !["bin/", "sbin/", "usr/bin/", "usr/sbin/", "lib", "usr/lib"]
-                .iter()
-                .any(|d| path.starts_with(d))
+        self.elf_type.is_executable() && !crate::category::is_system_path(&self.path)
     }
 
     fn empty(path: &str, size: u64) -> Self {
@@ -81,11 +77,11 @@ impl BinaryReport {
             class: None,
             endian: None,
             machine: None,
-            elf_type: "unknown".into(),
+            elf_type: ElfType::Unknown,
             build_id: None,
-            language: "unknown".into(),
+            language: Language::Unknown,
             language_evidence: Vec::new(),
-            linkage: "unknown".into(),
+            linkage: Linkage::Unknown,
             interpreter: None,
             needed: Vec::new(),
             soname: None,
@@ -143,12 +139,20 @@ pub fn analyze(path: &str, bytes: &[u8]) -> BinaryReport {
     };
     let mut problems = parsed.problems.clone();
     let mut problem_count = parsed.problem_count;
-    report.class = Some(if parsed.is_64 { "elf64" } else { "elf32" }.into());
-    report.endian = Some(if parsed.big_endian { "big" } else { "little" }.into());
-    report.machine = Some(elf::machine_name(parsed.machine));
-    report.elf_type = elf_type(&parsed).into();
+    report.class = Some(if parsed.is_64 {
+        ElfClass::Elf64
+    } else {
+        ElfClass::Elf32
+    });
+    report.endian = Some(if parsed.big_endian {
+        Endian::Big
+    } else {
+        Endian::Little
+    });
+    report.machine = Some(Machine::from_e_machine(parsed.machine));
+    report.elf_type = elf_type(&parsed);
     report.build_id = parsed.build_id.clone();
-    report.linkage = linkage(&parsed).into();
+    report.linkage = linkage(&parsed);
     report.interpreter = parsed.interpreter.clone();
     report.needed = parsed.needed.clone();
     report.soname = parsed.soname.clone();
@@ -218,15 +222,14 @@ pub fn analyze(path: &str, bytes: &[u8]) -> BinaryReport {
     let is_c = c_compiler.is_some();
 
     report.language = if is_go {
-        "go"
+        Language::Go
     } else if is_rust {
-        "rust"
+        Language::Rust
     } else if is_c {
-        "c/c++"
+        Language::C
     } else {
-        "unknown"
-    }
-    .into();
+        Language::Unknown
+    };
     report.language_evidence = evidence;
     report.go = go;
     if is_rust && !is_go {
@@ -265,41 +268,41 @@ pub fn analyze(path: &str, bytes: &[u8]) -> BinaryReport {
     report
 }
 
-fn elf_type(parsed: &elf::Parsed<'_>) -> &'static str {
+fn elf_type(parsed: &elf::Parsed<'_>) -> ElfType {
     use object::elf::{DF_1_PIE, ET_CORE, ET_DYN, ET_EXEC, ET_REL};
     match object::elf::FileType(parsed.e_type) {
-        ET_EXEC => "exec",
-        ET_REL => "relocatable",
-        ET_CORE => "core",
+        ET_EXEC => ElfType::Exec,
+        ET_REL => ElfType::Relocatable,
+        ET_CORE => ElfType::Core,
         ET_DYN => {
             if parsed.flags_1 & DF_1_PIE.0 != 0 {
-                "pie"
+                ElfType::Pie
             } else if parsed.soname.is_some() {
                 // libc.so.6 has a PT_INTERP too (it can be run), yet it is a library.
-                "shared"
+                ElfType::Shared
             } else if parsed.interpreter.is_some() {
-                "pie"
+                ElfType::Pie
             } else {
-                "shared"
+                ElfType::Shared
             }
         }
-        _ => "unknown",
+        _ => ElfType::Unknown,
     }
 }
 
-fn linkage(parsed: &elf::Parsed<'_>) -> &'static str {
+fn linkage(parsed: &elf::Parsed<'_>) -> Linkage {
     match elf_type(parsed) {
-        "exec" | "pie" => {
+        kind @ (ElfType::Exec | ElfType::Pie) => {
             if parsed.interpreter.is_some() || !parsed.needed.is_empty() {
-                "dynamic"
-            } else if parsed.has_dynamic && elf_type(parsed) == "pie" {
-                "static-pie"
+                Linkage::Dynamic
+            } else if parsed.has_dynamic && kind == ElfType::Pie {
+                Linkage::StaticPie
             } else {
-                "static"
+                Linkage::Static
             }
         }
-        "shared" => "dynamic",
-        _ => "unknown",
+        ElfType::Shared => Linkage::Dynamic,
+        _ => Linkage::Unknown,
     }
 }
 
@@ -328,7 +331,7 @@ pub fn resolve_needed(
         Some((dir, _)) => dir.to_string(),
         None => String::new(),
     };
-    let lib = if report.class.as_deref() == Some("elf64") {
+    let lib = if report.class == Some(ElfClass::Elf64) {
         "lib64"
     } else {
         "lib"
@@ -346,17 +349,7 @@ pub fn resolve_needed(
         dirs.extend(report.rpath.iter().map(|d| expand(d)));
     }
     dirs.extend(report.runpath.iter().map(|d| expand(d)));
-    let triplet = match report.machine.as_deref() {
-        Some("x86_64") => Some("x86_64-linux-gnu"),
-        Some("aarch64") => Some("aarch64-linux-gnu"),
-        Some("i386") => Some("i386-linux-gnu"),
-        Some("arm") => Some("arm-linux-gnueabihf"),
-        Some("riscv") => Some("riscv64-linux-gnu"),
-        Some("ppc64") => Some("powerpc64le-linux-gnu"),
-        Some("s390") => Some("s390x-linux-gnu"),
-        _ => None,
-    };
-    if let Some(triplet) = triplet {
+    if let Some(triplet) = report.machine.and_then(Machine::debian_triplet) {
         dirs.push(format!("lib/{triplet}"));
         dirs.push(format!("usr/lib/{triplet}"));
     }
@@ -412,8 +405,8 @@ mod tests {
     #[test]
     fn resolves_with_runpath_origin_and_defaults() {
         let mut report = BinaryReport::empty("opt/app/bin/server", 0);
-        report.class = Some("elf64".into());
-        report.machine = Some("x86_64".into());
+        report.class = Some(ElfClass::Elf64);
+        report.machine = Some(Machine::X86_64);
         report.needed = vec![
             "libfoo.so".into(),
             "libc.so.6".into(),

@@ -198,7 +198,7 @@ const MAX_TIMED_LAYER_BYTES: u64 = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum CalibrateError {
     #[error(transparent)]
-    Inspect(#[from] crate::inspect::InspectError),
+    Inspect(#[from] crate::image::InspectError),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
@@ -217,7 +217,7 @@ pub enum CalibrateError {
 /// zstd and plain tar (the layers held in memory and run through the layer pipeline).
 pub async fn measure(
     image: &crate::reference::ImageRef,
-    options: &crate::inspect::InspectOptions,
+    options: &crate::image::InspectOptions,
 ) -> Result<Measurements, CalibrateError> {
     use std::time::Instant;
 

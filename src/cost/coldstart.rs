@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use toml::Spanned;
 
 use super::{line_of, read_text, round_to, toml_error, CostError, LayerSize};
-use crate::layer::{compression_of, Compression};
+use crate::layer::Compression;
 
 pub const BUILTIN_PROFILES: &str = include_str!("profiles.toml");
 pub const BUILTIN_ORIGIN: &str = "built-in profiles.toml";
@@ -366,9 +366,6 @@ pub struct ColdStart {
     pub largest_fetched_layer_bytes: u64,
     /// Which term of the download max() won: `bandwidth`, `largest layer` or `none`.
     pub download_bound: &'static str,
-    /// Layer media types the model did not recognise (unpacked at the gzip rate).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unknown_media_types: Vec<String>,
 }
 
 /// Cold start of an image's layers on `profile`. With `as_zstd`, gzip layers are
@@ -393,21 +390,14 @@ pub fn cold_start(layers: &[LayerSize], profile: &Profile, as_zstd: bool) -> Col
     }
     let mut unpack_s = 0.0;
     let mut uncompressed = 0u64;
-    let mut unknown = Vec::new();
     for layer in fetched {
-        let compression = compression_of(&layer.media_type).unwrap_or_else(|| {
-            unknown.push(layer.media_type.clone());
-            Compression::Gzip
-        });
-        let compression = match compression {
+        let compression = match layer.compression {
             Compression::Gzip if as_zstd => Compression::Zstd,
             other => other,
         };
         unpack_s += layer.uncompressed_bytes as f64 / profile.unpack_rate(compression);
         uncompressed += layer.uncompressed_bytes;
     }
-    unknown.sort();
-    unknown.dedup();
 
     let rtt_s = (4.0 + 2.0 * distinct as f64) * profile.rtt_s.value;
     let conn = profile.connection_bandwidth_bytes_per_s.value;
@@ -451,7 +441,6 @@ pub fn cold_start(layers: &[LayerSize], profile: &Profile, as_zstd: bool) -> Col
         fetched_uncompressed_bytes: uncompressed,
         largest_fetched_layer_bytes: largest,
         download_bound,
-        unknown_media_types: unknown,
     }
 }
 
@@ -460,14 +449,12 @@ pub fn cold_start(layers: &[LayerSize], profile: &Profile, as_zstd: bool) -> Col
 mod tests {
     use super::*;
 
-    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
     fn layer(digest: &str, compressed: u64, uncompressed: u64) -> LayerSize {
         LayerSize {
             digest: digest.into(),
             compressed_bytes: compressed,
             uncompressed_bytes: uncompressed,
-            media_type: GZIP.into(),
+            compression: Compression::Gzip,
         }
     }
 

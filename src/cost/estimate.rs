@@ -278,10 +278,10 @@ pub fn estimate(
         total_usd_month: round_to(storage_usd + transfer_usd + fixed, 6),
     };
 
-    let warnings = warnings(images, pricing, usage, pulls, &image_costs);
+    let warnings = warnings(images, pricing, usage, pulls);
     let notes = notes(pricing, usage, profile, pulls, versions);
     Ok(CostEstimate {
-        schema_version: crate::report::SCHEMA_VERSION,
+        schema_version: crate::image::SCHEMA_VERSION,
         pricing: PricingRef {
             id: pricing.id.clone(),
             name: pricing.name.clone(),
@@ -345,7 +345,6 @@ fn warnings(
     pricing: &PricingEntry,
     usage: &Usage,
     pulls: f64,
-    costs: &[ImageCost],
 ) -> Vec<String> {
     let mut out = Vec::new();
     // Docker Hub counts a pull per manifest request, even when the node has the layers.
@@ -368,15 +367,6 @@ fn warnings(
             out.push(format!(
                 "{}: {per_hour:.1} pulls/hour on average exceeds the {} plan's {} per {}",
                 pricing.id, limit.plan, limit.pulls_per_hour, limit.per
-            ));
-        }
-    }
-    for cost in costs {
-        if !cost.cold_start.unknown_media_types.is_empty() {
-            out.push(format!(
-                "{}: unrecognised layer media type(s) {} unpacked at the gzip rate",
-                cost.reference,
-                cost.cold_start.unknown_media_types.join(", ")
             ));
         }
     }

@@ -51,8 +51,8 @@ pub struct LayerSize {
     pub digest: String,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
-    /// Decides the unpack rate (gzip, zstd or plain tar).
-    pub media_type: String,
+    /// Decides the unpack rate (gzip, zstd or plain tar), as the layer scan found it.
+    pub compression: crate::layer::Compression,
 }
 
 #[derive(Debug, thiserror::Error)]

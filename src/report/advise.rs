@@ -4,11 +4,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::inspect::ImageInfo;
 use super::markdown::{code, fence_for, text};
-use super::{new_table, MarkdownTable, SCHEMA_VERSION};
+use super::{new_table, MarkdownTable};
 use crate::advice::{Advice, Mention, Projection, Suggestion};
-use crate::inspect::ImageAnalysis;
+use crate::image::ImageAnalysis;
+use crate::image::ImageInfo;
+use crate::image::SCHEMA_VERSION;
 use crate::size::human;
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +44,7 @@ pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
         table.row(vec![
             (index + 1).to_string(),
             text(&s.title),
-            code(&s.id),
+            code(s.id.key()),
             human(s.saved_compressed_bytes),
             human(s.saved_bytes),
             s.confidence.as_str().to_string(),
@@ -79,7 +80,7 @@ pub fn not_ranked_markdown(mentions: &[Mention], heading: &str) -> String {
             "{heading} Not ranked: {} ({})
 ",
             text(&m.title),
-            code(&m.id)
+            code(m.id.key())
         );
         let _ = writeln!(
             out,
@@ -111,7 +112,7 @@ impl AdviseReport {
     pub fn build(analysis: &ImageAnalysis, advice: Advice) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
-            image: ImageInfo::of(analysis),
+            image: analysis.info(),
             current: Current {
                 compressed_bytes: analysis.compressed_bytes(),
                 uncompressed_bytes: analysis.uncompressed_bytes(),
@@ -252,7 +253,7 @@ impl AdviseReport {
                 "### {}. {} ({})\n",
                 index + 1,
                 text(&s.title),
-                code(&s.id)
+                code(s.id.key())
             );
             let _ = writeln!(
                 out,

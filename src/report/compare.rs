@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use super::markdown::{code, text};
 use super::{json, new_table, MarkdownTable};
-use crate::compare::{anatomy_groups, anatomy_label, image_labels, Comparison, FoundBy, ImageSide};
+use crate::binary::AnatomyPart;
+use crate::compare::{anatomy_groups, image_labels, Comparison, ImageSide};
+use crate::image::FoundBy;
 use crate::size::human;
 
 /// A cell's content and how Markdown must quote it.
@@ -111,7 +113,7 @@ impl Comparison {
                 each(&|i| {
                     i.main_binary
                         .as_ref()
-                        .map_or_else(dash, |b| Cell::Text(b.language.clone()))
+                        .map_or_else(dash, |b| Cell::Text(b.language.to_string()))
                 }),
             ),
             (
@@ -128,7 +130,7 @@ impl Comparison {
                 each(&|i| {
                     i.main_binary
                         .as_ref()
-                        .map_or_else(dash, |b| Cell::Text(b.linkage.clone()))
+                        .map_or_else(dash, |b| Cell::Text(b.linkage.to_string()))
                 }),
             ),
             (
@@ -301,7 +303,7 @@ impl Comparison {
     }
 
     /// Anatomy groups of the main binaries, in the analyser's order.
-    fn anatomy_rows(&self) -> Vec<(&'static str, Vec<Option<u64>>)> {
+    fn anatomy_rows(&self) -> Vec<(AnatomyPart, Vec<Option<u64>>)> {
         anatomy_groups(&self.images)
             .into_iter()
             .map(|name| {
@@ -383,7 +385,7 @@ impl Comparison {
         if !anatomy_rows.is_empty() {
             let mut anatomy = new_table(&header, &right);
             for (name, bytes) in anatomy_rows {
-                let mut row = vec![anatomy_label(name).to_string()];
+                let mut row = vec![name.label().to_string()];
                 row.extend(bytes.iter().map(|b| b.map_or("-".to_string(), human)));
                 anatomy.add_row(row);
             }
@@ -462,7 +464,7 @@ impl Comparison {
             let _ = writeln!(out, "### Main binary anatomy\n");
             let mut anatomy = MarkdownTable::new(&header_refs);
             for (name, bytes) in anatomy_rows {
-                let mut row = vec![anatomy_label(name).to_string()];
+                let mut row = vec![name.label().to_string()];
                 row.extend(bytes.iter().map(|b| b.map_or("-".to_string(), human)));
                 anatomy.row(row);
             }

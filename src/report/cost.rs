@@ -7,9 +7,10 @@ use comfy_table::Table;
 use serde::Serialize;
 
 use super::markdown::{code, text};
-use super::{json, new_table, MarkdownTable, SCHEMA_VERSION};
+use super::{json, new_table, MarkdownTable};
 use crate::cost::pricing::{GbUnit, PricingEntry, Rate, Tier};
 use crate::cost::{CostEstimate, ImageCost};
+use crate::image::SCHEMA_VERSION;
 use crate::size::human;
 
 /// `ballast cost --list-pricing`.

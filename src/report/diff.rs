@@ -3,8 +3,10 @@
 use std::fmt::Write as _;
 
 use super::markdown::{code, text};
-use super::{new_table, MarkdownTable, SCHEMA_VERSION};
+use super::{new_table, MarkdownTable};
+use crate::diff::LayerChangeKind;
 use crate::diff::{ImageDiff, Totals};
+use crate::image::SCHEMA_VERSION;
 use crate::size::{human, human_delta};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -57,7 +59,11 @@ impl DiffReport {
             ],
             &[2, 3, 4],
         );
-        for layer in d.layers.iter().filter(|l| l.change != "shared") {
+        for layer in d
+            .layers
+            .iter()
+            .filter(|l| l.change != LayerChangeKind::Shared)
+        {
             layers.add_row(vec![
                 layer.change_label(),
                 layer
@@ -78,7 +84,11 @@ impl DiffReport {
                     .collect(),
             ]);
         }
-        let shared = d.layers.iter().filter(|l| l.change == "shared").count();
+        let shared = d
+            .layers
+            .iter()
+            .filter(|l| l.change == LayerChangeKind::Shared)
+            .count();
         let _ = writeln!(out, "Layers ({shared} shared)\n{layers}\n");
         let mut files = new_table(&["change", "path", "before", "after", "delta"], &[2, 3, 4]);
         for file in &d.files {
@@ -127,7 +137,11 @@ impl DiffReport {
         }
         let _ = writeln!(out, "{}", totals.render());
         let mut layers = MarkdownTable::new(&["change", "digest", ">compressed", "created by"]);
-        for layer in d.layers.iter().filter(|l| l.change != "shared") {
+        for layer in d
+            .layers
+            .iter()
+            .filter(|l| l.change != LayerChangeKind::Shared)
+        {
             layers.row(vec![
                 layer.change_label(),
                 code(
@@ -146,7 +160,7 @@ impl DiffReport {
         let mut files = MarkdownTable::new(&["change", "path", ">before", ">after", ">delta"]);
         for file in &d.files {
             files.row(vec![
-                file.change.into(),
+                file.change.to_string(),
                 code(&file.path),
                 human(file.before),
                 human(file.after),

@@ -11,9 +11,7 @@ use std::fmt::Write as _;
 use super::inspect::InspectReport;
 use super::markdown::{code, text};
 use super::MarkdownTable;
-use crate::compare::{
-    anatomy_groups, anatomy_label, image_labels, Comparison, ImageBundle, ImageSide,
-};
+use crate::compare::{anatomy_groups, image_labels, Comparison, ImageBundle, ImageSide};
 use crate::cost::CostEstimate;
 use crate::size::human;
 
@@ -131,10 +129,10 @@ fn charts(comparison: &Comparison) -> String {
         let groups = anatomy_groups(images);
         let rows: Vec<(&str, Vec<u64>)> = groups
             .iter()
-            .map(|name| {
+            .map(|part| {
                 (
-                    anatomy_label(name),
-                    images.iter().map(|i| i.anatomy_bytes(name)).collect(),
+                    part.label(),
+                    images.iter().map(|i| i.anatomy_bytes(*part)).collect(),
                 )
             })
             .collect();
@@ -455,15 +453,15 @@ fn image_section(bundle: &ImageBundle, side: &ImageSide, label: &str) -> String 
         let _ = writeln!(out, "### Main binary {}\n", code(&binary.path));
         let mut facts = vec![
             format!("{} bytes ({})", binary.size, human(binary.size)),
-            text(&binary.language),
+            text(binary.language.key()),
         ];
         if let Some(toolchain) = &binary.toolchain {
             facts.push(text(toolchain));
         }
         facts.push(format!(
             "{} {}",
-            text(&binary.linkage),
-            text(&binary.elf_type)
+            text(binary.linkage.key()),
+            text(binary.elf_type.key())
         ));
         facts.push(format!(
             "debug info {}, symbol table {}",
@@ -478,7 +476,7 @@ fn image_section(bundle: &ImageBundle, side: &ImageSide, label: &str) -> String 
             let mut anatomy = MarkdownTable::new(&["section group", ">bytes", ">share"]);
             for group in &binary.anatomy {
                 anatomy.row(vec![
-                    anatomy_label(group.group).to_string(),
+                    group.group.label().to_string(),
                     human(group.bytes),
                     format!("{:.1}%", percent(group.bytes, binary.size)),
                 ]);
@@ -512,8 +510,8 @@ fn image_section(bundle: &ImageBundle, side: &ImageSide, label: &str) -> String 
             table.row(vec![
                 code(&binary.report.path),
                 human(binary.report.size),
-                text(&binary.report.language),
-                text(&binary.report.linkage),
+                text(binary.report.language.key()),
+                text(binary.report.linkage.key()),
                 binary.layer.to_string(),
             ]);
         }
@@ -560,7 +558,7 @@ fn suggestions(bundle: &ImageBundle, side: &ImageSide) -> String {
         let _ = writeln!(
             out,
             "{}: saves {} compressed ({}), {} uncompressed ({}).\n",
-            code(&s.id),
+            code(s.id.key()),
             human(s.saved_compressed_bytes),
             s.saved_compressed_confidence.as_str(),
             human(s.saved_bytes),

@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::inspect::ImageInfo;
 use super::markdown::text;
-use super::{new_table, MarkdownTable, SCHEMA_VERSION};
+use super::{new_table, MarkdownTable};
 use crate::gate::{Baseline, Check};
+use crate::image::ImageInfo;
+use crate::image::SCHEMA_VERSION;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GateReport {

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::markdown::{code, text};
-use super::{new_table, MarkdownTable, SCHEMA_VERSION};
+use super::{new_table, MarkdownTable};
 use crate::binary::BinaryReport;
 use crate::fs::{DiveFigures, WastedFile};
-use crate::inspect::ImageAnalysis;
+use crate::image::{ImageAnalysis, ImageInfo, MissingLibrary, SCHEMA_VERSION};
 use crate::layer::EntryKind;
 use crate::size::human;
 
@@ -29,15 +29,6 @@ pub struct InspectReport {
     /// With `inspect --advise`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<super::advise::AdviseReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageInfo {
-    pub reference: String,
-    pub digest: String,
-    pub platform: String,
-    pub media_type: String,
-    pub config_digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,35 +87,15 @@ pub struct BinaryRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MissingLibrary {
-    pub binary: String,
-    pub library: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct FileRow {
     pub path: String,
     pub size: u64,
     pub layer: usize,
 }
 
-impl ImageInfo {
-    pub fn of(analysis: &ImageAnalysis) -> Self {
-        let image = &analysis.image;
-        Self {
-            reference: image.reference.clone(),
-            digest: image.manifest_digest.to_string(),
-            platform: image.platform.to_string(),
-            media_type: image.manifest_media_type.clone(),
-            config_digest: image.config_digest.to_string(),
-        }
-    }
-}
-
 impl InspectReport {
     pub fn build(analysis: &ImageAnalysis, top: usize) -> Self {
-        let image = &analysis.image;
-        let created_by = image.config.created_by_per_layer(analysis.layers.len());
+        let created_by = analysis.created_by();
         let layers = analysis
             .layers
             .iter()
@@ -167,74 +138,32 @@ impl InspectReport {
                 files,
             })
             .collect();
-        let mut binaries = Vec::new();
-        for (index, scan) in analysis.layers.iter().enumerate() {
-            for report in &scan.binaries {
-                let visible = fs
-                    .merged
-                    .get(&report.path)
-                    .is_some_and(|node| node.layer == index && node.kind == EntryKind::File);
-                if visible {
-                    let mut report = report.clone();
-                    report.path = format!("/{}", report.path);
-                    binaries.push(BinaryRow {
-                        layer: index,
-                        report,
-                    });
-                }
-            }
-        }
-        binaries.sort_by(|a, b| {
+        let mut visible = analysis.visible_binaries();
+        visible.sort_by(|a, b| {
             b.report
                 .size
                 .cmp(&a.report.size)
                 .then_with(|| a.report.path.cmp(&b.report.path))
         });
-        let exists = |path: &str| {
-            let mut current = path.trim_start_matches('/').to_string();
-            for _ in 0..8 {
-                match fs.merged.get(&current) {
-                    Some(node) if node.kind == EntryKind::Symlink => {
-                        let Some(target) = &node.link_target else {
-                            return false;
-                        };
-                        current = match target.strip_prefix('/') {
-                            Some(absolute) => absolute.to_string(),
-                            None => {
-                                let dir = current.rsplit_once('/').map_or("", |(d, _)| d);
-                                match crate::layer::normalise_path(&format!("{dir}/{target}")) {
-                                    Ok(path) => path,
-                                    Err(_) => return false,
-                                }
-                            }
-                        };
-                    }
-                    Some(_) => return true,
-                    None => return false,
+        let missing_libraries = analysis.missing_libraries(visible.iter().map(|b| b.report));
+        let binaries: Vec<BinaryRow> = visible
+            .into_iter()
+            .map(|binary| {
+                let mut report = binary.report.clone();
+                report.path = format!("/{}", report.path);
+                BinaryRow {
+                    layer: binary.layer,
+                    report,
                 }
-            }
-            false
-        };
-        let mut missing_libraries = Vec::new();
-        for binary in &binaries {
-            let mut report = binary.report.clone();
-            report.path = report.path.trim_start_matches('/').to_string();
-            for (library, found) in crate::binary::resolve_needed(&report, exists) {
-                if found.is_none() {
-                    missing_libraries.push(MissingLibrary {
-                        binary: binary.report.path.clone(),
-                        library,
-                    });
-                }
-            }
-        }
+            })
+            .collect();
         let mut wasted_files: Vec<WastedFile> = fs.wasted_files.iter().take(top).cloned().collect();
         for file in &mut wasted_files {
             file.path = format!("/{}", file.path);
         }
         InspectReport {
             schema_version: SCHEMA_VERSION,
-            image: ImageInfo::of(analysis),
+            image: analysis.info(),
             totals: Totals {
                 compressed_bytes: analysis.compressed_bytes(),
                 uncompressed_bytes: analysis.uncompressed_bytes(),
@@ -366,9 +295,9 @@ impl InspectReport {
                 binaries.add_row(vec![
                     truncate(&r.path, 50),
                     human(r.size),
-                    r.language.clone(),
+                    r.language.to_string(),
                     toolchain(r),
-                    r.linkage.clone(),
+                    r.linkage.to_string(),
                     debug_flags(r),
                     r.strip
                         .as_ref()
@@ -517,9 +446,9 @@ impl InspectReport {
                 binaries.row(vec![
                     code(&r.path),
                     human(r.size),
-                    text(&r.language),
+                    text(r.language.key()),
                     text(&toolchain(r)),
-                    text(&r.linkage),
+                    text(r.linkage.key()),
                     text(&debug_flags(r)),
                     r.strip
                         .as_ref()
@@ -540,7 +469,7 @@ impl InspectReport {
                     let mut table = MarkdownTable::new(&["part", ">bytes", ">share"]);
                     for group in &anatomy.groups {
                         table.row(vec![
-                            text(group.group),
+                            text(group.group.key()),
                             human(group.bytes),
                             format!(
                                 "{:.1}%",

@@ -12,9 +12,6 @@ pub mod markdown;
 
 use clap::ValueEnum;
 
-/// Bumped when a stable JSON field changes meaning or name (adding fields does not).
-pub const SCHEMA_VERSION: u32 = 1;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,

@@ -1,13 +1,14 @@
-//! `ballast inspect`: resolve an image, run every layer through the pipeline
-//! (concurrently, each distinct layer once) and stack the results.
+//! Reading an image: resolve it, run every layer through the pipeline (concurrently,
+//! each distinct layer once) and stack the results into the image model.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
+use super::ImageAnalysis;
 use crate::digest::Digest;
-use crate::fs::{self, FsAnalysis};
+use crate::fs;
 use crate::layer::{self, LayerError, LayerLimits, LayerScan};
 use crate::reference::ImageRef;
 use crate::registry::RegistryOptions;
@@ -101,25 +102,6 @@ impl Default for InspectOptions {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             layer_memo: LayerMemo::default(),
         }
-    }
-}
-
-/// Everything ballast knows about one image after reading it.
-#[derive(Debug, Clone)]
-pub struct ImageAnalysis {
-    pub image: ResolvedImage,
-    /// One per manifest layer, in order (a layer listed twice appears twice).
-    pub layers: Vec<Arc<LayerScan>>,
-    pub fs: FsAnalysis,
-}
-
-impl ImageAnalysis {
-    pub fn compressed_bytes(&self) -> u64 {
-        self.layers.iter().map(|l| l.compressed_bytes).sum()
-    }
-
-    pub fn uncompressed_bytes(&self) -> u64 {
-        self.layers.iter().map(|l| l.uncompressed_bytes).sum()
     }
 }
 

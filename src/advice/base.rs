@@ -1,0 +1,263 @@
+//! A smaller base: the image reduced to what its application binaries need (the
+//! binaries, the libraries they load, CA certificates, tzdata, passwd), and the
+//! distroless or scratch base that provides it. The saving is measured by rebuilding
+//! every layer with only those files.
+
+use std::collections::BTreeSet;
+
+use super::{Prose, Removal, SuggestionKind};
+use crate::binary::{BinaryReport, Language};
+use crate::category;
+use crate::image::ImageAnalysis;
+
+/// The base a planner picks for the binaries.
+#[derive(Debug, Clone, Copy)]
+enum Base {
+    StaticMusl,
+    Static,
+    DistrolessCc,
+    DistrolessGlibc,
+}
+
+impl Base {
+    fn kind(self) -> SuggestionKind {
+        match self {
+            Base::StaticMusl => SuggestionKind::StaticMusl,
+            Base::Static => SuggestionKind::StaticBase,
+            Base::DistrolessCc => SuggestionKind::DistrolessCc,
+            Base::DistrolessGlibc => SuggestionKind::DistrolessBase,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Base::Static => {
+                "Ship the static binary on a minimal base (distroless/static or scratch)"
+            }
+            Base::DistrolessCc => {
+                "Move to distroless/cc: the binary needs glibc and libgcc_s, not a distribution"
+            }
+            Base::StaticMusl => "Link the musl binary statically and ship it on a minimal base",
+            Base::DistrolessGlibc => {
+                "Move to distroless/base: the binary needs glibc, not a distribution"
+            }
+        }
+    }
+}
+
+/// The newest glibc a distroless debian12 base has.
+const DISTROLESS_GLIBC: (u32, u32) = (2, 36);
+
+/// The image reduced to what its application binaries need: every other file is
+/// removed from every layer, and the rebuild measures what that saves.
+pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Removal> {
+    let binaries = analysis.visible_binaries();
+    let apps: Vec<&BinaryReport> = binaries
+        .iter()
+        .map(|b| b.report)
+        .filter(|r| r.elf_type.is_executable())
+        .filter(|r| !category::is_system_path(&r.path))
+        .filter(|r| !category::is_toolchain(&r.path))
+        .collect();
+    if apps.is_empty() || apps.iter().any(|a| a.malformed.is_some()) {
+        return None;
+    }
+    let merged = &analysis.fs.merged;
+    // The file a path leads to, through the image's symlinks and hard links.
+    let resolve = |path: &str| analysis.fs.lookup(path).map(|(resolved, _)| resolved);
+    let exists = |path: &str| resolve(path).is_some();
+    let mut kept: BTreeSet<String> = apps.iter().map(|a| a.path.clone()).collect();
+    let mut evidence = Vec::new();
+    let all_static = apps.iter().all(|a| a.linkage.is_static());
+    let mut needs_libgcc = false;
+    let mut uses_musl = false;
+    if !all_static {
+        // Every library the apps load, and what those load in turn.
+        let mut queue: Vec<&BinaryReport> = apps.clone();
+        let mut seen = BTreeSet::new();
+        while let Some(report) = queue.pop() {
+            if let Some(interpreter) = &report.interpreter {
+                if report
+                    .interpreter
+                    .as_deref()
+                    .is_some_and(|i| i.contains("ld-musl"))
+                {
+                    uses_musl = true;
+                }
+                if let Some(found) = resolve(interpreter) {
+                    kept.insert(found);
+                }
+            }
+            for (name, found) in crate::binary::resolve_needed(report, exists) {
+                if name.starts_with("libgcc_s") || name.starts_with("libstdc++") {
+                    needs_libgcc = true;
+                }
+                let Some(found) = found.and_then(|p| resolve(&p)) else {
+                    evidence.push(format!(
+                        "/{}: needs {name}, which the image lacks",
+                        report.path
+                    ));
+                    return None;
+                };
+                kept.insert(found.clone());
+                if seen.insert(found.clone()) {
+                    if let Some(library) = binaries.iter().find(|b| b.report.path == found) {
+                        queue.push(library.report);
+                    }
+                }
+            }
+        }
+        for app in &apps {
+            if let Some(needed) = app.glibc_version_needed.as_deref().and_then(glibc_version) {
+                if needed > DISTROLESS_GLIBC {
+                    return None;
+                }
+            }
+        }
+    }
+    // Files a minimal base must keep, when the image has them.
+    let runtime_files: Vec<String> = merged
+        .iter()
+        .filter(|(_, n)| n.kind == crate::layer::EntryKind::File)
+        .map(|(p, _)| p.clone())
+        .filter(|p| {
+            p.starts_with("etc/ssl/certs/")
+                || p.starts_with("usr/share/zoneinfo/")
+                || ["etc/passwd", "etc/group", "etc/nsswitch.conf"].contains(&p.as_str())
+        })
+        .collect();
+    let certs = runtime_files
+        .iter()
+        .any(|p| p.starts_with("etc/ssl/certs/"));
+    let tzdata = runtime_files
+        .iter()
+        .any(|p| p.starts_with("usr/share/zoneinfo/"));
+    kept.extend(runtime_files);
+    let mut remove = Vec::new();
+    for (index, layer) in analysis.layers.iter().enumerate() {
+        for entry in &layer.entries {
+            if entry.kind == crate::layer::EntryKind::File && !kept.contains(&entry.path) {
+                remove.push((entry.path.clone(), entry.size, index));
+            }
+        }
+    }
+    let removed_bytes: u64 = remove.iter().map(|(_, size, _)| size).sum();
+    if removed_bytes < 1024 * 1024 {
+        // Already minimal: the base is not where the bytes are.
+        return None;
+    }
+    let app_list: Vec<String> = apps.iter().map(|a| format!("/{}", a.path)).collect();
+    for app in &apps {
+        evidence.push(format!(
+            "/{}: {} {}, {}{}",
+            app.path,
+            app.language,
+            app.linkage,
+            app.interpreter
+                .as_deref()
+                .map_or("no interpreter".to_string(), |i| format!("interpreter {i}")),
+            if app.needed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", needs {} (all present in the image)",
+                    app.needed.join(", ")
+                )
+            }
+        ));
+        if app.language == Language::Go && !app.linkage.is_static() {
+            let cgo = app
+                .go
+                .as_ref()
+                .and_then(|g| g.settings.get("CGO_ENABLED"))
+                .unwrap_or("?");
+            evidence.push(format!(
+                "/{}: a Go binary linked dynamically (CGO_ENABLED={cgo}) that needs only {}: CGO_ENABLED=0 would make it static, unless a dependency needs cgo",
+                app.path,
+                app.needed.join(", ")
+            ));
+        }
+    }
+    evidence.push(format!(
+        "kept besides the binaries: {} files ({}{}{})",
+        kept.len() - apps.len(),
+        if certs { "CA certificates, " } else { "" },
+        if tzdata { "tzdata, " } else { "" },
+        "libraries the binaries load, passwd/group when present"
+    ));
+    let copies: Vec<String> = app_list
+        .iter()
+        .map(|p| format!("COPY --from=build {p} {p}"))
+        .collect();
+    let (base, fix) = if uses_musl {
+        (
+            Base::StaticMusl,
+            format!(
+                "# a musl binary links statically without trouble:\n\
+                 #   Rust: cargo build --release --target x86_64-unknown-linux-musl (static by default)\n\
+                 #   Go:   CGO_ENABLED=0 go build\n\
+                 #   C:    cc -static\n\
+                 FROM gcr.io/distroless/static-debian12:nonroot\n{}",
+                copies.join("\n")
+            ),
+        )
+    } else if all_static {
+        (
+            Base::Static,
+            format!(
+                "FROM gcr.io/distroless/static-debian12:nonroot   # CA certificates, tzdata, passwd (~2.4 MB)
+{}
+# or FROM scratch, copying /etc/ssl/certs and /usr/share/zoneinfo too",
+                copies.join("
+")
+            ),
+        )
+    } else if needs_libgcc {
+        (
+            Base::DistrolessCc,
+            format!(
+                "FROM gcr.io/distroless/cc-debian12:nonroot   # glibc, libgcc_s, libstdc++, CA certificates, tzdata
+{}
+# Rust: -C target-feature=+crt-static (or a musl target) makes the binary static, then distroless/static or scratch",
+                copies.join("
+")
+            ),
+        )
+    } else {
+        (
+            Base::DistrolessGlibc,
+            format!(
+                "FROM gcr.io/distroless/base-debian12:nonroot   # glibc, libssl, CA certificates, tzdata
+{}
+# Go: CGO_ENABLED=0 go build makes the binary static, then distroless/static or scratch",
+                copies.join("
+")
+            ),
+        )
+    };
+    let kept: Vec<String> = kept.into_iter().map(|p| format!("/{p}")).collect();
+    evidence.push(format!(
+        "measured: every layer rebuilt with only the {} files the binaries need; a distroless base adds its own files on top (static ~2.4 MB, base ~20 MB, cc ~22.6 MB uncompressed, third-party measurements), so the saving on distroless is lower by about that",
+        kept.len()
+    ));
+    Some(Removal {
+        kind: base.kind(),
+        files: remove,
+        strip: false,
+        prose: Prose {
+            title: base.title().into(),
+            fix,
+            side_effects: vec![
+                "no shell or package manager in the image: debug with `kubectl debug` / an ephemeral container".into(),
+            ],
+            evidence,
+            notes: vec![],
+            paths: Some(app_list),
+        },
+    })
+}
+
+fn glibc_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.strip_prefix("GLIBC_")?.split_once('.')?;
+    Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
+}
