@@ -18,6 +18,13 @@ pub enum GateError {
     Baseline { path: PathBuf, reason: String },
 }
 
+impl crate::error::Fault for GateError {
+    /// Budget files, flags and baselines are all the user's.
+    fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 /// A growth budget: relative or absolute.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Growth {
@@ -289,7 +296,88 @@ pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
     })
 }
 
-/// What the gate measured of the image, gathered by the CLI.
+/// Where the baseline comes from: a saved report (a `.json` name or an existing
+/// file) or an image reference.
+pub enum BaselineSource<'a> {
+    Report(&'a Path),
+    Image(&'a str),
+}
+
+impl<'a> BaselineSource<'a> {
+    pub fn of(text: &'a str) -> Self {
+        if text.ends_with(".json") || Path::new(text).is_file() {
+            BaselineSource::Report(Path::new(text))
+        } else {
+            BaselineSource::Image(text)
+        }
+    }
+}
+
+impl Baseline {
+    /// The sizes of an image read as the baseline.
+    pub fn of_image(analysis: &crate::image::ImageAnalysis) -> Self {
+        Self {
+            reference: analysis.image.reference.clone(),
+            compressed_bytes: analysis.compressed_bytes(),
+            uncompressed_bytes: analysis.uncompressed_bytes(),
+        }
+    }
+}
+
+impl Measured {
+    /// What the image's own bytes say: sizes, waste, dive's efficiency and the
+    /// binaries strip would shrink (largest first).
+    pub fn of(analysis: &crate::image::ImageAnalysis) -> Self {
+        let mut measured = Measured {
+            compressed_bytes: analysis.compressed_bytes(),
+            uncompressed_bytes: analysis.uncompressed_bytes(),
+            wasted_bytes: analysis.fs.wasted_bytes(),
+            dive_efficiency: analysis.fs.dive.efficiency,
+            ..Default::default()
+        };
+        let mut binaries = analysis.visible_binaries();
+        binaries.sort_by(|a, b| {
+            b.report
+                .size
+                .cmp(&a.report.size)
+                .then_with(|| a.report.path.cmp(&b.report.path))
+        });
+        for binary in binaries {
+            let path = format!("/{}", binary.report.path);
+            match &binary.report.strip {
+                Some(strip) if strip.saved_by_strip_all == 0 => {}
+                Some(strip) => measured.unstripped.push((path, strip.saved_by_strip_all)),
+                None => measured.unknown_strip.push(path),
+            }
+        }
+        measured
+    }
+
+    /// Adds the modelled cold start and monthly cost, priced with the pricing, usage
+    /// and profiles of `config` (the budget file) on top of the built-in ones.
+    pub fn price(
+        &mut self,
+        analysis: &crate::image::ImageAnalysis,
+        budgets: &Budgets,
+        config: Option<&Path>,
+    ) -> Result<(), crate::cost::CostError> {
+        use crate::cost;
+        let pricing_table = cost::pricing::load(config)?;
+        let pricing = pricing_table.select(None)?;
+        let usage = cost::usage::load(config)?;
+        let profiles = cost::coldstart::load(config)?;
+        let profile = profiles.select(budgets.profile.as_deref())?;
+        let estimate = cost::estimate(&[analysis.sizes()], pricing, &usage, &profiles, profile)?;
+        if let Some(image_cost) = estimate.images.first() {
+            self.cold_start_s = Some(image_cost.cold_start.total_s);
+            self.cold_start_profile = Some(profile.name.clone());
+            self.monthly_cost_usd = Some(estimate.set.total_usd_month);
+        }
+        Ok(())
+    }
+}
+
+/// What the gate measured of the image.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub compressed_bytes: u64,

@@ -15,6 +15,7 @@ pub mod compare;
 pub mod cost;
 pub mod diff;
 pub mod digest;
+pub mod error;
 pub mod fs;
 pub mod gate;
 pub mod image;

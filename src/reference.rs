@@ -15,6 +15,12 @@ pub enum ReferenceError {
     UnsupportedTransport { input: String, transport: String },
 }
 
+impl crate::error::Fault for ReferenceError {
+    fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 /// Where an image lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {

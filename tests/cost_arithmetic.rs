@@ -6,6 +6,7 @@
 use ballast::cost::{
     self, calibrate, coldstart, pricing, usage, CostError, ImageSizes, LayerSize, Usage,
 };
+use ballast::error::Fault as _;
 
 const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";

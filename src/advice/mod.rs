@@ -42,6 +42,12 @@ pub enum AdviceError {
     Task(String),
 }
 
+impl crate::error::Fault for AdviceError {
+    fn is_bad_input(&self) -> bool {
+        !matches!(self, AdviceError::Task(_))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {

@@ -211,6 +211,12 @@ pub enum CalibrateError {
     Task(String),
 }
 
+impl crate::error::Fault for CalibrateError {
+    fn is_bad_input(&self) -> bool {
+        !matches!(self, CalibrateError::Task(_))
+    }
+}
+
 /// Measures, against a real registry image: the round trip (the fastest blob request
 /// to its first byte), one connection's download throughput (every blob read raw,
 /// one after another), and this machine's decompress-and-walk throughput for gzip,

@@ -91,9 +91,10 @@ pub enum CostError {
     Write { origin: String, message: String },
 }
 
-impl CostError {
-    /// Every cost error comes from what the user gave (files, flags, names): exit code 2.
-    pub fn is_bad_input(&self) -> bool {
+impl crate::error::Fault for CostError {
+    /// Every cost error comes from what the user gave (files, flags, names), except
+    /// a profile that cannot be written.
+    fn is_bad_input(&self) -> bool {
         !matches!(self, CostError::Write { .. })
     }
 }

@@ -36,6 +36,12 @@ pub enum InspectError {
     Task(String),
 }
 
+impl crate::error::Fault for InspectError {
+    fn is_bad_input(&self) -> bool {
+        !matches!(self, InspectError::Task(_))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InspectOptions {
     pub platform: Platform,

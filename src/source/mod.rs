@@ -67,6 +67,13 @@ pub enum SourceError {
     Cache(#[from] crate::cache::CacheError),
 }
 
+impl crate::error::Fault for SourceError {
+    /// A reference, a registry, a file or an image that is wrong or unreachable.
+    fn is_bad_input(&self) -> bool {
+        true
+    }
+}
+
 impl SourceError {
     pub(crate) fn malformed(what: impl Into<String>, reason: impl ToString) -> Self {
         SourceError::Malformed {
