@@ -261,3 +261,68 @@ fn glibc_version(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.strip_prefix("GLIBC_")?.split_once('.')?;
     Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::{ElfKind, Linkage};
+    use crate::image::fixture::{analysis, debian_base, elf, layer, program};
+
+    fn image_with(linkage: Linkage) -> ImageAnalysis {
+        analysis(
+            "t",
+            vec![
+                debian_base(),
+                layer(
+                    "app",
+                    "COPY app /usr/local/bin/app",
+                    vec![elf("usr/local/bin/app", 6_000_000, ElfKind::Executable)],
+                    vec![program(
+                        "usr/local/bin/app",
+                        6_000_000,
+                        Language::Rust,
+                        linkage,
+                        (0, 0),
+                    )],
+                ),
+            ],
+            &["/usr/local/bin/app"],
+        )
+    }
+
+    #[test]
+    fn a_static_binary_moves_to_a_static_base() {
+        let removal = plan(&image_with(Linkage::Static)).expect("a base plan");
+        assert_eq!(removal.kind, SuggestionKind::StaticBase);
+        assert_eq!(
+            removal.prose.paths.as_deref(),
+            Some(&["/usr/local/bin/app".to_string()][..])
+        );
+        assert!(removal
+            .prose
+            .fix
+            .starts_with("FROM gcr.io/distroless/static-debian12"));
+        // The CA certificates and passwd stay; bash and the apt lists go.
+        let removed: Vec<&str> = removal.files.iter().map(|(p, _, _)| p.as_str()).collect();
+        assert!(removed.contains(&"usr/bin/bash"));
+        assert!(!removed.contains(&"etc/ssl/certs/ca-certificates.crt"));
+        assert!(!removed.contains(&"usr/local/bin/app"));
+    }
+
+    #[test]
+    fn a_glibc_binary_keeps_its_loader_and_libc_through_symlinks() {
+        let removal = plan(&image_with(Linkage::Dynamic)).expect("a base plan");
+        assert_eq!(removal.kind, SuggestionKind::DistrolessBase);
+        let removed: Vec<&str> = removal.files.iter().map(|(p, _, _)| p.as_str()).collect();
+        // /lib64/ld-linux-x86-64.so.2 reaches the loader through two symlinks.
+        assert!(!removed.contains(&"usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(!removed.contains(&"usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(removed.contains(&"usr/bin/bash"));
+    }
+
+    #[test]
+    fn no_application_no_plan() {
+        let image = analysis("t", vec![debian_base()], &[]);
+        assert!(plan(&image).is_none());
+    }
+}

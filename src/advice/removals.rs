@@ -134,3 +134,61 @@ fn fix(leave: Leave, files: &[(String, u64, usize)]) -> (String, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::fixture::{analysis, debian_base, file, layer, whiteout};
+
+    #[test]
+    fn hidden_files_and_caches_each_get_a_removal_with_their_fix() {
+        let image = analysis(
+            "t",
+            vec![
+                debian_base(),
+                layer(
+                    "build",
+                    "RUN make",
+                    vec![file("tmp/build.tar", 5_000_000)],
+                    vec![],
+                ),
+                layer(
+                    "clean",
+                    "RUN rm /tmp/build.tar",
+                    vec![whiteout("tmp/build.tar")],
+                    vec![],
+                ),
+            ],
+            &[],
+        );
+        let removals = plan(&image);
+        let kinds: Vec<SuggestionKind> = removals.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SuggestionKind::DropDeletedFiles,
+                SuggestionKind::DropPackageCaches
+            ]
+        );
+        assert_eq!(
+            removals[0].files,
+            [("tmp/build.tar".to_string(), 5_000_000, 1)]
+        );
+        assert!(removals[0].prose.fix.contains("same step"));
+        assert!(removals[1]
+            .prose
+            .fix
+            .contains("rm -rf /var/lib/apt/lists/*"));
+        assert!(removals.iter().all(|r| !r.strip));
+    }
+
+    #[test]
+    fn a_clean_image_needs_no_removal() {
+        let image = analysis(
+            "t",
+            vec![layer("app", "COPY app /", vec![file("app", 10)], vec![])],
+            &[],
+        );
+        assert!(plan(&image).is_empty());
+    }
+}

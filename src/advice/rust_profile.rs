@@ -68,3 +68,49 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Suggestion> {
         source: Some("~30% smaller with lto + codegen-units=1 (Debian rust-team, salsa.debian.org/rust-team/rust merge request 41); 16% on ballast's own sample service (hello-rs, release vs lto + codegen-units=1 + panic=abort, both debuginfo-stripped, tests/binary_forensics.rs)".into()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::{ElfKind, Linkage, RustInfo};
+    use crate::image::fixture::{analysis, elf, layer, program};
+
+    fn image(panic: &'static str) -> ImageAnalysis {
+        let mut report = program("app", 1_000_000, Language::Rust, Linkage::Static, (0, 0));
+        report.rust = Some(RustInfo {
+            rustc_version: Some("1.95.0".into()),
+            toolchain_commit: None,
+            crates: None,
+            crates_error: None,
+            panic,
+            panic_evidence: None,
+            lto: "unknown",
+            codegen_units: "unknown",
+            opt_level: "unknown",
+        });
+        analysis(
+            "t",
+            vec![layer(
+                "app",
+                "COPY app /",
+                vec![elf("app", 1_000_000, ElfKind::Executable)],
+                vec![report],
+            )],
+            &[],
+        )
+    }
+
+    #[test]
+    fn an_unwinding_rust_binary_gets_an_estimate_with_its_range() {
+        let suggestion = plan(&image("unwind")).expect("an estimate");
+        assert_eq!(suggestion.id, SuggestionKind::RustProfileSize);
+        assert_eq!(suggestion.confidence, Confidence::Estimate);
+        assert_eq!(suggestion.saved_bytes, 150_000, "15% of the stripped size");
+        assert!(suggestion.source.is_some());
+    }
+
+    #[test]
+    fn panic_abort_says_nothing() {
+        assert!(plan(&image("abort")).is_none());
+    }
+}

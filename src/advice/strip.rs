@@ -165,3 +165,57 @@ mod tests {
         assert_eq!(go_minor("devel +abc"), None);
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::binary::{ElfKind, Linkage};
+    use crate::image::fixture::{analysis, elf, layer, program};
+
+    #[test]
+    fn unstripped_binaries_are_grouped_by_their_language_fix() {
+        let go = program(
+            "srv/api",
+            9_000_000,
+            Language::Go,
+            Linkage::Static,
+            (2_000_000, 400_000),
+        );
+        let rust = program(
+            "srv/worker",
+            4_000_000,
+            Language::Rust,
+            Linkage::Dynamic,
+            (0, 300_000),
+        );
+        let stripped = program("srv/tool", 1_000_000, Language::C, Linkage::Static, (0, 0));
+        let image = analysis(
+            "t",
+            vec![layer(
+                "app",
+                "COPY . /srv",
+                vec![
+                    elf("srv/api", 9_000_000, ElfKind::Executable),
+                    elf("srv/worker", 4_000_000, ElfKind::Executable),
+                    elf("srv/tool", 1_000_000, ElfKind::Executable),
+                ],
+                vec![go, rust, stripped],
+            )],
+            &[],
+        );
+        let removals = plan(&image);
+        let kinds: Vec<SuggestionKind> = removals.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [SuggestionKind::GoLdflags, SuggestionKind::RustStrip]
+        );
+        assert!(removals.iter().all(|r| r.strip));
+        assert!(removals[0]
+            .prose
+            .fix
+            .starts_with("go build -ldflags=\"-s -w\""));
+        assert!(removals[0].prose.evidence[0].contains("--strip-all 6600000 B"));
+        assert!(removals[0].prose.evidence[0].contains("dwarf 2000000 B"));
+        assert!(removals[1].prose.fix.contains("strip = true"));
+    }
+}

@@ -49,3 +49,46 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Mention> {
         source: "elastic/beats#1822 (filebeat), k0sproject/k0s#5470 (k0s)".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::{ElfKind, Language, Linkage};
+    use crate::image::fixture::{analysis, elf, layer, program};
+
+    #[test]
+    fn large_applications_are_mentioned_not_ranked() {
+        let big = program(
+            "srv/app",
+            8 << 20,
+            Language::Go,
+            Linkage::Static,
+            (0, 1 << 20),
+        );
+        let image = analysis(
+            "t",
+            vec![layer(
+                "app",
+                "COPY app /srv",
+                vec![elf("srv/app", 8 << 20, ElfKind::Executable)],
+                vec![big],
+            )],
+            &[],
+        );
+        let mention = plan(&image).expect("a mention");
+        assert_eq!(mention.id, SuggestionKind::Upx);
+        assert_eq!(mention.paths, ["/srv/app"]);
+        assert!(mention.evidence[0].contains(&format!("{} B once stripped", 7 << 20)));
+        let small = analysis(
+            "t",
+            vec![layer(
+                "app",
+                "COPY",
+                vec![elf("a", 10, ElfKind::Executable)],
+                vec![],
+            )],
+            &[],
+        );
+        assert!(plan(&small).is_none());
+    }
+}

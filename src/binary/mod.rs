@@ -70,7 +70,7 @@ impl BinaryReport {
         self.elf_type.is_executable() && !crate::category::is_system_path(&self.path)
     }
 
-    fn empty(path: &str, size: u64) -> Self {
+    pub(crate) fn empty(path: &str, size: u64) -> Self {
         Self {
             path: path.to_string(),
             size,

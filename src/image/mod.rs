@@ -4,6 +4,8 @@
 //! compare, cost, gate) reads the image through this model; none reads a renderer's.
 
 mod binaries;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod read;
 
 use std::sync::Arc;
@@ -42,6 +44,14 @@ pub struct ImageInfo {
 }
 
 impl ImageAnalysis {
+    /// The model of an image from its layers' scans, in manifest order: the merged
+    /// filesystem is stacked here.
+    pub fn from_scans(image: ResolvedImage, layers: Vec<Arc<LayerScan>>) -> Self {
+        let refs: Vec<&LayerScan> = layers.iter().map(|l| l.as_ref()).collect();
+        let fs = crate::fs::analyse(&refs);
+        Self { image, layers, fs }
+    }
+
     pub fn compressed_bytes(&self) -> u64 {
         self.layers.iter().map(|l| l.compressed_bytes).sum()
     }

@@ -8,7 +8,6 @@ use tokio::sync::Semaphore;
 
 use super::ImageAnalysis;
 use crate::digest::Digest;
-use crate::fs;
 use crate::layer::{self, LayerError, LayerLimits, LayerScan};
 use crate::reference::ImageRef;
 use crate::registry::RegistryOptions;
@@ -235,14 +234,5 @@ pub async fn inspect_keeping_source(
         let first = seen[&descriptor.digest];
         layers.push(Arc::clone(&scans[&first]));
     }
-    let refs: Vec<&LayerScan> = layers.iter().map(|l| l.as_ref()).collect();
-    let fs = fs::analyse(&refs);
-    Ok((
-        source,
-        ImageAnalysis {
-            image: resolved,
-            layers,
-            fs,
-        },
-    ))
+    Ok((source, ImageAnalysis::from_scans(resolved, layers)))
 }

@@ -9,6 +9,8 @@ pub mod document;
 pub mod gate;
 pub mod inspect;
 pub mod markdown;
+#[cfg(test)]
+mod render_tests;
 
 use clap::ValueEnum;
 

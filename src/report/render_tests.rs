@@ -1,0 +1,229 @@
+//! Every report in every format, rendered from in-memory models
+//! (`crate::image::fixture`) and kept as insta snapshots: a change to a renderer
+//! shows up as a diff of what a person reads. Nothing here varies from run to run
+//! (no timings, no paths of this machine), so nothing needs redacting.
+
+use super::advise::AdviseReport;
+use super::cost::PricingList;
+use super::diff::DiffReport;
+use super::gate::GateReport;
+use super::inspect::InspectReport;
+use super::{render, Format, Render};
+use crate::advice::{
+    Advice, Confidence, LayerMeasurement, Mention, Projection, Suggestion, SuggestionKind,
+};
+use crate::binary::{ElfKind, Language, Linkage};
+use crate::compare::{self, ImageBundle};
+use crate::cost::{self, CostEstimate};
+use crate::gate::{self, Baseline, Budgets, Growth, Measured};
+use crate::image::fixture::{analysis, debian_base, elf, file, layer, program, whiteout};
+use crate::image::ImageAnalysis;
+use crate::layer::Compression;
+
+const FORMATS: [(Format, &str); 3] = [
+    (Format::Table, "table"),
+    (Format::Json, "json"),
+    (Format::Markdown, "markdown"),
+];
+
+fn go_image() -> ImageAnalysis {
+    analysis(
+        "registry.example/svc-go:1.4",
+        vec![
+            debian_base(),
+            layer(
+                "go-build",
+                "RUN go build -o /srv/svc . && cp -r /root/.cache/go-build /tmp/cache",
+                vec![
+                    elf("srv/svc", 14_000_000, ElfKind::Executable),
+                    file("tmp/cache/0a/0a1b-d", 3_000_000),
+                ],
+                vec![program(
+                    "srv/svc",
+                    14_000_000,
+                    Language::Go,
+                    Linkage::Static,
+                    (3_500_000, 900_000),
+                )],
+            ),
+            layer(
+                "go-clean",
+                "RUN rm -rf /tmp/cache",
+                vec![whiteout("tmp/cache")],
+                vec![],
+            ),
+        ],
+        &["/srv/svc"],
+    )
+}
+
+fn rust_image() -> ImageAnalysis {
+    analysis(
+        "registry.example/svc-rs:1.4",
+        vec![
+            debian_base(),
+            layer(
+                "rust-build",
+                "COPY target/release/svc /srv/svc",
+                vec![elf("srv/svc", 6_000_000, ElfKind::Executable)],
+                vec![program(
+                    "srv/svc",
+                    6_000_000,
+                    Language::Rust,
+                    Linkage::Dynamic,
+                    (0, 450_000),
+                )],
+            ),
+        ],
+        &["/srv/svc"],
+    )
+}
+
+/// Advice as `advise` would give it for `image`, its figures written out.
+fn advice(image: &ImageAnalysis) -> Advice {
+    let compressed = image.compressed_bytes();
+    let suggestion = |id: SuggestionKind, saved: u64, confidence: Confidence| Suggestion {
+        id,
+        title: format!("{} (title)", id.label()),
+        paths: vec!["/srv/svc".into()],
+        layers: vec![1],
+        saved_bytes: saved,
+        saved_compressed_bytes: saved / 2,
+        confidence,
+        saved_bytes_confidence: Confidence::Exact,
+        saved_compressed_confidence: confidence,
+        evidence: vec![format!("{} bytes, measured on layer 1", saved)],
+        fix: "RUN <the fix>\n# second line".into(),
+        side_effects: vec!["one side effect".into()],
+        source: (confidence == Confidence::Estimate).then(|| "a published range".into()),
+        run_dependent: vec![],
+    };
+    Advice {
+        suggestions: vec![
+            suggestion(SuggestionKind::GoLdflags, 4_400_000, Confidence::Exact),
+            suggestion(
+                SuggestionKind::DropPackageCaches,
+                8_700_000,
+                Confidence::Measured,
+            ),
+            suggestion(
+                SuggestionKind::RustProfileSize,
+                600_000,
+                Confidence::Estimate,
+            ),
+        ],
+        projected: Projection {
+            compressed_bytes: compressed.saturating_sub(6_550_000),
+            uncompressed_bytes: image.uncompressed_bytes().saturating_sub(13_100_000),
+            estimate_low_compressed_bytes: compressed.saturating_sub(6_850_000),
+            estimate_high_compressed_bytes: compressed.saturating_sub(6_700_000),
+        },
+        measurements: vec![LayerMeasurement {
+            layer: 1,
+            digest: image.layers[1].descriptor.digest.to_string(),
+            compression: Compression::Gzip,
+            compressed_bytes: image.layers[1].compressed_bytes,
+            rebuilt_compressed_bytes: image.layers[1].compressed_bytes / 2,
+            reproducible: true,
+            gzip_level: None,
+        }],
+        not_ranked: vec![Mention {
+            id: SuggestionKind::Upx,
+            title: "Pack executables with UPX".into(),
+            paths: vec!["/srv/svc".into()],
+            why_not_ranked: "paid for at every start".into(),
+            evidence: vec!["one line".into()],
+            side_effects: vec!["start-up time".into()],
+            source: "a source".into(),
+        }],
+    }
+}
+
+fn estimate(images: &[&ImageAnalysis]) -> CostEstimate {
+    let pricing = cost::pricing::builtin().expect("built-in pricing");
+    let usage = cost::usage::load(None).expect("default usage");
+    let profiles = cost::coldstart::builtin().expect("built-in profiles");
+    let sizes: Vec<_> = images.iter().map(|i| i.sizes()).collect();
+    cost::estimate(
+        &sizes,
+        pricing.select(None).expect("default entry"),
+        &usage,
+        &profiles,
+        profiles.select(None).expect("default profile"),
+    )
+    .expect("an estimate")
+}
+
+fn snapshot_all(name: &str, report: &impl Render) {
+    for (format, suffix) in FORMATS {
+        insta::assert_snapshot!(format!("{name}_{suffix}"), render(report, format));
+    }
+}
+
+#[test]
+fn inspect_report() {
+    snapshot_all("inspect", &InspectReport::build(&go_image(), 5));
+}
+
+#[test]
+fn advise_report() {
+    let image = go_image();
+    let advice = advice(&image);
+    snapshot_all("advise", &AdviseReport::build(&image, advice));
+}
+
+#[test]
+fn compare_report_and_document() {
+    let (go, rust) = (go_image(), rust_image());
+    let estimate = estimate(&[&go, &rust]);
+    let bundles = vec![
+        ImageBundle {
+            advice: Some(advice(&go)),
+            analysis: go,
+        },
+        ImageBundle {
+            advice: Some(advice(&rust)),
+            analysis: rust,
+        },
+    ];
+    let comparison = compare::compare(&bundles, Some(&estimate));
+    snapshot_all("compare", &comparison);
+    insta::assert_snapshot!(
+        "document_markdown",
+        super::document::render(&bundles, &comparison, Some(&estimate))
+    );
+}
+
+#[test]
+fn cost_report_and_pricing_list() {
+    let (go, rust) = (go_image(), rust_image());
+    snapshot_all("cost", &estimate(&[&go, &rust]));
+    let pricing = cost::pricing::builtin().expect("built-in pricing");
+    snapshot_all("pricing_list", &PricingList::new(pricing.entries.clone()));
+}
+
+#[test]
+fn diff_report() {
+    let diff = crate::diff::diff(&go_image(), &rust_image());
+    snapshot_all("diff", &DiffReport::new(diff, 10));
+}
+
+#[test]
+fn gate_report_in_every_format() {
+    let (go, rust) = (go_image(), rust_image());
+    let budgets = Budgets {
+        max_size: Some(10_000_000),
+        max_growth: vec![Growth::Percent(5.0)],
+        min_efficiency: Some(0.9),
+        no_unstripped: true,
+        ..Budgets::default()
+    };
+    let checks = gate::evaluate(
+        &budgets,
+        &Measured::of(&rust),
+        Some(&Baseline::of_image(&go)),
+    );
+    let verdict = GateReport::new(rust.info(), Some(Baseline::of_image(&go)), checks);
+    snapshot_all("gate", &verdict);
+    insta::assert_snapshot!("gate_github", verdict.to_github());
+}
