@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 use super::markdown::{code, text};
 use super::{json, new_table, MarkdownTable};
 use crate::binary::AnatomyPart;
-use crate::compare::{anatomy_groups, image_labels, Comparison, ImageSide};
+use crate::binary::StripPrediction;
+use crate::compare::{
+    anatomy_groups, image_labels, AdviceSide, Comparison, CostSide, ImageSide, MainBinary,
+};
 use crate::image::FoundBy;
 use crate::size::human;
 
@@ -56,223 +59,14 @@ impl Comparison {
     }
 
     /// The side-by-side rows: a label and one cell per image.
-    fn rows(&self) -> Vec<(&'static str, Vec<Cell>)> {
+    fn rows(&self) -> Vec<Row> {
         let images = &self.images;
-        let each = |f: &dyn Fn(&ImageSide) -> Cell| images.iter().map(f).collect::<Vec<_>>();
-        let mut rows: Vec<(&'static str, Vec<Cell>)> = vec![
-            (
-                "manifest digest",
-                each(&|i| Cell::Code(short_digest(&i.image.digest))),
-            ),
-            ("platform", each(&|i| Cell::Code(i.image.platform.clone()))),
-            (
-                "compressed (pull)",
-                each(&|i| Cell::Plain(human(i.compressed_bytes))),
-            ),
-            (
-                "uncompressed (disk)",
-                each(&|i| Cell::Plain(human(i.uncompressed_bytes))),
-            ),
-            (
-                "layers (shared)",
-                each(&|i| Cell::Plain(format!("{} ({})", i.layers, i.shared_layers))),
-            ),
-            (
-                "in shared layers",
-                each(&|i| Cell::Plain(human(i.shared_compressed_bytes))),
-            ),
-            (
-                "in own layers",
-                each(&|i| Cell::Plain(human(i.unique_compressed_bytes))),
-            ),
-            (
-                "main binary",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .map_or_else(dash, |b| Cell::Code(b.path.clone()))
-                }),
-            ),
-            (
-                "found by",
-                each(&|i| {
-                    i.main_binary.as_ref().map_or_else(dash, |b| {
-                        Cell::Plain(
-                            match b.found_by {
-                                FoundBy::Entrypoint => "entrypoint",
-                                FoundBy::Cmd => "cmd",
-                                FoundBy::LargestExecutable => "largest executable",
-                            }
-                            .into(),
-                        )
-                    })
-                }),
-            ),
-            (
-                "language",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .map_or_else(dash, |b| Cell::Text(b.language.to_string()))
-                }),
-            ),
-            (
-                "toolchain",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .and_then(|b| b.toolchain.clone())
-                        .map_or_else(dash, Cell::Text)
-                }),
-            ),
-            (
-                "linkage",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .map_or_else(dash, |b| Cell::Text(b.linkage.to_string()))
-                }),
-            ),
-            (
-                "binary size",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .map_or_else(dash, |b| Cell::Plain(human(b.size)))
-                }),
-            ),
-            (
-                "debug info / symbols",
-                each(&|i| {
-                    i.main_binary.as_ref().map_or_else(dash, |b| {
-                        Cell::Plain(format!(
-                            "{} / {}",
-                            if b.has_debug_info { "yes" } else { "no" },
-                            if b.has_symbol_table { "yes" } else { "no" }
-                        ))
-                    })
-                }),
-            ),
-            (
-                "strip --strip-all saves",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .and_then(|b| b.strip.as_ref())
-                        .map_or_else(dash, |s| Cell::Plain(human(s.saved_by_strip_all)))
-                }),
-            ),
-            (
-                "strip --strip-debug saves",
-                each(&|i| {
-                    i.main_binary
-                        .as_ref()
-                        .and_then(|b| b.strip.as_ref())
-                        .map_or_else(dash, |s| Cell::Plain(human(s.saved_by_strip_debug)))
-                }),
-            ),
-            (
-                "hidden bytes",
-                each(&|i| Cell::Plain(human(i.waste.hidden_bytes))),
-            ),
-            (
-                "package caches",
-                each(&|i| Cell::Plain(human(i.waste.package_cache_bytes))),
-            ),
-            (
-                "dive efficiency",
-                each(&|i| Cell::Plain(format!("{:.2}%", i.waste.dive_efficiency * 100.0))),
-            ),
-            (
-                "suggestions",
-                each(&|i| {
-                    i.advice
-                        .as_ref()
-                        .map_or_else(dash, |a| Cell::Plain(a.suggestions.to_string()))
-                }),
-            ),
-        ];
-        let top = images
-            .iter()
-            .map(|i| i.advice.as_ref().map_or(0, |a| a.top.len()))
-            .max()
-            .unwrap_or(0);
-        const TOP_LABELS: [&str; 3] = ["top suggestion 1", "top suggestion 2", "top suggestion 3"];
-        for (rank, label) in TOP_LABELS.iter().enumerate().take(top) {
-            rows.push((
-                label,
-                each(&|i| {
-                    i.advice
-                        .as_ref()
-                        .and_then(|a| a.top.get(rank))
-                        .map_or_else(dash, |s| {
-                            Cell::Text(format!(
-                                "{}: {} ({})",
-                                s.id,
-                                human(s.saved_compressed_bytes),
-                                s.confidence.as_str()
-                            ))
-                        })
-                }),
-            ));
-        }
-        rows.push((
-            "after suggestions, compressed",
-            each(&|i| {
-                i.advice
-                    .as_ref()
-                    .map_or_else(dash, |a| Cell::Plain(human(a.projected_compressed_bytes)))
-            }),
-        ));
-        rows.push((
-            "after suggestions, uncompressed",
-            each(&|i| {
-                i.advice
-                    .as_ref()
-                    .map_or_else(dash, |a| Cell::Plain(human(a.projected_uncompressed_bytes)))
-            }),
-        ));
+        let mut rows = size_rows(images);
+        rows.extend(main_binary_rows(images));
+        rows.extend(waste_rows(images));
+        rows.extend(advice_rows(images));
         if images.iter().any(|i| i.cost.is_some()) {
-            rows.push((
-                "monthly cost",
-                each(&|i| {
-                    i.cost
-                        .as_ref()
-                        .map_or_else(dash, |c| Cell::Plain(usd(c.total_usd_month)))
-                }),
-            ));
-            rows.push((
-                "storage / transfer",
-                each(&|i| {
-                    i.cost.as_ref().map_or_else(dash, |c| {
-                        Cell::Plain(format!(
-                            "{} / {}",
-                            usd(c.storage_usd_month),
-                            usd(c.transfer_usd_month)
-                        ))
-                    })
-                }),
-            ));
-            rows.push((
-                "cold start",
-                each(&|i| {
-                    i.cost
-                        .as_ref()
-                        .map_or_else(dash, |c| Cell::Plain(seconds(c.cold_start_s)))
-                }),
-            ));
-            rows.push((
-                "rtt / download / unpack / start",
-                each(&|i| {
-                    i.cost.as_ref().map_or_else(dash, |c| {
-                        let p = &c.cold_start_parts;
-                        Cell::Plain(format!(
-                            "{:.2} / {:.2} / {:.2} / {:.2}",
-                            p.rtt_s, p.download_s, p.unpack_s, p.start_s
-                        ))
-                    })
-                }),
-            ));
+            rows.extend(cost_rows(images));
         }
         rows
     }
@@ -484,4 +278,194 @@ impl Comparison {
         header.extend(labels.iter().map(|l| format!(">{}", code(l))));
         header
     }
+}
+
+/// A label and one cell per image.
+type Row = (&'static str, Vec<Cell>);
+
+fn each(images: &[ImageSide], cell: impl Fn(&ImageSide) -> Cell) -> Vec<Cell> {
+    images.iter().map(cell).collect()
+}
+
+fn size_rows(images: &[ImageSide]) -> Vec<Row> {
+    vec![
+        (
+            "manifest digest",
+            each(images, |i| Cell::Code(short_digest(&i.image.digest))),
+        ),
+        (
+            "platform",
+            each(images, |i| Cell::Code(i.image.platform.clone())),
+        ),
+        (
+            "compressed (pull)",
+            each(images, |i| Cell::Plain(human(i.compressed_bytes))),
+        ),
+        (
+            "uncompressed (disk)",
+            each(images, |i| Cell::Plain(human(i.uncompressed_bytes))),
+        ),
+        (
+            "layers (shared)",
+            each(images, |i| {
+                Cell::Plain(format!("{} ({})", i.layers, i.shared_layers))
+            }),
+        ),
+        (
+            "in shared layers",
+            each(images, |i| Cell::Plain(human(i.shared_compressed_bytes))),
+        ),
+        (
+            "in own layers",
+            each(images, |i| Cell::Plain(human(i.unique_compressed_bytes))),
+        ),
+    ]
+}
+
+/// Rows about each image's main binary (a dash where an image has none).
+fn main_binary_rows(images: &[ImageSide]) -> Vec<Row> {
+    let binary = |cell: &dyn Fn(&MainBinary) -> Cell| {
+        each(images, |i| i.main_binary.as_ref().map_or_else(dash, cell))
+    };
+    let strip = |saved: &dyn Fn(&StripPrediction) -> u64| {
+        binary(&|b| {
+            b.strip
+                .as_ref()
+                .map_or_else(dash, |s| Cell::Plain(human(saved(s))))
+        })
+    };
+    vec![
+        ("main binary", binary(&|b| Cell::Code(b.path.clone()))),
+        (
+            "found by",
+            binary(&|b| {
+                Cell::Plain(
+                    match b.found_by {
+                        FoundBy::Entrypoint => "entrypoint",
+                        FoundBy::Cmd => "cmd",
+                        FoundBy::LargestExecutable => "largest executable",
+                    }
+                    .into(),
+                )
+            }),
+        ),
+        ("language", binary(&|b| Cell::Text(b.language.to_string()))),
+        (
+            "toolchain",
+            binary(&|b| b.toolchain.clone().map_or_else(dash, Cell::Text)),
+        ),
+        ("linkage", binary(&|b| Cell::Text(b.linkage.to_string()))),
+        ("binary size", binary(&|b| Cell::Plain(human(b.size)))),
+        (
+            "debug info / symbols",
+            binary(&|b| {
+                Cell::Plain(format!(
+                    "{} / {}",
+                    if b.has_debug_info { "yes" } else { "no" },
+                    if b.has_symbol_table { "yes" } else { "no" }
+                ))
+            }),
+        ),
+        ("strip --strip-all saves", strip(&|s| s.saved_by_strip_all)),
+        (
+            "strip --strip-debug saves",
+            strip(&|s| s.saved_by_strip_debug),
+        ),
+    ]
+}
+
+fn waste_rows(images: &[ImageSide]) -> Vec<Row> {
+    vec![
+        (
+            "hidden bytes",
+            each(images, |i| Cell::Plain(human(i.waste.hidden_bytes))),
+        ),
+        (
+            "package caches",
+            each(images, |i| Cell::Plain(human(i.waste.package_cache_bytes))),
+        ),
+        (
+            "dive efficiency",
+            each(images, |i| {
+                Cell::Plain(format!("{:.2}%", i.waste.dive_efficiency * 100.0))
+            }),
+        ),
+    ]
+}
+
+/// The suggestion count, the top suggestions and the projection.
+fn advice_rows(images: &[ImageSide]) -> Vec<Row> {
+    let advice = |cell: &dyn Fn(&AdviceSide) -> Cell| {
+        each(images, |i| i.advice.as_ref().map_or_else(dash, cell))
+    };
+    let mut rows = vec![(
+        "suggestions",
+        advice(&|a| Cell::Plain(a.suggestions.to_string())),
+    )];
+    let top = images
+        .iter()
+        .map(|i| i.advice.as_ref().map_or(0, |a| a.top.len()))
+        .max()
+        .unwrap_or(0);
+    const TOP_LABELS: [&str; 3] = ["top suggestion 1", "top suggestion 2", "top suggestion 3"];
+    for (rank, label) in TOP_LABELS.iter().enumerate().take(top) {
+        rows.push((
+            label,
+            advice(&|a| {
+                a.top.get(rank).map_or_else(dash, |s| {
+                    Cell::Text(format!(
+                        "{}: {} ({})",
+                        s.id,
+                        human(s.saved_compressed_bytes),
+                        s.confidence.as_str()
+                    ))
+                })
+            }),
+        ));
+    }
+    rows.push((
+        "after suggestions, compressed",
+        advice(&|a| Cell::Plain(human(a.projected_compressed_bytes))),
+    ));
+    rows.push((
+        "after suggestions, uncompressed",
+        advice(&|a| Cell::Plain(human(a.projected_uncompressed_bytes))),
+    ));
+    rows
+}
+
+fn cost_rows(images: &[ImageSide]) -> Vec<Row> {
+    let cost = |cell: &dyn Fn(&CostSide) -> Cell| {
+        each(images, |i| i.cost.as_ref().map_or_else(dash, cell))
+    };
+    vec![
+        (
+            "monthly cost",
+            cost(&|c| Cell::Plain(usd(c.total_usd_month))),
+        ),
+        (
+            "storage / transfer",
+            cost(&|c| {
+                Cell::Plain(format!(
+                    "{} / {}",
+                    usd(c.storage_usd_month),
+                    usd(c.transfer_usd_month)
+                ))
+            }),
+        ),
+        (
+            "cold start",
+            cost(&|c| Cell::Plain(seconds(c.cold_start_s))),
+        ),
+        (
+            "rtt / download / unpack / start",
+            cost(&|c| {
+                let p = &c.cold_start_parts;
+                Cell::Plain(format!(
+                    "{:.2} / {:.2} / {:.2} / {:.2}",
+                    p.rtt_s, p.download_s, p.unpack_s, p.start_s
+                ))
+            }),
+        ),
+    ]
 }
