@@ -9,6 +9,7 @@ use super::{Prose, Removal, SuggestionKind};
 use crate::binary::{BinaryReport, Language};
 use crate::category;
 use crate::image::ImageAnalysis;
+use crate::layer::EntryKind;
 
 /// The base a planner picks for the binaries.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +21,45 @@ enum Base {
 }
 
 impl Base {
+    /// The Dockerfile lines that move `apps` onto this base.
+    fn fix(self, apps: &[String]) -> String {
+        let copies: Vec<String> = apps
+            .iter()
+            .map(|p| format!("COPY --from=build {p} {p}"))
+            .collect();
+        match self {
+            Base::StaticMusl =>             format!(
+                "# a musl binary links statically without trouble:\n\
+                 #   Rust: cargo build --release --target x86_64-unknown-linux-musl (static by default)\n\
+                 #   Go:   CGO_ENABLED=0 go build\n\
+                 #   C:    cc -static\n\
+                 FROM gcr.io/distroless/static-debian12:nonroot\n{}",
+                copies.join("\n")
+            ),
+            Base::Static =>             format!(
+                "FROM gcr.io/distroless/static-debian12:nonroot   # CA certificates, tzdata, passwd (~2.4 MB)
+{}
+# or FROM scratch, copying /etc/ssl/certs and /usr/share/zoneinfo too",
+                copies.join("
+")
+            ),
+            Base::DistrolessCc =>             format!(
+                "FROM gcr.io/distroless/cc-debian12:nonroot   # glibc, libgcc_s, libstdc++, CA certificates, tzdata
+{}
+# Rust: -C target-feature=+crt-static (or a musl target) makes the binary static, then distroless/static or scratch",
+                copies.join("
+")
+            ),
+            Base::DistrolessGlibc =>             format!(
+                "FROM gcr.io/distroless/base-debian12:nonroot   # glibc, libssl, CA certificates, tzdata
+{}
+# Go: CGO_ENABLED=0 go build makes the binary static, then distroless/static or scratch",
+                copies.join("
+")
+            ),
+        }
+    }
+
     fn kind(self) -> SuggestionKind {
         match self {
             Base::StaticMusl => SuggestionKind::StaticMusl,
@@ -62,81 +102,30 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Removal> {
     if apps.is_empty() || apps.iter().any(|a| a.malformed.is_some()) {
         return None;
     }
-    let merged = &analysis.fs.merged;
-    // The file a path leads to, through the image's symlinks and hard links.
-    let resolve = |path: &str| analysis.fs.lookup(path).map(|(resolved, _)| resolved);
-    let exists = |path: &str| resolve(path).is_some();
-    let mut kept: BTreeSet<String> = apps.iter().map(|a| a.path.clone()).collect();
-    let mut evidence = Vec::new();
     let all_static = apps.iter().all(|a| a.linkage.is_static());
-    let mut needs_libgcc = false;
-    let mut uses_musl = false;
-    if !all_static {
-        // Every library the apps load, and what those load in turn.
-        let mut queue: Vec<&BinaryReport> = apps.clone();
-        let mut seen = BTreeSet::new();
-        while let Some(report) = queue.pop() {
-            if let Some(interpreter) = &report.interpreter {
-                if report
-                    .interpreter
-                    .as_deref()
-                    .is_some_and(|i| i.contains("ld-musl"))
-                {
-                    uses_musl = true;
-                }
-                if let Some(found) = resolve(interpreter) {
-                    kept.insert(found);
-                }
-            }
-            for (name, found) in crate::binary::resolve_needed(report, exists) {
-                if name.starts_with("libgcc_s") || name.starts_with("libstdc++") {
-                    needs_libgcc = true;
-                }
-                let Some(found) = found.and_then(|p| resolve(&p)) else {
-                    evidence.push(format!(
-                        "/{}: needs {name}, which the image lacks",
-                        report.path
-                    ));
-                    return None;
-                };
-                kept.insert(found.clone());
-                if seen.insert(found.clone()) {
-                    if let Some(library) = binaries.iter().find(|b| b.report.path == found) {
-                        queue.push(library.report);
-                    }
-                }
-            }
+    let needs = if all_static {
+        Needs::default()
+    } else {
+        let needs = libraries(analysis, &apps)?;
+        let too_new = apps.iter().any(|app| {
+            app.glibc_version_needed
+                .as_deref()
+                .and_then(glibc_version)
+                .is_some_and(|needed| needed > DISTROLESS_GLIBC)
+        });
+        if too_new {
+            return None;
         }
-        for app in &apps {
-            if let Some(needed) = app.glibc_version_needed.as_deref().and_then(glibc_version) {
-                if needed > DISTROLESS_GLIBC {
-                    return None;
-                }
-            }
-        }
-    }
-    // Files a minimal base must keep, when the image has them.
-    let runtime_files: Vec<String> = merged
-        .iter()
-        .filter(|(_, n)| n.kind == crate::layer::EntryKind::File)
-        .map(|(p, _)| p.clone())
-        .filter(|p| {
-            p.starts_with("etc/ssl/certs/")
-                || p.starts_with("usr/share/zoneinfo/")
-                || ["etc/passwd", "etc/group", "etc/nsswitch.conf"].contains(&p.as_str())
-        })
-        .collect();
-    let certs = runtime_files
-        .iter()
-        .any(|p| p.starts_with("etc/ssl/certs/"));
-    let tzdata = runtime_files
-        .iter()
-        .any(|p| p.starts_with("usr/share/zoneinfo/"));
-    kept.extend(runtime_files);
+        needs
+    };
+    let mut kept: BTreeSet<String> = apps.iter().map(|a| a.path.clone()).collect();
+    kept.extend(needs.files);
+    let runtime = RuntimeFiles::of(analysis);
+    kept.extend(runtime.files.iter().cloned());
     let mut remove = Vec::new();
     for (index, layer) in analysis.layers.iter().enumerate() {
         for entry in &layer.entries {
-            if entry.kind == crate::layer::EntryKind::File && !kept.contains(&entry.path) {
+            if entry.kind == EntryKind::File && !kept.contains(&entry.path) {
                 remove.push((entry.path.clone(), entry.size, index));
             }
         }
@@ -147,7 +136,123 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Removal> {
         return None;
     }
     let app_list: Vec<String> = apps.iter().map(|a| format!("/{}", a.path)).collect();
-    for app in &apps {
+    let mut evidence = app_evidence(&apps);
+    evidence.push(format!(
+        "kept besides the binaries: {} files ({}{}{})",
+        kept.len() - apps.len(),
+        if runtime.certs {
+            "CA certificates, "
+        } else {
+            ""
+        },
+        if runtime.tzdata { "tzdata, " } else { "" },
+        "libraries the binaries load, passwd/group when present"
+    ));
+    let base = if needs.uses_musl {
+        Base::StaticMusl
+    } else if all_static {
+        Base::Static
+    } else if needs.libgcc {
+        Base::DistrolessCc
+    } else {
+        Base::DistrolessGlibc
+    };
+    evidence.push(format!(
+        "measured: every layer rebuilt with only the {} files the binaries need; a distroless base adds its own files on top (static ~2.4 MB, base ~20 MB, cc ~22.6 MB uncompressed, third-party measurements), so the saving on distroless is lower by about that",
+        kept.len()
+    ));
+    Some(Removal {
+        kind: base.kind(),
+        files: remove,
+        strip: false,
+        prose: Prose {
+            title: base.title().into(),
+            fix: base.fix(&app_list),
+            side_effects: vec![
+                "no shell or package manager in the image: debug with `kubectl debug` / an ephemeral container".into(),
+            ],
+            evidence,
+            notes: vec![],
+            paths: Some(app_list),
+        },
+    })
+}
+
+/// What dynamically linked programs load, found in the image.
+#[derive(Debug, Default)]
+struct Needs {
+    /// The loaders and libraries (root-relative, links resolved).
+    files: BTreeSet<String>,
+    libgcc: bool,
+    uses_musl: bool,
+}
+
+/// Every library the apps load, and what those load in turn; `None` when one is
+/// missing (the image does not run as it is, so no smaller base is planned).
+fn libraries(analysis: &ImageAnalysis, apps: &[&BinaryReport]) -> Option<Needs> {
+    let binaries = analysis.visible_binaries();
+    // The file a path leads to, through the image's symlinks and hard links.
+    let resolve = |path: &str| analysis.fs.lookup(path).map(|(resolved, _)| resolved);
+    let exists = |path: &str| resolve(path).is_some();
+    let mut needs = Needs::default();
+    let mut queue: Vec<&BinaryReport> = apps.to_vec();
+    let mut seen = BTreeSet::new();
+    while let Some(report) = queue.pop() {
+        if let Some(interpreter) = &report.interpreter {
+            if interpreter.contains("ld-musl") {
+                needs.uses_musl = true;
+            }
+            if let Some(found) = resolve(interpreter) {
+                needs.files.insert(found);
+            }
+        }
+        for (name, found) in crate::binary::resolve_needed(report, exists) {
+            if name.starts_with("libgcc_s") || name.starts_with("libstdc++") {
+                needs.libgcc = true;
+            }
+            let found = found.and_then(|p| resolve(&p))?;
+            needs.files.insert(found.clone());
+            if seen.insert(found.clone()) {
+                if let Some(library) = binaries.iter().find(|b| b.report.path == found) {
+                    queue.push(library.report);
+                }
+            }
+        }
+    }
+    Some(needs)
+}
+
+/// Files a minimal base must keep, when the image has them.
+struct RuntimeFiles {
+    files: Vec<String>,
+    certs: bool,
+    tzdata: bool,
+}
+
+impl RuntimeFiles {
+    fn of(analysis: &ImageAnalysis) -> Self {
+        let files: Vec<String> = analysis
+            .fs
+            .visible_files()
+            .map(|(p, _)| p.clone())
+            .filter(|p| {
+                p.starts_with("etc/ssl/certs/")
+                    || p.starts_with("usr/share/zoneinfo/")
+                    || ["etc/passwd", "etc/group", "etc/nsswitch.conf"].contains(&p.as_str())
+            })
+            .collect();
+        Self {
+            certs: files.iter().any(|p| p.starts_with("etc/ssl/certs/")),
+            tzdata: files.iter().any(|p| p.starts_with("usr/share/zoneinfo/")),
+            files,
+        }
+    }
+}
+
+/// What each application is and loads, in a line (two for a Go binary cgo links).
+fn app_evidence(apps: &[&BinaryReport]) -> Vec<String> {
+    let mut evidence = Vec::new();
+    for app in apps {
         evidence.push(format!(
             "/{}: {} {}, {}{}",
             app.path,
@@ -178,83 +283,7 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Removal> {
             ));
         }
     }
-    evidence.push(format!(
-        "kept besides the binaries: {} files ({}{}{})",
-        kept.len() - apps.len(),
-        if certs { "CA certificates, " } else { "" },
-        if tzdata { "tzdata, " } else { "" },
-        "libraries the binaries load, passwd/group when present"
-    ));
-    let copies: Vec<String> = app_list
-        .iter()
-        .map(|p| format!("COPY --from=build {p} {p}"))
-        .collect();
-    let (base, fix) = if uses_musl {
-        (
-            Base::StaticMusl,
-            format!(
-                "# a musl binary links statically without trouble:\n\
-                 #   Rust: cargo build --release --target x86_64-unknown-linux-musl (static by default)\n\
-                 #   Go:   CGO_ENABLED=0 go build\n\
-                 #   C:    cc -static\n\
-                 FROM gcr.io/distroless/static-debian12:nonroot\n{}",
-                copies.join("\n")
-            ),
-        )
-    } else if all_static {
-        (
-            Base::Static,
-            format!(
-                "FROM gcr.io/distroless/static-debian12:nonroot   # CA certificates, tzdata, passwd (~2.4 MB)
-{}
-# or FROM scratch, copying /etc/ssl/certs and /usr/share/zoneinfo too",
-                copies.join("
-")
-            ),
-        )
-    } else if needs_libgcc {
-        (
-            Base::DistrolessCc,
-            format!(
-                "FROM gcr.io/distroless/cc-debian12:nonroot   # glibc, libgcc_s, libstdc++, CA certificates, tzdata
-{}
-# Rust: -C target-feature=+crt-static (or a musl target) makes the binary static, then distroless/static or scratch",
-                copies.join("
-")
-            ),
-        )
-    } else {
-        (
-            Base::DistrolessGlibc,
-            format!(
-                "FROM gcr.io/distroless/base-debian12:nonroot   # glibc, libssl, CA certificates, tzdata
-{}
-# Go: CGO_ENABLED=0 go build makes the binary static, then distroless/static or scratch",
-                copies.join("
-")
-            ),
-        )
-    };
-    let kept: Vec<String> = kept.into_iter().map(|p| format!("/{p}")).collect();
-    evidence.push(format!(
-        "measured: every layer rebuilt with only the {} files the binaries need; a distroless base adds its own files on top (static ~2.4 MB, base ~20 MB, cc ~22.6 MB uncompressed, third-party measurements), so the saving on distroless is lower by about that",
-        kept.len()
-    ));
-    Some(Removal {
-        kind: base.kind(),
-        files: remove,
-        strip: false,
-        prose: Prose {
-            title: base.title().into(),
-            fix,
-            side_effects: vec![
-                "no shell or package manager in the image: debug with `kubectl debug` / an ephemeral container".into(),
-            ],
-            evidence,
-            notes: vec![],
-            paths: Some(app_list),
-        },
-    })
+    evidence
 }
 
 fn glibc_version(text: &str) -> Option<(u32, u32)> {
