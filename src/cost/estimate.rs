@@ -137,147 +137,14 @@ pub fn estimate(
     }
     usage.validate()?;
     let pulls = usage.pulls_per_month();
-    let warm = usage.warm_cache_share;
     let versions = usage.versions_stored();
-    let older_versions = f64::from(versions - 1);
-
-    let distinct: Vec<HashMap<&str, u64>> = images
-        .iter()
-        .map(|image| {
-            image
-                .layers
-                .iter()
-                .map(|l| (l.digest.as_str(), l.compressed_bytes))
-                .collect()
-        })
-        .collect();
-    let changed: Vec<HashMap<&str, u64>> = images
-        .iter()
-        .map(|image| {
-            let from = image
-                .layers
-                .len()
-                .saturating_sub(usage.changed_layers as usize);
-            image.layers[from..]
-                .iter()
-                .map(|l| (l.digest.as_str(), l.compressed_bytes))
-                .collect()
-        })
-        .collect();
-    let mut holders: HashMap<&str, usize> = HashMap::new();
-    for layers in &distinct {
-        for digest in layers.keys() {
-            *holders.entry(digest).or_default() += 1;
-        }
-    }
-
-    let mut image_costs = Vec::with_capacity(images.len());
-    for (index, image) in images.iter().enumerate() {
-        let compressed: u64 = distinct[index].values().sum();
-        let unique: u64 = distinct[index]
-            .iter()
-            .filter(|(digest, _)| holders.get(*digest) == Some(&1))
-            .map(|(_, bytes)| bytes)
-            .sum();
-        let changed_bytes: u64 = changed[index].values().sum();
-        let stored = compressed as f64 + older_versions * changed_bytes as f64;
-        let pulled = pulls * ((1.0 - warm) * compressed as f64 + warm * changed_bytes as f64);
-        let transfer = transfer_split(pricing, usage, pulled);
-        let storage_usd = pricing.storage_usd_month(stored);
-        let transfer_usd = transfer.total();
-        let cold = coldstart::cold_start(&image.layers, profile, false);
-        let cold_zstd = coldstart::cold_start(&image.layers, profile, true);
-        let summaries = profiles
-            .profiles
-            .iter()
-            .map(|p| ProfileSummary {
-                profile: p.name.clone(),
-                total_s: coldstart::cold_start(&image.layers, p, false).total_s,
-                zstd_total_s: coldstart::cold_start(&image.layers, p, true).total_s,
-            })
-            .collect();
-        image_costs.push(ImageCost {
-            reference: image.reference.clone(),
-            layers: image.layers.len(),
-            compressed_bytes: compressed,
-            uncompressed_bytes: image.layers.iter().map(|l| l.uncompressed_bytes).sum(),
-            unique_compressed_bytes: unique,
-            shared_compressed_bytes: compressed - unique,
-            changed_compressed_bytes: changed_bytes,
-            stored_bytes: stored.round() as u64,
-            pulled_bytes_month: pulled.round() as u64,
-            storage_usd_month: round_to(storage_usd, 6),
-            transfer_usd_month: round_to(transfer_usd, 6),
-            total_usd_month: round_to(storage_usd + transfer_usd, 6),
-            transfer: transfer.rounded(),
-            cold_start: cold,
-            cold_start_zstd: cold_zstd,
-            cold_start_profiles: summaries,
-        });
-    }
-
-    let mut union: HashMap<&str, u64> = HashMap::new();
-    for layers in &distinct {
-        union.extend(layers.iter().map(|(d, b)| (*d, *b)));
-    }
-    let mut changed_union: HashMap<&str, u64> = HashMap::new();
-    for layers in &changed {
-        changed_union.extend(layers.iter().map(|(d, b)| (*d, *b)));
-    }
-    let unique_compressed: u64 = union.values().sum();
-    let total_compressed: u64 = image_costs.iter().map(|i| i.compressed_bytes).sum();
-    let changed_total: u64 = changed_union.values().sum();
-    let stored = unique_compressed as f64 + older_versions * changed_total as f64;
-    let stored_alone: f64 = images
+    let blobs = Blobs::of(images, usage);
+    let image_costs: Vec<ImageCost> = images
         .iter()
         .enumerate()
-        .map(|(i, _)| {
-            distinct[i].values().sum::<u64>() as f64
-                + older_versions * changed[i].values().sum::<u64>() as f64
-        })
-        .sum();
-    let pulled_alone: f64 = images
-        .iter()
-        .enumerate()
-        .map(|(i, _)| {
-            pulls
-                * ((1.0 - warm) * distinct[i].values().sum::<u64>() as f64
-                    + warm * changed[i].values().sum::<u64>() as f64)
-        })
-        .sum();
-    let pulled = if usage.co_located {
-        pulls * ((1.0 - warm) * unique_compressed as f64 + warm * changed_total as f64)
-    } else {
-        pulled_alone
-    };
-    let storage_usd = pricing.storage_usd_month(stored);
-    let storage_alone_usd = pricing.storage_usd_month(stored_alone);
-    let transfer = transfer_split(pricing, usage, pulled);
-    let transfer_usd = transfer.total();
-    let transfer_alone_usd = transfer_split(pricing, usage, pulled_alone).total();
-    let fixed = pricing.fixed_usd_month();
-    let set = SetCost {
-        images: images.len(),
-        total_compressed_bytes: total_compressed,
-        unique_compressed_bytes: unique_compressed,
-        sharing_saved_bytes: total_compressed - unique_compressed,
-        stored_bytes: stored.round() as u64,
-        stored_bytes_without_sharing: stored_alone.round() as u64,
-        storage_usd_month: round_to(storage_usd, 6),
-        storage_usd_month_without_sharing: round_to(storage_alone_usd, 6),
-        pulled_bytes_month: pulled.round() as u64,
-        pulled_bytes_month_without_sharing: pulled_alone.round() as u64,
-        transfer_usd_month: round_to(transfer_usd, 6),
-        transfer_usd_month_without_sharing: round_to(transfer_alone_usd, 6),
-        transfer: transfer.rounded(),
-        sharing_saved_usd_month: round_to(
-            (storage_alone_usd - storage_usd) + (transfer_alone_usd - transfer_usd),
-            6,
-        ),
-        fixed_usd_month: round_to(fixed, 6),
-        total_usd_month: round_to(storage_usd + transfer_usd + fixed, 6),
-    };
-
+        .map(|(index, image)| image_cost(index, image, &blobs, pricing, usage, profiles, profile))
+        .collect();
+    let set = set_cost(images, &image_costs, &blobs, pricing, usage);
     let warnings = warnings(images, pricing, usage, pulls);
     let notes = notes(pricing, usage, profile, pulls, versions);
     Ok(CostEstimate {
@@ -337,6 +204,184 @@ fn transfer_split(pricing: &PricingEntry, usage: &Usage, bytes: f64) -> Transfer
         same_region_usd: pricing.transfer.same_region.cost(same),
         cross_region_usd: pricing.transfer.cross_region.cost(cross),
         internet_usd: pricing.transfer.internet.cost(internet),
+    }
+}
+
+/// Each image's distinct layer blobs (digest → compressed bytes), the blobs a new
+/// version changes, and how many images hold each blob.
+struct Blobs<'a> {
+    distinct: Vec<HashMap<&'a str, u64>>,
+    changed: Vec<HashMap<&'a str, u64>>,
+    holders: HashMap<&'a str, usize>,
+}
+
+impl<'a> Blobs<'a> {
+    fn of(images: &'a [ImageSizes], usage: &Usage) -> Self {
+        let distinct: Vec<HashMap<&str, u64>> = images
+            .iter()
+            .map(|image| {
+                image
+                    .layers
+                    .iter()
+                    .map(|l| (l.digest.as_str(), l.compressed_bytes))
+                    .collect()
+            })
+            .collect();
+        let changed = images
+            .iter()
+            .map(|image| {
+                let from = image
+                    .layers
+                    .len()
+                    .saturating_sub(usage.changed_layers as usize);
+                image.layers[from..]
+                    .iter()
+                    .map(|l| (l.digest.as_str(), l.compressed_bytes))
+                    .collect()
+            })
+            .collect();
+        let mut holders: HashMap<&str, usize> = HashMap::new();
+        for layers in &distinct {
+            for digest in layers.keys() {
+                *holders.entry(digest).or_default() += 1;
+            }
+        }
+        Self {
+            distinct,
+            changed,
+            holders,
+        }
+    }
+
+    /// Bytes stored for image `index` alone: this version whole, older ones by
+    /// their changed layers.
+    fn stored_alone(&self, index: usize, older_versions: f64) -> f64 {
+        self.distinct[index].values().sum::<u64>() as f64
+            + older_versions * self.changed[index].values().sum::<u64>() as f64
+    }
+
+    /// Bytes pulled per month for image `index` alone: cold nodes pull it whole,
+    /// warm ones its changed layers.
+    fn pulled_alone(&self, index: usize, pulls: f64, warm: f64) -> f64 {
+        pulls
+            * ((1.0 - warm) * self.distinct[index].values().sum::<u64>() as f64
+                + warm * self.changed[index].values().sum::<u64>() as f64)
+    }
+}
+
+/// One image on its own, as if it were the only image.
+fn image_cost(
+    index: usize,
+    image: &ImageSizes,
+    blobs: &Blobs<'_>,
+    pricing: &PricingEntry,
+    usage: &Usage,
+    profiles: &Profiles,
+    profile: &Profile,
+) -> ImageCost {
+    let older_versions = f64::from(usage.versions_stored() - 1);
+    let compressed: u64 = blobs.distinct[index].values().sum();
+    let unique: u64 = blobs.distinct[index]
+        .iter()
+        .filter(|(digest, _)| blobs.holders.get(*digest) == Some(&1))
+        .map(|(_, bytes)| bytes)
+        .sum();
+    let changed_bytes: u64 = blobs.changed[index].values().sum();
+    let stored = compressed as f64 + older_versions * changed_bytes as f64;
+    let pulled = blobs.pulled_alone(index, usage.pulls_per_month(), usage.warm_cache_share);
+    let transfer = transfer_split(pricing, usage, pulled);
+    let storage_usd = pricing.storage_usd_month(stored);
+    let transfer_usd = transfer.total();
+    let summaries = profiles
+        .profiles
+        .iter()
+        .map(|p| ProfileSummary {
+            profile: p.name.clone(),
+            total_s: coldstart::cold_start(&image.layers, p, false).total_s,
+            zstd_total_s: coldstart::cold_start(&image.layers, p, true).total_s,
+        })
+        .collect();
+    ImageCost {
+        reference: image.reference.clone(),
+        layers: image.layers.len(),
+        compressed_bytes: compressed,
+        uncompressed_bytes: image.layers.iter().map(|l| l.uncompressed_bytes).sum(),
+        unique_compressed_bytes: unique,
+        shared_compressed_bytes: compressed - unique,
+        changed_compressed_bytes: changed_bytes,
+        stored_bytes: stored.round() as u64,
+        pulled_bytes_month: pulled.round() as u64,
+        storage_usd_month: round_to(storage_usd, 6),
+        transfer_usd_month: round_to(transfer_usd, 6),
+        total_usd_month: round_to(storage_usd + transfer_usd, 6),
+        transfer: transfer.rounded(),
+        cold_start: coldstart::cold_start(&image.layers, profile, false),
+        cold_start_zstd: coldstart::cold_start(&image.layers, profile, true),
+        cold_start_profiles: summaries,
+    }
+}
+
+/// The set deduplicated (each blob stored once; pulled once per node when the
+/// images are co-located), beside the same bytes billed without sharing.
+fn set_cost(
+    images: &[ImageSizes],
+    image_costs: &[ImageCost],
+    blobs: &Blobs<'_>,
+    pricing: &PricingEntry,
+    usage: &Usage,
+) -> SetCost {
+    let pulls = usage.pulls_per_month();
+    let warm = usage.warm_cache_share;
+    let older_versions = f64::from(usage.versions_stored() - 1);
+    let mut union: HashMap<&str, u64> = HashMap::new();
+    for layers in &blobs.distinct {
+        union.extend(layers.iter().map(|(d, b)| (*d, *b)));
+    }
+    let mut changed_union: HashMap<&str, u64> = HashMap::new();
+    for layers in &blobs.changed {
+        changed_union.extend(layers.iter().map(|(d, b)| (*d, *b)));
+    }
+    let unique_compressed: u64 = union.values().sum();
+    let total_compressed: u64 = image_costs.iter().map(|i| i.compressed_bytes).sum();
+    let changed_total: u64 = changed_union.values().sum();
+    let stored = unique_compressed as f64 + older_versions * changed_total as f64;
+    let stored_alone: f64 = (0..images.len())
+        .map(|i| blobs.stored_alone(i, older_versions))
+        .sum();
+    let pulled_alone: f64 = (0..images.len())
+        .map(|i| blobs.pulled_alone(i, pulls, warm))
+        .sum();
+    let pulled = if usage.co_located {
+        pulls * ((1.0 - warm) * unique_compressed as f64 + warm * changed_total as f64)
+    } else {
+        pulled_alone
+    };
+    let storage_usd = pricing.storage_usd_month(stored);
+    let storage_alone_usd = pricing.storage_usd_month(stored_alone);
+    let transfer = transfer_split(pricing, usage, pulled);
+    let transfer_usd = transfer.total();
+    let transfer_alone_usd = transfer_split(pricing, usage, pulled_alone).total();
+    let fixed = pricing.fixed_usd_month();
+    SetCost {
+        images: images.len(),
+        total_compressed_bytes: total_compressed,
+        unique_compressed_bytes: unique_compressed,
+        sharing_saved_bytes: total_compressed - unique_compressed,
+        stored_bytes: stored.round() as u64,
+        stored_bytes_without_sharing: stored_alone.round() as u64,
+        storage_usd_month: round_to(storage_usd, 6),
+        storage_usd_month_without_sharing: round_to(storage_alone_usd, 6),
+        pulled_bytes_month: pulled.round() as u64,
+        pulled_bytes_month_without_sharing: pulled_alone.round() as u64,
+        transfer_usd_month: round_to(transfer_usd, 6),
+        transfer_usd_month_without_sharing: round_to(transfer_alone_usd, 6),
+        transfer: transfer.rounded(),
+        sharing_saved_usd_month: round_to(
+            (storage_alone_usd - storage_usd) + (transfer_alone_usd - transfer_usd),
+            6,
+        ),
+        fixed_usd_month: round_to(fixed, 6),
+        total_usd_month: round_to(storage_usd + transfer_usd + fixed, 6),
     }
 }
 
