@@ -160,18 +160,7 @@ fn compress_with(command: &[String], data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(output.stdout)
 }
 
-pub fn compress(data: &[u8], compression: Compression, level: Option<i32>) -> io::Result<Vec<u8>> {
-    Ok(match compression {
-        Compression::None => data.to_vec(),
-        Compression::Gzip => {
-            let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
-            encoder.write_all(data)?;
-            encoder.finish()?
-        }
-        Compression::Zstd => zstd::stream::encode_all(data, level.unwrap_or(3))?,
-    })
-}
+pub use crate::layer::compress;
 
 pub fn tar_bytes(items: &[Item]) -> io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
