@@ -7,7 +7,6 @@
 
 pub mod advice;
 pub mod binary;
-pub mod build;
 pub mod cache;
 pub mod category;
 pub mod cli;

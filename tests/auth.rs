@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use ballast::build::{ImageSpec, Item, LayerSpec};
 use base64::Engine as _;
 use common::*;
+use testkit::{ImageSpec, Item, LayerSpec};
 
 fn pushed() -> &'static str {
     static REF: OnceLock<String> = OnceLock::new();

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ballast::binary::{analyze, resolve_needed, BinaryReport};
-use ballast::build::samples::{GoBuild, RustBuild, Samples};
+use testkit::samples::{GoBuild, RustBuild, Samples};
 
 fn samples() -> Samples {
     Samples::new(

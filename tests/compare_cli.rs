@@ -2,8 +2,8 @@
 
 mod common;
 
-use ballast::build::samples::{self, GoBuild, RustBuild};
 use common::*;
+use testkit::samples::{self, GoBuild, RustBuild};
 
 fn layouts(dir: &std::path::Path) -> (String, String) {
     let samples = samples();
@@ -23,8 +23,8 @@ fn layouts(dir: &std::path::Path) -> (String, String) {
     .expect("spec")
     .build()
     .expect("build");
-    ballast::build::write_oci_layout(&dir.join("go"), &[(&go, Some("1"))]).expect("layout");
-    ballast::build::write_oci_layout(&dir.join("rs"), &[(&rust, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.join("go"), &[(&go, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.join("rs"), &[(&rust, Some("1"))]).expect("layout");
     (
         format!("oci:{}:1", dir.join("go").display()),
         format!("oci:{}:1", dir.join("rs").display()),
@@ -84,7 +84,7 @@ fn report_writes_markdown_with_charts() {
 /// temporary paths in the references redacted).
 #[test]
 fn markdown_report_snapshot() {
-    use ballast::build::{ImageSpec, Item, LayerSpec};
+    use testkit::{ImageSpec, Item, LayerSpec};
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let base = LayerSpec::new(
@@ -121,8 +121,8 @@ fn markdown_report_snapshot() {
     ])
     .build()
     .expect("build");
-    ballast::build::write_oci_layout(&dir.path().join("a"), &[(&a, Some("1"))]).expect("layout");
-    ballast::build::write_oci_layout(&dir.path().join("b"), &[(&b, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.path().join("a"), &[(&a, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.path().join("b"), &[(&b, Some("1"))]).expect("layout");
     let output = ballast(home.path())
         .current_dir(dir.path())
         .args(["report", "oci:a:1", "oci:b:1", "--stable"])

@@ -4,9 +4,9 @@ mod common;
 
 use std::sync::OnceLock;
 
-use ballast::build::samples::{self, GoBuild, RustBuild};
 use common::*;
 use serde_json::Value;
+use testkit::samples::{self, GoBuild, RustBuild};
 
 /// The Go and the Rust sample images: same base layers, different app layers.
 fn pushed() -> &'static (String, String, u64) {

@@ -13,9 +13,9 @@ mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ballast::build::{BuiltImage, ImageSpec, Item, LayerSpec};
 use common::proxy::{Exchange, Fault, Injection, Proxy, Target};
 use common::*;
+use testkit::{BuiltImage, ImageSpec, Item, LayerSpec};
 
 /// Where the body of the largest layer is cut.
 const CUT_AT: u64 = 300_000;

@@ -3,10 +3,10 @@
 
 mod common;
 
-use ballast::build::{ImageSpec, Item, LayerSpec};
 use common::*;
+use testkit::{ImageSpec, Item, LayerSpec};
 
-fn small_image(name: &str) -> ballast::build::BuiltImage {
+fn small_image(name: &str) -> testkit::BuiltImage {
     ImageSpec::new(vec![LayerSpec::new(
         "COPY data",
         vec![Item::file(
@@ -118,7 +118,7 @@ fn long_names_links_and_overwrites() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = inspect_json(home.path(), &[&format!("oci:{}:t", dir.path().display())]);
     assert_eq!(report["largest_files"][0]["path"], format!("/{long_path}"));
     assert_eq!(report["largest_files"][0]["size"], 3000);

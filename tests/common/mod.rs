@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ballast::build::samples::Samples;
-use ballast::build::BuiltImage;
+use testkit::samples::Samples;
+use testkit::BuiltImage;
 
 pub mod engine;
 pub mod hostile;
@@ -327,7 +327,7 @@ pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> Stri
             .auth(&reference, &auth, oci_client::RegistryOperation::Push)
             .await
             .expect("registry auth for push");
-        ballast::build::push(&client, &reference, images)
+        testkit::push(&client, &reference, images)
             .await
             .expect("push image");
     });
