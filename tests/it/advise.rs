@@ -2,14 +2,12 @@
 //! confidence, its savings hold when the change is actually made, and an optimised
 //! image gets no false suggestions.
 
-mod common;
-
+use ballast::layer::Compression;
+use serde_json::Value;
 use testkit::samples::{self, GoBuild, RustBuild};
 use testkit::{ImageSpec, Item, LayerSpec};
 
-use ballast::layer::Compression;
-use common::*;
-use serde_json::Value;
+use crate::common::*;
 
 fn advise_json(home: &std::path::Path, image: &str) -> Value {
     json_of(home, &["advise", image])

@@ -13,15 +13,10 @@ use ballast::inspect::{self, InspectOptions, NoProgress};
 use ballast::reference::ImageRef;
 use ballast::report::document;
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
-use testkit::samples::{self, GoBuild, RustBuild, Samples};
+use testkit::samples::{self, GoBuild, RustBuild};
 use testkit::{BuiltImage, ImageSpec, Item, LayerSpec};
 
-fn samples() -> Samples {
-    Samples::new(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/testdata"),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/ballast-samples"),
-    )
-}
+use crate::common::samples;
 
 fn write_layout(dir: &Path, name: &str, image: &BuiltImage) -> String {
     let path = dir.join(name);

@@ -1,10 +1,9 @@
 //! `ballast diff` between two real images from different sources.
 
-mod common;
-
-use common::*;
 use testkit::samples::{self, GoBuild};
 use testkit::{Item, LayerSpec};
+
+use crate::common::*;
 
 #[test]
 fn added_layer_and_files_sorted_by_impact() {

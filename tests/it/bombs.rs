@@ -3,16 +3,15 @@
 //! (a preallocated disk image, a sparse file), which compresses a thousandfold, is
 //! read like any other, and a 4 GiB bomb costs bounded memory with a clear outcome.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
 use ballast::digest::Digest;
 use ballast::layer::Compression;
-use common::*;
 use sha2::Digest as _;
 use testkit::{BuiltLayer, ImageSpec, Item};
+
+use crate::common::*;
 
 fn layout(dir: &Path, blob: Vec<u8>, diff_id: Digest) {
     let layer = BuiltLayer {

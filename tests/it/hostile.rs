@@ -3,13 +3,12 @@
 //! case ends in exit 2 with one line, in bounded memory (peak RSS measured from the
 //! child's own rusage).
 
-mod common;
-
 use std::path::Path;
 
-use common::hostile::{Hostile, Mode};
-use common::*;
 use testkit::{ImageSpec, Item, LayerSpec};
+
+use crate::common::hostile::{Hostile, Mode};
+use crate::common::*;
 
 const MB: u64 = 1024 * 1024;
 

@@ -2,14 +2,13 @@
 //! ballast.toml, baselines from an image and from a saved JSON report, exit codes,
 //! the GitHub step summary and annotations.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::*;
 use serde_json::Value;
 use testkit::samples::{self, GoBuild};
 use testkit::{Item, LayerSpec};
+
+use crate::common::*;
 
 /// A base image and the same image with a 3 MB incompressible file added.
 fn images() -> &'static (String, String) {

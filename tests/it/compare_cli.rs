@@ -1,9 +1,8 @@
 //! `ballast compare` and `ballast report` as users run them.
 
-mod common;
-
-use common::*;
 use testkit::samples::{self, GoBuild, RustBuild};
+
+use crate::common::*;
 
 fn layouts(dir: &std::path::Path) -> (String, String) {
     let samples = samples();
@@ -153,7 +152,7 @@ fn shared_layers_are_read_once_per_command() {
     assert_eq!(go.layers[0].digest, rust.layers[0].digest, "the same base");
     push(registry(), "compare/shared-go:1", &[&go]);
     push(registry(), "compare/shared-rs:1", &[&rust]);
-    let proxy = common::proxy::Proxy::passthrough(&registry().host);
+    let proxy = crate::common::proxy::Proxy::passthrough(&registry().host);
     let home = tempfile::tempdir().expect("home");
     let comparison = json_of(
         home.path(),

@@ -49,7 +49,8 @@ pub struct Registry {
 pub const AUTH_USER: &str = "ci-user";
 pub const AUTH_PASSWORD: &str = "correct horse battery staple";
 
-/// The anonymous registry, one per test binary.
+/// The anonymous registry, one per test binary, so every area (module) of `tests/it`
+/// shares it: each pushes under repositories of its own (`advise/…`, `gate/…`).
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| start(Kind::Plain))

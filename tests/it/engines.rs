@@ -4,15 +4,14 @@
 //! archives given as pipes). Each is checked against the same image read from the
 //! registry.
 
-mod common;
-
 use std::path::Path;
 
-use common::engine::{dockerd, podman, Engine};
-use common::*;
 use serde_json::Value;
 use testkit::samples::{self, GoBuild};
 use testkit::BuiltImage;
+
+use crate::common::engine::{dockerd, podman, Engine};
+use crate::common::*;
 
 fn go_service() -> BuiltImage {
     samples::service_image(

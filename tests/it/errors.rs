@@ -1,14 +1,13 @@
 //! Every kind of bad input ends in one clear line on stderr and exit code 2.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
 use ballast::digest::Digest;
 use ballast::layer::Compression;
-use common::*;
 use testkit::{BuiltLayer, ImageSpec, Item, LayerSpec};
+
+use crate::common::*;
 
 fn small_layer(name: &str) -> LayerSpec {
     LayerSpec::new(

@@ -1,15 +1,14 @@
 //! `ballast inspect` against a real registry, an OCI layout and a docker-archive, on
 //! images holding real Go and Rust binaries.
 
-mod common;
-
 use std::sync::OnceLock;
 
 use ballast::layer::Compression;
-use common::*;
 use serde_json::Value;
 use testkit::samples::{self, GoBuild, RustBuild};
 use testkit::{BuiltImage, ImageSpec};
+
+use crate::common::*;
 
 struct Fixtures {
     go: BuiltImage,

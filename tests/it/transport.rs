@@ -1,10 +1,9 @@
 //! TLS with a private CA, Docker v2 schema 2 media types, and the tar details real
 //! layers carry (GNU long names, hardlinks, symlinks, overwrites).
 
-mod common;
-
-use common::*;
 use testkit::{ImageSpec, Item, LayerSpec};
+
+use crate::common::*;
 
 fn small_image(name: &str) -> testkit::BuiltImage {
     ImageSpec::new(vec![LayerSpec::new(
