@@ -8,6 +8,8 @@ RUN rustup target add x86_64-unknown-linux-musl \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# A workspace member (the tests' fixture kit): cargo loads every member's manifest.
+COPY crates ./crates
 COPY examples ./examples
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin ballast \
  && strip target/x86_64-unknown-linux-musl/release/ballast

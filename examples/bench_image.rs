@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use ballast::build::{self, ImageSpec, Item, LayerSpec};
+use testkit::{ImageSpec, Item, LayerSpec};
 
 /// xorshift64*: fast, deterministic, and incompressible enough for gzip.
 struct Noise(u64);
@@ -101,7 +101,7 @@ fn main() -> anyhow::Result<()> {
             n += 1;
         }
         let spec = LayerSpec::new(&format!("RUN generate layer {index}"), items);
-        built.push(build::build_layer(&spec, false)?);
+        built.push(testkit::build_layer(&spec, false)?);
         layers.push(LayerSpec::new(&spec.created_by, vec![]));
         eprintln!(
             "layer {index}: {} MiB uncompressed, {} MiB gzip",
@@ -112,8 +112,8 @@ fn main() -> anyhow::Result<()> {
     let image = ImageSpec::new(layers).assemble(built)?;
     let layout = dir.join("layout");
     let _ = std::fs::remove_dir_all(&layout);
-    build::write_oci_layout(&layout, &[(&image, Some("bench"))])?;
-    build::write_docker_archive(&dir.join("image.tar"), &image, "bench/image:1.0")?;
+    testkit::write_oci_layout(&layout, &[(&image, Some("bench"))])?;
+    testkit::write_docker_archive(&dir.join("image.tar"), &image, "bench/image:1.0")?;
     for layer in &image.layers {
         println!(
             "{}",

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use ballast::build::{self, ImageSpec, Item, LayerSpec};
+use testkit::{ImageSpec, Item, LayerSpec};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     let image = spec.build()?;
     let dir = PathBuf::from(dir);
     let _ = std::fs::remove_dir_all(&dir);
-    build::write_oci_layout(&dir, &[(&image, Some("dogfood"))])?;
+    testkit::write_oci_layout(&dir, &[(&image, Some("dogfood"))])?;
     eprintln!("wrote oci:{}:dogfood", dir.display());
     Ok(())
 }

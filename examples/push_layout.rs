@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use ballast::build::{BuiltImage, BuiltLayer};
 use ballast::digest::Digest;
+use testkit::{BuiltImage, BuiltLayer};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
     };
     let reference: oci_client::Reference = target.parse()?;
     let client = ballast::registry::build_client(reference.registry(), &Default::default())?;
-    runtime.block_on(ballast::build::push(&client, &reference, &[&built]))?;
+    runtime.block_on(testkit::push(&client, &reference, &[&built]))?;
     eprintln!("pushed {}", reference.whole());
     Ok(())
 }

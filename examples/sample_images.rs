@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use ballast::build::samples::{self, GoBuild, RustBuild, Samples};
-use ballast::build::{self, BuiltImage};
+use testkit::samples::{self, GoBuild, RustBuild, Samples};
+use testkit::BuiltImage;
 
 fn main() -> anyhow::Result<()> {
     let mut layout: Option<PathBuf> = None;
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         for (name, image) in images {
             let path = dir.join(name);
             let _ = std::fs::remove_dir_all(&path);
-            build::write_oci_layout(&path, &[(image, Some("1.0"))])?;
+            testkit::write_oci_layout(&path, &[(image, Some("1.0"))])?;
             eprintln!("wrote oci:{}:1.0", path.display());
         }
     }
@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         let runtime = tokio::runtime::Runtime::new()?;
         for (name, image) in images {
             let reference: oci_client::Reference = format!("{host}/samples/{name}:1.0").parse()?;
-            runtime.block_on(build::push(&client, &reference, &[image]))?;
+            runtime.block_on(testkit::push(&client, &reference, &[image]))?;
             eprintln!("pushed {}", reference.whole());
         }
     }

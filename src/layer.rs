@@ -108,6 +108,23 @@ pub fn compression_of(media_type: &str) -> Option<Compression> {
     }
 }
 
+/// Compresses a tar stream as a layer blob: the encoder counterpart of the decoding
+/// below, for measuring what a layer would weigh in another form. `level` is the gzip
+/// level (clamped to 0-9) or the zstd level; `None` takes each library's default (6, 3).
+pub fn compress(data: &[u8], compression: Compression, level: Option<i32>) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    Ok(match compression {
+        Compression::None => data.to_vec(),
+        Compression::Gzip => {
+            let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+            encoder.write_all(data)?;
+            encoder.finish()?
+        }
+        Compression::Zstd => zstd::stream::encode_all(data, level.unwrap_or(3))?,
+    })
+}
+
 /// Guards against hostile layers. The defaults never trip on real images.
 #[derive(Debug, Clone, Copy)]
 pub struct LayerLimits {

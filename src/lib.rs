@@ -1,13 +1,20 @@
 //! ballast: finds the dead weight in container images and says what it costs.
 //!
-//! The crate is split by domain: where an image comes from (`reference`, `source`,
-//! `registry`), how a layer is read (`layer`), what the stacked filesystem looks like
-//! (`fs`), what the binaries in it are made of (`binary`), how results are shown
-//! (`report`) and the command line on top (`cli`).
+//! One way through the code: **source → layer scan → image model → analyses →
+//! renderers**, with the command line on top.
+//!
+//! - Where an image comes from: `reference`, `registry`, `source` (and `cache`).
+//! - How a layer is read: `layer` (one pass: verify, decompress, walk the tar), with
+//!   `binary` for the ELF files in it and `category` for what a path is for.
+//! - The image model every analysis reads: `image` (`ImageAnalysis`, read by
+//!   `image::inspect`), over `fs` (the merged filesystem and its one path resolver).
+//! - Analyses: `advice`, `diff`, `compare`, `cost`, `gate`.
+//! - Renderers: `report` (JSON, table and Markdown of every analysis).
+//! - The command line: `cli` (arguments, settings, one function per command), with
+//!   `error::Fault` deciding the exit code.
 
 pub mod advice;
 pub mod binary;
-pub mod build;
 pub mod cache;
 pub mod category;
 pub mod cli;

@@ -531,8 +531,8 @@ fn time_decompression(
     zstd_bytes: u64,
     gzip_level: u32,
 ) -> io::Result<ZstdMeasurement> {
-    let gzip = crate::build::compress(sample, Compression::Gzip, Some(gzip_level as i32))?;
-    let zstd = crate::build::compress(sample, Compression::Zstd, Some(ZSTD_LEVEL))?;
+    let gzip = crate::layer::compress(sample, Compression::Gzip, Some(gzip_level as i32))?;
+    let zstd = crate::layer::compress(sample, Compression::Zstd, Some(ZSTD_LEVEL))?;
     let best = |decode: &dyn Fn() -> io::Result<u64>| -> io::Result<f64> {
         let mut best = f64::MAX;
         for _ in 0..3 {

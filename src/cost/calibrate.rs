@@ -330,7 +330,7 @@ pub async fn measure(
                 let blob = if Some(form) == compression {
                     bytes.clone()
                 } else {
-                    crate::build::compress(&tar_bytes, form, None).map_err(|e| {
+                    crate::layer::compress(&tar_bytes, form, None).map_err(|e| {
                         CalibrateError::Read(descriptor.digest.to_string(), e.to_string())
                     })?
                 };

@@ -2,14 +2,12 @@
 //! confidence, its savings hold when the change is actually made, and an optimised
 //! image gets no false suggestions.
 
-mod common;
-
-use ballast::build::samples::{self, GoBuild, RustBuild};
-use ballast::build::{ImageSpec, Item, LayerSpec};
-
 use ballast::layer::Compression;
-use common::*;
 use serde_json::Value;
+use testkit::samples::{self, GoBuild, RustBuild};
+use testkit::{ImageSpec, Item, LayerSpec};
+
+use crate::common::*;
 
 fn advise_json(home: &std::path::Path, image: &str) -> Value {
     json_of(home, &["advise", image])
@@ -57,7 +55,7 @@ fn within(actual: u64, expected: u64, percent: f64) -> bool {
 }
 
 fn tar_len(spec: &LayerSpec) -> u64 {
-    ballast::build::tar_bytes(&spec.items).expect("tar").len() as u64
+    testkit::tar_bytes(&spec.items).expect("tar").len() as u64
 }
 
 #[test]
@@ -204,7 +202,7 @@ fn toolchain_and_overwrites_are_flagged() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
     let toolchain = suggestion(&report, "multi-stage-toolchain");
     assert!(toolchain["paths"]
@@ -281,7 +279,7 @@ fn strip_and_base_image_savings_hold_against_real_strip() {
         let spec = samples::service_image(&binary, "usr/local/bin/hello", false).expect("spec");
         let image = spec.build().expect("build");
         let dir = tempfile::tempdir().expect("dir");
-        ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+        testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
         let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
 
         // Made for real: the binary as binutils strip --strip-all leaves it.
@@ -337,7 +335,7 @@ fn optimised_image_gets_no_suggestions() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
     let ids: Vec<&str> = report["suggestions"]
         .as_array()
@@ -382,7 +380,7 @@ fn musl_binary_is_told_to_link_statically() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
     let musl_suggestion = suggestion(&report, "static-musl");
     assert_eq!(musl_suggestion["paths"][0], "/app");
@@ -424,7 +422,7 @@ fn layers_that_keep_rewriting_paths_are_told_to_squash() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
     let squash = suggestion(&report, "squash-layers");
     let deleted = suggestion(&report, "drop-deleted-files");
@@ -570,7 +568,7 @@ fn debconf_database_is_package_state_not_a_cache() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let reference = format!("oci:{}:t", dir.path().display());
     let report = advise_json(home.path(), &reference);
     let ids: Vec<&str> = report["suggestions"]
@@ -624,7 +622,7 @@ fn a_binary_without_section_headers_gets_no_strip_advice() {
     .build()
     .expect("build");
     let layout = tempfile::tempdir().expect("layout");
-    ballast::build::write_oci_layout(layout.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(layout.path(), &[(&image, Some("t"))]).expect("layout");
     let reference = format!("oci:{}:t", layout.path().display());
     let report = advise_json(home.path(), &reference);
     for suggestion in report["suggestions"].as_array().expect("list") {
@@ -657,7 +655,7 @@ fn two_hundred_thousand_deleted_files_are_not_quadratic() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let reference = format!("oci:{}:t", dir.path().display());
     let started = std::time::Instant::now();
     let report = json_of(home.path(), &["advise", &reference, "--no-zstd"]);

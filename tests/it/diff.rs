@@ -1,10 +1,9 @@
 //! `ballast diff` between two real images from different sources.
 
-mod common;
+use testkit::samples::{self, GoBuild};
+use testkit::{Item, LayerSpec};
 
-use ballast::build::samples::{self, GoBuild};
-use ballast::build::{Item, LayerSpec};
-use common::*;
+use crate::common::*;
 
 #[test]
 fn added_layer_and_files_sorted_by_impact() {
@@ -25,7 +24,7 @@ fn added_layer_and_files_sorted_by_impact() {
     // Base from the registry, new from an OCI layout: any two sources compare.
     let base_ref = push(registry(), "diff/app:1", &[&base]);
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&new, Some("2"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&new, Some("2"))]).expect("layout");
     let report = json_of(
         home.path(),
         &[
@@ -57,9 +56,9 @@ fn added_layer_and_files_sorted_by_impact() {
 fn debug_info_coming_back_is_named() {
     let home = tempfile::tempdir().expect("home");
     let samples = samples();
-    let image = |build: ballast::build::samples::RustBuild| {
+    let image = |build: testkit::samples::RustBuild| {
         let data = std::fs::read(samples.rust(build).expect("rust")).expect("read");
-        ballast::build::ImageSpec::new(vec![LayerSpec::new(
+        testkit::ImageSpec::new(vec![LayerSpec::new(
             "COPY app /app",
             vec![Item::executable("app", data)],
         )])
@@ -67,12 +66,10 @@ fn debug_info_coming_back_is_named() {
         .expect("build")
     };
     let dir = tempfile::tempdir().expect("dir");
-    let release = image(ballast::build::samples::RustBuild::Release);
-    let debug = image(ballast::build::samples::RustBuild::DebugInfo);
-    ballast::build::write_oci_layout(&dir.path().join("a"), &[(&release, Some("1"))])
-        .expect("layout");
-    ballast::build::write_oci_layout(&dir.path().join("b"), &[(&debug, Some("1"))])
-        .expect("layout");
+    let release = image(testkit::samples::RustBuild::Release);
+    let debug = image(testkit::samples::RustBuild::DebugInfo);
+    testkit::write_oci_layout(&dir.path().join("a"), &[(&release, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.path().join("b"), &[(&debug, Some("1"))]).expect("layout");
     let report = json_of(
         home.path(),
         &[
@@ -104,9 +101,9 @@ fn the_same_image_from_a_layout_and_a_docker_save_shares_every_layer_by_content(
         .build()
         .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("1"))]).expect("layout");
     let archive = dir.path().join("saved.tar");
-    ballast::build::write_docker_archive(&archive, &image, "app:1").expect("archive");
+    testkit::write_docker_archive(&archive, &image, "app:1").expect("archive");
     let layout = format!("oci:{}:1", dir.path().display());
     let saved = format!("docker-archive:{}", archive.display());
     let report = json_of(home.path(), &["diff", &layout, &saved]);

@@ -3,16 +3,15 @@
 //! (a preallocated disk image, a sparse file), which compresses a thousandfold, is
 //! read like any other, and a 4 GiB bomb costs bounded memory with a clear outcome.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use ballast::build::{self, BuiltLayer, ImageSpec, Item};
 use ballast::digest::Digest;
 use ballast::layer::Compression;
-use common::*;
 use sha2::Digest as _;
+use testkit::{BuiltLayer, ImageSpec, Item};
+
+use crate::common::*;
 
 fn layout(dir: &Path, blob: Vec<u8>, diff_id: Digest) {
     let layer = BuiltLayer {
@@ -24,7 +23,7 @@ fn layout(dir: &Path, blob: Vec<u8>, diff_id: Digest) {
     let image = ImageSpec::new(vec![])
         .assemble(vec![layer])
         .expect("assemble");
-    build::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
 }
 
 #[test]
@@ -33,8 +32,8 @@ fn a_zero_filled_layer_is_not_a_bomb() {
     // 150 MB of zeros gzip to about 150 kB: over 1000:1, and a perfectly ordinary
     // layer (a preallocated disk image).
     let tar =
-        build::tar_bytes(&[Item::file("var/lib/disk.img", vec![0u8; 150_000_000])]).expect("tar");
-    let gzip = build::compress(&tar, Compression::Gzip, Some(9)).expect("gzip");
+        testkit::tar_bytes(&[Item::file("var/lib/disk.img", vec![0u8; 150_000_000])]).expect("tar");
+    let gzip = testkit::compress(&tar, Compression::Gzip, Some(9)).expect("gzip");
     assert!(
         tar.len() / gzip.len() > 1000,
         "ratio {}",
@@ -60,8 +59,8 @@ fn four_gib_of_zeros() -> (Vec<u8>, Digest) {
     header.set_mode(0o644);
     header.set_cksum();
     let zeros = vec![0u8; CHUNK];
-    let member = build::compress(&zeros, Compression::Gzip, Some(9)).expect("gzip");
-    let mut blob = build::compress(header.as_bytes(), Compression::Gzip, Some(9)).expect("gzip");
+    let member = testkit::compress(&zeros, Compression::Gzip, Some(9)).expect("gzip");
+    let mut blob = testkit::compress(header.as_bytes(), Compression::Gzip, Some(9)).expect("gzip");
     let mut diff_id = sha2::Sha256::new();
     diff_id.update(header.as_bytes());
     for _ in 0..SIZE / CHUNK as u64 {
@@ -70,7 +69,7 @@ fn four_gib_of_zeros() -> (Vec<u8>, Digest) {
     }
     // The end-of-archive marker: two zero blocks (the data needs no padding).
     let trailer = [0u8; 1024];
-    blob.write_all(&build::compress(&trailer, Compression::Gzip, Some(9)).expect("gzip"))
+    blob.write_all(&testkit::compress(&trailer, Compression::Gzip, Some(9)).expect("gzip"))
         .expect("append");
     diff_id.update(trailer);
     let hex = hex::encode(diff_id.finalize());

@@ -3,17 +3,16 @@
 //! case ends in exit 2 with one line, in bounded memory (peak RSS measured from the
 //! child's own rusage).
 
-mod common;
-
 use std::path::Path;
 
-use ballast::build::{ImageSpec, Item, LayerSpec};
-use common::hostile::{Hostile, Mode};
-use common::*;
+use testkit::{ImageSpec, Item, LayerSpec};
+
+use crate::common::hostile::{Hostile, Mode};
+use crate::common::*;
 
 const MB: u64 = 1024 * 1024;
 
-fn small_image() -> ballast::build::BuiltImage {
+fn small_image() -> testkit::BuiltImage {
     ImageSpec::new(vec![LayerSpec::new(
         "COPY app /app",
         vec![Item::file("app/data", b"hello hostile world".to_vec())],
@@ -155,7 +154,7 @@ fn layout_blobs_that_are_devices_or_fifos_are_refused_at_once() {
     ] {
         for kind in ["dev-zero", "fifo"] {
             let dir = tempfile::tempdir().expect("dir");
-            ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+            testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
             let blob = dir.path().join("blobs/sha256").join(target);
             std::fs::remove_file(&blob).expect("remove");
             make_special(&blob, kind);
@@ -168,7 +167,7 @@ fn layout_blobs_that_are_devices_or_fifos_are_refused_at_once() {
     }
     // index.json itself.
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     std::fs::remove_file(dir.path().join("index.json")).expect("remove");
     make_special(&dir.path().join("index.json"), "fifo");
     refused(home.path(), &format!("oci:{}:t", dir.path().display()), &[]);
@@ -192,7 +191,7 @@ fn a_baseline_that_is_a_fifo_or_too_large_is_refused() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let image = small_image();
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let fifo = dir.path().join("baseline.json");
     make_special(&fifo, "fifo");
     let line = expect_bad_input(
@@ -231,7 +230,7 @@ fn one_manifest_listed_twice_under_one_name_is_one_image() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let image = small_image();
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let entry = serde_json::json!({
         "mediaType": image.manifest_media_type,
         "digest": image.manifest_digest.to_string(),
@@ -270,8 +269,8 @@ fn raw_tar(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
 
 /// An OCI layout holding one image of uncompressed layers with these tars.
 fn layout_of(dir: &Path, tars: Vec<Vec<u8>>, created_by: &[&str]) -> String {
-    use ballast::build::BuiltLayer;
     use ballast::digest::Digest;
+    use testkit::BuiltLayer;
     let layers: Vec<BuiltLayer> = tars
         .into_iter()
         .map(|tar| BuiltLayer {
@@ -286,7 +285,7 @@ fn layout_of(dir: &Path, tars: Vec<Vec<u8>>, created_by: &[&str]) -> String {
         .map(|c| LayerSpec::new(c, vec![]))
         .collect();
     let image = ImageSpec::new(specs).assemble(layers).expect("assemble");
-    ballast::build::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
     format!("oci:{}:t", dir.display())
 }
 
@@ -396,7 +395,7 @@ fn platforms_in_errors_are_escaped_and_capped() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let image = small_image();
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     // An index of 3000 entries for odd platforms, one with an escape sequence.
     let mut manifests = Vec::new();
     for i in 0..3000 {
@@ -431,7 +430,7 @@ fn platforms_in_errors_are_escaped_and_capped() {
 fn an_explicit_platform_is_never_silently_ignored() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
     let image = format!("oci:{}:t", dir.path().display());
     let line = expect_bad_input(
         home.path(),
@@ -445,7 +444,7 @@ fn an_explicit_platform_is_never_silently_ignored() {
 fn output_that_cannot_be_written_is_bad_input() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
     let image = format!("oci:{}:t", dir.path().display());
     let line = expect_bad_input(
         home.path(),
@@ -478,7 +477,7 @@ fn output_that_cannot_be_written_is_bad_input() {
 fn the_gate_verdict_decides_the_exit_code_whatever_the_summary_file() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
     let image = format!("oci:{}:t", dir.path().display());
     for summary in ["", "/nonexistent/dir/summary.md"] {
         let output = ballast(home.path())
@@ -502,7 +501,7 @@ fn the_gate_verdict_decides_the_exit_code_whatever_the_summary_file() {
 fn odd_numbers_in_files_and_flags_are_refused() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&small_image(), Some("t"))]).expect("layout");
     let image = format!("oci:{}:t", dir.path().display());
     // 2^64 bytes, in digits or in units.
     for size in ["18446744073709551616", "16EiB"] {
@@ -575,8 +574,7 @@ fn a_classic_docker_save_with_a_gzip_layer_tar_is_read() {
     let home = tempfile::tempdir().expect("home");
     let image = small_image();
     let tar = raw_tar(&[(b"app/data", b"hello hostile world")]);
-    let gzip =
-        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(6)).expect("gzip");
+    let gzip = testkit::compress(&tar, ballast::layer::Compression::Gzip, Some(6)).expect("gzip");
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("save.tar");
     let mut builder = tar::Builder::new(std::fs::File::create(&file).expect("create"));
@@ -665,10 +663,9 @@ fn a_broken_tar_in_good_gzip_is_called_a_tar_problem() {
     let home = tempfile::tempdir().expect("home");
     let mut tar = raw_tar(&[(b"app/data", b"payload")]);
     tar[148] ^= 0x01; // the header checksum
-    let gzip =
-        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(6)).expect("gzip");
+    let gzip = testkit::compress(&tar, ballast::layer::Compression::Gzip, Some(6)).expect("gzip");
     let dir = tempfile::tempdir().expect("dir");
-    let layer = ballast::build::BuiltLayer {
+    let layer = testkit::BuiltLayer {
         digest: ballast::digest::Digest::of_bytes(&gzip),
         diff_id: ballast::digest::Digest::of_bytes(&tar),
         blob: gzip,
@@ -677,7 +674,7 @@ fn a_broken_tar_in_good_gzip_is_called_a_tar_problem() {
     let image = ImageSpec::new(vec![])
         .assemble(vec![layer])
         .expect("assemble");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let line = expect_bad_input(
         home.path(),
         &["inspect", &format!("oci:{}:t", dir.path().display())],
@@ -749,8 +746,7 @@ fn layer_with_huge_extension(kind: u8, size: usize) -> (Vec<u8>, ballast::digest
     }
     tar.resize(tar.len().div_ceil(512) * 512, 0);
     tar.extend_from_slice(&raw_tar(&[(b"small", b"x")]));
-    let gzip =
-        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(1)).expect("gzip");
+    let gzip = testkit::compress(&tar, ballast::layer::Compression::Gzip, Some(1)).expect("gzip");
     (gzip, ballast::digest::Digest::of_bytes(&tar))
 }
 
@@ -761,7 +757,7 @@ fn huge_pax_headers_and_long_names_cost_bounded_memory() {
         let (blob, diff_id) = layer_with_huge_extension(kind, 200 * 1024 * 1024);
         assert!(blob.len() < 2 * 1024 * 1024, "{} bytes", blob.len());
         let dir = tempfile::tempdir().expect("dir");
-        let layer = ballast::build::BuiltLayer {
+        let layer = testkit::BuiltLayer {
             digest: ballast::digest::Digest::of_bytes(&blob),
             diff_id,
             blob,
@@ -770,7 +766,7 @@ fn huge_pax_headers_and_long_names_cost_bounded_memory() {
         let image = ImageSpec::new(vec![])
             .assemble(vec![layer])
             .expect("assemble");
-        ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+        testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
         let line = refused(home.path(), &format!("oci:{}:t", dir.path().display()), &[]);
         assert!(line.contains(expected), "{}: {line}", kind as char);
     }
@@ -781,18 +777,13 @@ fn a_huge_binary_is_listed_in_bounded_memory() {
     let home = tempfile::tempdir().expect("home");
     // A real Go program with 500 MB after it: still an ELF file, and one that
     // analysis would have to hold whole.
-    let mut elf = std::fs::read(
-        samples()
-            .go(ballast::build::samples::GoBuild::CgoOff)
-            .expect("go"),
-    )
-    .expect("read");
+    let mut elf =
+        std::fs::read(samples().go(testkit::samples::GoBuild::CgoOff).expect("go")).expect("read");
     elf.resize(500 * 1024 * 1024, 0);
     let tar = raw_tar(&[(b"app/huge", &elf)]);
     drop(elf);
-    let gzip =
-        ballast::build::compress(&tar, ballast::layer::Compression::Gzip, Some(1)).expect("gzip");
-    let layer = ballast::build::BuiltLayer {
+    let gzip = testkit::compress(&tar, ballast::layer::Compression::Gzip, Some(1)).expect("gzip");
+    let layer = testkit::BuiltLayer {
         digest: ballast::digest::Digest::of_bytes(&gzip),
         diff_id: ballast::digest::Digest::of_bytes(&tar),
         blob: gzip,
@@ -803,7 +794,7 @@ fn a_huge_binary_is_listed_in_bounded_memory() {
         .assemble(vec![layer])
         .expect("assemble");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let (output, peak) = ballast_peak_rss(
         home.path(),
         &[

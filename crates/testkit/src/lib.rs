@@ -1,7 +1,13 @@
-//! Assembling OCI images from files: the sample images of the demo, the test
-//! fixtures, and (for advice) layers rebuilt in memory to measure a change.
+//! Assembling OCI images from files, for ballast's tests, examples and demo: the
+//! sample images, the test fixtures (hostile ones included), layouts, `docker save`
+//! archives and pushes to a registry. A dev-only crate: it shells out to go, rustc
+//! and gcc, which the product never does.
 
 pub mod samples;
+
+/// The layer encoder lives in ballast (advice and calibration measure recompressed
+/// layers with it); re-exported so fixtures build blobs exactly as ballast measures.
+pub use ballast::layer::compress;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -9,10 +15,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::digest::Digest;
-use crate::layer::Compression;
-use crate::source::manifest::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
-use crate::source::Platform;
+use ballast::digest::Digest;
+use ballast::layer::Compression;
+use ballast::source::manifest::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+use ballast::source::Platform;
 
 /// One tar entry of a layer being built.
 #[derive(Debug, Clone)]
@@ -158,19 +164,6 @@ fn compress_with(command: &[String], data: &[u8]) -> io::Result<Vec<u8>> {
         )));
     }
     Ok(output.stdout)
-}
-
-pub fn compress(data: &[u8], compression: Compression, level: Option<i32>) -> io::Result<Vec<u8>> {
-    Ok(match compression {
-        Compression::None => data.to_vec(),
-        Compression::Gzip => {
-            let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
-            encoder.write_all(data)?;
-            encoder.finish()?
-        }
-        Compression::Zstd => zstd::stream::encode_all(data, level.unwrap_or(3))?,
-    })
 }
 
 pub fn tar_bytes(items: &[Item]) -> io::Result<Vec<u8>> {
@@ -443,7 +436,7 @@ pub fn write_docker_archive(file: &Path, image: &BuiltImage, repo_tag: &str) -> 
 fn decompress(blob: &[u8], media_type: &str) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
-    match crate::layer::compression_of(media_type) {
+    match ballast::layer::compression_of(media_type) {
         Some(Compression::Gzip) => {
             flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut out)?;
         }

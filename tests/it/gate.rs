@@ -2,14 +2,13 @@
 //! ballast.toml, baselines from an image and from a saved JSON report, exit codes,
 //! the GitHub step summary and annotations.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use ballast::build::samples::{self, GoBuild};
-use ballast::build::{Item, LayerSpec};
-use common::*;
 use serde_json::Value;
+use testkit::samples::{self, GoBuild};
+use testkit::{Item, LayerSpec};
+
+use crate::common::*;
 
 /// A base image and the same image with a 3 MB incompressible file added.
 fn images() -> &'static (String, String) {
@@ -236,7 +235,7 @@ fn no_unstripped_binaries() {
     let samples = samples();
     let binary = samples.go(GoBuild::CgoOff).expect("go");
     let layer = |data: Vec<u8>| {
-        ballast::build::ImageSpec::new(vec![LayerSpec::new(
+        testkit::ImageSpec::new(vec![LayerSpec::new(
             "COPY app /app",
             vec![Item::executable("app", data)],
         )])
@@ -289,7 +288,7 @@ fn json_verdict_snapshot() {
                 .map(|i| (i * 7 % 251) as u8)
                 .collect::<Vec<u8>>(),
         ));
-        ballast::build::ImageSpec::new(vec![
+        testkit::ImageSpec::new(vec![
             LayerSpec::new(
                 "ADD base",
                 vec![Item::file("etc/os-release", b"ID=snapshot\n".to_vec())],

@@ -1,9 +1,8 @@
 //! `ballast compare` and `ballast report` as users run them.
 
-mod common;
+use testkit::samples::{self, GoBuild, RustBuild};
 
-use ballast::build::samples::{self, GoBuild, RustBuild};
-use common::*;
+use crate::common::*;
 
 fn layouts(dir: &std::path::Path) -> (String, String) {
     let samples = samples();
@@ -23,8 +22,8 @@ fn layouts(dir: &std::path::Path) -> (String, String) {
     .expect("spec")
     .build()
     .expect("build");
-    ballast::build::write_oci_layout(&dir.join("go"), &[(&go, Some("1"))]).expect("layout");
-    ballast::build::write_oci_layout(&dir.join("rs"), &[(&rust, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.join("go"), &[(&go, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.join("rs"), &[(&rust, Some("1"))]).expect("layout");
     (
         format!("oci:{}:1", dir.join("go").display()),
         format!("oci:{}:1", dir.join("rs").display()),
@@ -84,7 +83,7 @@ fn report_writes_markdown_with_charts() {
 /// temporary paths in the references redacted).
 #[test]
 fn markdown_report_snapshot() {
-    use ballast::build::{ImageSpec, Item, LayerSpec};
+    use testkit::{ImageSpec, Item, LayerSpec};
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("dir");
     let base = LayerSpec::new(
@@ -121,8 +120,8 @@ fn markdown_report_snapshot() {
     ])
     .build()
     .expect("build");
-    ballast::build::write_oci_layout(&dir.path().join("a"), &[(&a, Some("1"))]).expect("layout");
-    ballast::build::write_oci_layout(&dir.path().join("b"), &[(&b, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.path().join("a"), &[(&a, Some("1"))]).expect("layout");
+    testkit::write_oci_layout(&dir.path().join("b"), &[(&b, Some("1"))]).expect("layout");
     let output = ballast(home.path())
         .current_dir(dir.path())
         .args(["report", "oci:a:1", "oci:b:1", "--stable"])
@@ -153,7 +152,7 @@ fn shared_layers_are_read_once_per_command() {
     assert_eq!(go.layers[0].digest, rust.layers[0].digest, "the same base");
     push(registry(), "compare/shared-go:1", &[&go]);
     push(registry(), "compare/shared-rs:1", &[&rust]);
-    let proxy = common::proxy::Proxy::passthrough(&registry().host);
+    let proxy = crate::common::proxy::Proxy::passthrough(&registry().host);
     let home = tempfile::tempdir().expect("home");
     let comparison = json_of(
         home.path(),

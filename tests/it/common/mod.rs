@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ballast::build::samples::Samples;
-use ballast::build::BuiltImage;
+use testkit::samples::Samples;
+use testkit::BuiltImage;
 
 pub mod engine;
 pub mod hostile;
@@ -49,7 +49,8 @@ pub struct Registry {
 pub const AUTH_USER: &str = "ci-user";
 pub const AUTH_PASSWORD: &str = "correct horse battery staple";
 
-/// The anonymous registry, one per test binary.
+/// The anonymous registry, one per test binary, so every area (module) of `tests/it`
+/// shares it: each pushes under repositories of its own (`advise/…`, `gate/…`).
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| start(Kind::Plain))
@@ -327,7 +328,7 @@ pub fn push(registry: &Registry, repo_tag: &str, images: &[&BuiltImage]) -> Stri
             .auth(&reference, &auth, oci_client::RegistryOperation::Push)
             .await
             .expect("registry auth for push");
-        ballast::build::push(&client, &reference, images)
+        testkit::push(&client, &reference, images)
             .await
             .expect("push image");
     });

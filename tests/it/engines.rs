@@ -4,15 +4,14 @@
 //! archives given as pipes). Each is checked against the same image read from the
 //! registry.
 
-mod common;
-
 use std::path::Path;
 
-use ballast::build::samples::{self, GoBuild};
-use ballast::build::BuiltImage;
-use common::engine::{dockerd, podman, Engine};
-use common::*;
 use serde_json::Value;
+use testkit::samples::{self, GoBuild};
+use testkit::BuiltImage;
+
+use crate::common::engine::{dockerd, podman, Engine};
+use crate::common::*;
 
 fn go_service() -> BuiltImage {
     samples::service_image(
@@ -70,7 +69,7 @@ fn engine_inspect_without_host(home: &Path, reference: &str) -> Value {
 fn load(engine: &Engine, image: &BuiltImage, repo_tag: &str) {
     let dir = tempfile::tempdir().expect("dir");
     let archive = dir.path().join("image.tar");
-    ballast::build::write_docker_archive(&archive, image, repo_tag).expect("archive");
+    testkit::write_docker_archive(&archive, image, repo_tag).expect("archive");
     engine.load(&archive);
 }
 
@@ -278,7 +277,7 @@ fn one_error_line(output: &std::process::Output) -> String {
 /// layout (the registry's compressed blobs) plus docker's manifest.json.
 fn write_docker25_archive(file: &Path, image: &BuiltImage, repo_tag: &str) {
     let layout = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(layout.path(), &[(image, Some(repo_tag))]).expect("layout");
+    testkit::write_oci_layout(layout.path(), &[(image, Some(repo_tag))]).expect("layout");
     let blob = |digest: &ballast::digest::Digest| format!("blobs/sha256/{}", digest.hex());
     let manifest = serde_json::json!([{
         "Config": blob(&image.config_digest),

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ballast::advice::{self, AdviseOptions};
-use ballast::build::samples::{self, GoBuild, RustBuild, Samples};
-use ballast::build::{self, BuiltImage, ImageSpec, Item, LayerSpec};
 use ballast::compare::{self, Comparison, ImageBundle};
 use ballast::cost::{self, CostEstimate};
 use ballast::image::FoundBy;
@@ -16,17 +14,14 @@ use ballast::image::{self as inspect, InspectOptions, NoProgress};
 use ballast::reference::ImageRef;
 use ballast::report::document;
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use testkit::samples::{self, GoBuild, RustBuild};
+use testkit::{BuiltImage, ImageSpec, Item, LayerSpec};
 
-fn samples() -> Samples {
-    Samples::new(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/testdata"),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/ballast-samples"),
-    )
-}
+use crate::common::samples;
 
 fn write_layout(dir: &Path, name: &str, image: &BuiltImage) -> String {
     let path = dir.join(name);
-    build::write_oci_layout(&path, &[(image, Some("1.0"))]).expect("write layout");
+    testkit::write_oci_layout(&path, &[(image, Some("1.0"))]).expect("write layout");
     format!("oci:{}:1.0", path.display())
 }
 

@@ -9,14 +9,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ballast::binary::{analyze, resolve_needed, BinaryReport};
-use ballast::build::samples::{GoBuild, RustBuild, Samples};
+use testkit::samples::{GoBuild, RustBuild};
 
-fn samples() -> Samples {
-    Samples::new(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/testdata"),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/ballast-samples"),
-    )
-}
+use crate::common::samples;
 
 /// `Samples` builds into fixed `.partial` paths, so two tests building the same
 /// sample at once collide; every sample is built once, here, under a lock.

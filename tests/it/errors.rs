@@ -1,14 +1,13 @@
 //! Every kind of bad input ends in one clear line on stderr and exit code 2.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use ballast::build::{self, BuiltLayer, ImageSpec, Item, LayerSpec};
 use ballast::digest::Digest;
 use ballast::layer::Compression;
-use common::*;
+use testkit::{BuiltLayer, ImageSpec, Item, LayerSpec};
+
+use crate::common::*;
 
 fn small_layer(name: &str) -> LayerSpec {
     LayerSpec::new(
@@ -33,7 +32,7 @@ fn layout_with_raw_layer(dir: &Path, blob: Vec<u8>, media_type: &str, tar: &[u8]
     let image = ImageSpec::new(vec![])
         .assemble(vec![layer])
         .expect("assemble");
-    build::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir, &[(&image, Some("t"))]).expect("layout");
 }
 
 /// Replaces the manifest blob with `bytes` and points index.json at it.
@@ -129,7 +128,7 @@ fn layout_digest_mismatch_and_malformed_documents() {
         .expect("build");
 
     let dir = tempfile::tempdir().expect("dir");
-    build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let blob = dir
         .path()
         .join("blobs/sha256")
@@ -141,13 +140,13 @@ fn layout_digest_mismatch_and_malformed_documents() {
     assert!(line.contains("digest mismatch"), "{line}");
 
     let dir = tempfile::tempdir().expect("dir");
-    build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     replace_manifest(dir.path(), b"{\"schemaVersion\": 2, \"layers\": [ oops");
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
     assert!(line.contains("malformed"), "{line}");
 
     let dir = tempfile::tempdir().expect("dir");
-    build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     std::fs::write(dir.path().join("index.json"), b"[1,2").expect("write");
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
     assert!(
@@ -157,7 +156,7 @@ fn layout_digest_mismatch_and_malformed_documents() {
 
     // A config that is valid JSON but not an image config.
     let dir = tempfile::tempdir().expect("dir");
-    build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let config = b"{\"hello\": \"world\"}".to_vec();
     let config_digest = Digest::of_bytes(&config);
     std::fs::write(
@@ -178,7 +177,7 @@ fn layout_digest_mismatch_and_malformed_documents() {
 
     // An unknown layer media type.
     let dir = tempfile::tempdir().expect("dir");
-    build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&image.manifest).expect("manifest");
     manifest["layers"][0]["mediaType"] = "application/x-mystery".into();
@@ -204,9 +203,9 @@ fn layout_digest_mismatch_and_malformed_documents() {
 fn truncated_and_corrupt_compression() {
     let home = tempfile::tempdir().expect("home");
     let data: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
-    let tar = build::tar_bytes(&[Item::file("data.bin", data)]).expect("tar");
+    let tar = testkit::tar_bytes(&[Item::file("data.bin", data)]).expect("tar");
 
-    let gzip = build::compress(&tar, Compression::Gzip, None).expect("gzip");
+    let gzip = testkit::compress(&tar, Compression::Gzip, None).expect("gzip");
     let dir = tempfile::tempdir().expect("dir");
     layout_with_raw_layer(
         dir.path(),
@@ -217,7 +216,7 @@ fn truncated_and_corrupt_compression() {
     let line = expect_bad_input(home.path(), &["inspect", &oci(dir.path())]);
     assert!(line.contains("corrupt or truncated gzip"), "{line}");
 
-    let mut zstd = build::compress(&tar, Compression::Zstd, None).expect("zstd");
+    let mut zstd = testkit::compress(&tar, Compression::Zstd, None).expect("zstd");
     let middle = zstd.len() / 2;
     for byte in &mut zstd[middle..middle + 64] {
         *byte = 0xA5;
@@ -253,8 +252,8 @@ fn truncated_and_corrupt_compression() {
 fn decompression_limits() {
     let home = tempfile::tempdir().expect("home");
     // 80 MB of zeros gzip to about 80 kB: a 1000:1 ratio, the shape of a bomb.
-    let tar = build::tar_bytes(&[Item::file("zeros", vec![0u8; 80 * 1024 * 1024])]).expect("tar");
-    let gzip = build::compress(&tar, Compression::Gzip, Some(9)).expect("gzip");
+    let tar = testkit::tar_bytes(&[Item::file("zeros", vec![0u8; 80 * 1024 * 1024])]).expect("tar");
+    let gzip = testkit::compress(&tar, Compression::Gzip, Some(9)).expect("gzip");
     let dir = tempfile::tempdir().expect("dir");
     layout_with_raw_layer(
         dir.path(),
@@ -291,7 +290,7 @@ fn hostile_tar_paths() {
     // Only what climbs above the root is refused (a leading `/` is the root itself,
     // as containerd and docker read it).
     for path in ["../../etc/passwd", "/../etc/shadow", "a/../../b"] {
-        let tar = build::tar_bytes(&[Item::RawFile {
+        let tar = testkit::tar_bytes(&[Item::RawFile {
             path: path.into(),
             data: b"x".to_vec(),
         }])
@@ -311,7 +310,7 @@ fn hostile_tar_paths() {
 #[test]
 fn dot_dot_within_the_root_and_absolute_names_are_normalised() {
     let home = tempfile::tempdir().expect("home");
-    let tar = build::tar_bytes(&[
+    let tar = testkit::tar_bytes(&[
         Item::RawFile {
             path: "a/b/../c".into(),
             data: b"inside".to_vec(),

@@ -1,15 +1,14 @@
 //! `ballast inspect` against a real registry, an OCI layout and a docker-archive, on
 //! images holding real Go and Rust binaries.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use ballast::build::samples::{self, GoBuild, RustBuild};
-use ballast::build::{BuiltImage, ImageSpec};
 use ballast::layer::Compression;
-use common::*;
 use serde_json::Value;
+use testkit::samples::{self, GoBuild, RustBuild};
+use testkit::{BuiltImage, ImageSpec};
+
+use crate::common::*;
 
 struct Fixtures {
     go: BuiltImage,
@@ -31,7 +30,7 @@ fn fixtures() -> &'static Fixtures {
             .items
             .iter()
             .find_map(|item| match item {
-                ballast::build::Item::File { path, data, .. } if path == "tmp/build.log" => {
+                testkit::Item::File { path, data, .. } if path == "tmp/build.log" => {
                     Some(data.len() as u64)
                 }
                 _ => None,
@@ -41,7 +40,7 @@ fn fixtures() -> &'static Fixtures {
             .items
             .iter()
             .map(|item| match item {
-                ballast::build::Item::File { data, .. } => data.len() as u64,
+                testkit::Item::File { data, .. } => data.len() as u64,
                 _ => 0,
             })
             .sum();
@@ -222,7 +221,7 @@ fn zstd_rust_image_from_oci_layout_and_registry_agree() {
     let home = tempfile::tempdir().expect("home");
     let fixtures = fixtures();
     let layout = tempfile::tempdir().expect("layout dir");
-    ballast::build::write_oci_layout(layout.path(), &[(&fixtures.rust, Some("1.0"))])
+    testkit::write_oci_layout(layout.path(), &[(&fixtures.rust, Some("1.0"))])
         .expect("write layout");
     let from_layout = inspect_json(
         home.path(),
@@ -254,7 +253,7 @@ fn docker_archive_has_equal_compressed_and_uncompressed_sizes() {
     let fixtures = fixtures();
     let dir = tempfile::tempdir().expect("dir");
     let archive = dir.path().join("hello-go.tar");
-    ballast::build::write_docker_archive(&archive, &fixtures.go, "samples/hello-go:1.0")
+    testkit::write_docker_archive(&archive, &fixtures.go, "samples/hello-go:1.0")
         .expect("write archive");
     let from_archive = inspect_json(
         home.path(),
@@ -341,14 +340,14 @@ fn binary_forensics_in_the_report_and_missing_libraries() {
     let home = tempfile::tempdir().expect("home");
     let samples = samples();
     let dynamic = std::fs::read(samples.go(GoBuild::CgoOn).expect("cgo go")).expect("read");
-    let image = ImageSpec::new(vec![ballast::build::LayerSpec::new(
+    let image = ImageSpec::new(vec![testkit::LayerSpec::new(
         "COPY app /app",
-        vec![ballast::build::Item::executable("app", dynamic)],
+        vec![testkit::Item::executable("app", dynamic)],
     )])
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = inspect_json(home.path(), &[&format!("oci:{}:t", dir.path().display())]);
     let app = &report["binaries"][0];
     assert_eq!(app["path"], "/app");

@@ -1,12 +1,11 @@
 //! `ballast cost` and `ballast calibrate` as users run them, against the real registry.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use ballast::build::samples::{self, GoBuild, RustBuild};
-use common::*;
 use serde_json::Value;
+use testkit::samples::{self, GoBuild, RustBuild};
+
+use crate::common::*;
 
 /// The Go and the Rust sample images: same base layers, different app layers.
 fn pushed() -> &'static (String, String, u64) {

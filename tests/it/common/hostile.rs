@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ballast::build::BuiltImage;
+use testkit::BuiltImage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

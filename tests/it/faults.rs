@@ -1,4 +1,4 @@
-//! Registry and network faults, injected by a proxy (tests/common/proxy.rs) between
+//! Registry and network faults, injected by a proxy (tests/it/common/proxy.rs) between
 //! ballast and the real `docker-registry`: transient ones must leave the report
 //! exactly as an unfaulted run gives it; corruption and exhausted retries must end
 //! in exit 2 with one line naming the registry or blob and the cause, and nothing
@@ -8,14 +8,13 @@
 //! with jitter, `Retry-After` honoured up to 60 s), a cut blob resumed with `Range: bytes=N-`,
 //! and `--retries N`, `--connect-timeout SECONDS`, `--read-timeout SECONDS`.
 
-mod common;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ballast::build::{BuiltImage, ImageSpec, Item, LayerSpec};
-use common::proxy::{Exchange, Fault, Injection, Proxy, Target};
-use common::*;
+use testkit::{BuiltImage, ImageSpec, Item, LayerSpec};
+
+use crate::common::proxy::{Exchange, Fault, Injection, Proxy, Target};
+use crate::common::*;
 
 /// Where the body of the largest layer is cut.
 const CUT_AT: u64 = 300_000;

@@ -1,12 +1,11 @@
 //! TLS with a private CA, Docker v2 schema 2 media types, and the tar details real
 //! layers carry (GNU long names, hardlinks, symlinks, overwrites).
 
-mod common;
+use testkit::{ImageSpec, Item, LayerSpec};
 
-use ballast::build::{ImageSpec, Item, LayerSpec};
-use common::*;
+use crate::common::*;
 
-fn small_image(name: &str) -> ballast::build::BuiltImage {
+fn small_image(name: &str) -> testkit::BuiltImage {
     ImageSpec::new(vec![LayerSpec::new(
         "COPY data",
         vec![Item::file(
@@ -118,7 +117,7 @@ fn long_names_links_and_overwrites() {
     .build()
     .expect("build");
     let dir = tempfile::tempdir().expect("dir");
-    ballast::build::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
     let report = inspect_json(home.path(), &[&format!("oci:{}:t", dir.path().display())]);
     assert_eq!(report["largest_files"][0]["path"], format!("/{long_path}"));
     assert_eq!(report["largest_files"][0]["size"], 3000);

@@ -1,15 +1,14 @@
 //! Credentials against a real registry behind htpasswd basic auth: every place docker
 //! and podman keep them, and never a secret in what ballast prints.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use ballast::build::{ImageSpec, Item, LayerSpec};
 use base64::Engine as _;
-use common::*;
+use testkit::{ImageSpec, Item, LayerSpec};
+
+use crate::common::*;
 
 fn pushed() -> &'static str {
     static REF: OnceLock<String> = OnceLock::new();
