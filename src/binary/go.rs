@@ -588,7 +588,7 @@ mod tests {
     /// A big-endian, 4-byte-pointer blob in the pre-1.18 pointer format, as the old
     /// Go linker wrote it for e.g. `GOARCH=mips`. No such toolchain exists here, so
     /// the layout is built by hand (the little-endian forms are covered against
-    /// `go version -m` in `tests/binary_forensics.rs`).
+    /// `go version -m` in `tests/it/binary_forensics.rs`).
     #[test]
     fn pointer_format_big_endian_32_bit() {
         use super::super::elf::{Parsed, Segment, SymbolFacts};
