@@ -263,17 +263,7 @@ pub fn rebuild(
         None
     };
     let mut sample = Vec::new();
-    let mut baseline = tar::Builder::new(Counted {
-        sink: Sink::new(compression, level).map_err(io_error)?,
-        uncompressed: 0,
-    });
-    let mut builders = Vec::with_capacity(request.variants.len());
-    for _ in &request.variants {
-        builders.push(tar::Builder::new(Counted {
-            sink: Sink::new(compression, level).map_err(io_error)?,
-            uncompressed: 0,
-        }));
-    }
+    let mut outputs = Outputs::new(compression, level, request.variants.len()).map_err(io_error)?;
     let original_uncompressed;
     {
         let decoder = layer::decoder(io::Cursor::new(&probe).chain(&mut compressed), compression)
@@ -292,7 +282,6 @@ pub fn rebuild(
         };
         {
             let mut archive = layer::tar_archive(&mut tee, limits);
-            let mut data = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
             for entry in archive.entries().map_err(io_error)? {
                 let mut entry = entry.map_err(io_error)?;
@@ -303,43 +292,24 @@ pub fn rebuild(
                         path: raw_path.clone(),
                         reason: reason.to_string(),
                     })?;
-                let mut header = entry.header().clone();
+                let header = entry.header().clone();
                 let link = entry
                     .link_name_bytes()
                     .map(|l| crate::text::name_from_bytes(&l));
                 let size = entry.size();
                 let kind = header.entry_type();
-                // What each variant does with this entry.
-                let plans: Vec<EntryPlan> = request
-                    .variants
-                    .iter()
-                    .map(|variant| {
-                        if variant.remove.contains(&path) {
-                            EntryPlan::Leave
-                        } else if let Some(replacement) = variant.replace.get(&path) {
-                            EntryPlan::Replace(Arc::clone(replacement))
-                        } else if variant.strip.contains(&path) {
-                            EntryPlan::Strip
-                        } else {
-                            EntryPlan::Keep
-                        }
-                    })
-                    .collect();
+                let plans = plans_for(request, &path);
+                let named = Named {
+                    header: &header,
+                    raw_path: &raw_path,
+                    link: link.as_deref(),
+                };
                 if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) && link.is_some()
                 {
-                    append(&mut baseline, &header, &raw_path, link.as_deref(), &[])
-                        .map_err(io_error)?;
-                    for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
-                        if !matches!(plan, EntryPlan::Leave) {
-                            append(builder, &header, &raw_path, link.as_deref(), &[])
-                                .map_err(io_error)?;
-                        }
-                    }
-                    continue;
-                }
-                let streamable =
-                    !plans.iter().any(|p| matches!(p, EntryPlan::Strip)) && !kind.is_gnu_sparse();
-                if !streamable {
+                    outputs.link(&plans, &named).map_err(io_error)?;
+                } else if plans.iter().any(|p| matches!(p, EntryPlan::Strip))
+                    || kind.is_gnu_sparse()
+                {
                     // A binary to strip is rewritten whole, in memory: the one thing
                     // buffered, bounded like the binary analysis.
                     if size > max_binary_bytes {
@@ -355,74 +325,13 @@ pub fn rebuild(
                         size.saturating_mul(2),
                         max_binary_bytes.saturating_mul(2),
                     );
-                    data.clear();
+                    let mut data = Vec::new();
                     entry.read_to_end(&mut data).map_err(io_error)?;
-                    append(&mut baseline, &header, &raw_path, link.as_deref(), &data)
+                    outputs.whole(&plans, &named, &data).map_err(io_error)?;
+                } else {
+                    outputs
+                        .stream(&plans, &named, &mut entry, size, &mut chunk)
                         .map_err(io_error)?;
-                    let mut stripped: Option<Option<Vec<u8>>> = None;
-                    for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
-                        let contents: &[u8] = match plan {
-                            EntryPlan::Leave => continue,
-                            EntryPlan::Replace(replacement) => replacement,
-                            EntryPlan::Strip => stripped
-                                .get_or_insert_with(|| strip_all(&data))
-                                .as_deref()
-                                .unwrap_or(&data),
-                            EntryPlan::Keep => &data,
-                        };
-                        append(builder, &header, &raw_path, link.as_deref(), contents)
-                            .map_err(io_error)?;
-                    }
-                    // Given back with the reservation, not kept as capacity.
-                    data = Vec::new();
-                    continue;
-                }
-                // Everything else streams through: the header to every variant that
-                // keeps the entry, then its bytes chunk by chunk to all of them.
-                header.set_size(size);
-                begin_entry(&mut baseline, &header, &raw_path).map_err(io_error)?;
-                for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
-                    match plan {
-                        EntryPlan::Keep => {
-                            begin_entry(builder, &header, &raw_path).map_err(io_error)?
-                        }
-                        EntryPlan::Replace(replacement) => {
-                            append(builder, &header, &raw_path, None, replacement)
-                                .map_err(io_error)?
-                        }
-                        EntryPlan::Leave | EntryPlan::Strip => {}
-                    }
-                }
-                let mut copied = 0u64;
-                loop {
-                    let n = entry.read(&mut chunk).map_err(io_error)?;
-                    if n == 0 {
-                        break;
-                    }
-                    copied += n as u64;
-                    baseline
-                        .get_mut()
-                        .write_all(&chunk[..n])
-                        .map_err(io_error)?;
-                    for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
-                        if matches!(plan, EntryPlan::Keep) {
-                            builder.get_mut().write_all(&chunk[..n]).map_err(io_error)?;
-                        }
-                    }
-                }
-                if copied != size {
-                    return Err(io_error(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{raw_path}: {copied} of {size} bytes"),
-                    )));
-                }
-                let padding = [0u8; 512];
-                let pad = &padding[..((512 - size % 512) % 512) as usize];
-                baseline.get_mut().write_all(pad).map_err(io_error)?;
-                for (plan, builder) in plans.iter().zip(builders.iter_mut()) {
-                    if matches!(plan, EntryPlan::Keep) {
-                        builder.get_mut().write_all(pad).map_err(io_error)?;
-                    }
                 }
             }
         }
@@ -437,9 +346,9 @@ pub fn rebuild(
         let uncompressed = counted.uncompressed;
         Ok((counted.sink.finish()?, uncompressed))
     };
-    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(baseline).map_err(io_error)?;
-    let mut variants = Vec::with_capacity(builders.len());
-    for (variant, builder) in request.variants.iter().zip(builders) {
+    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(outputs.baseline).map_err(io_error)?;
+    let mut variants = Vec::with_capacity(outputs.variants.len());
+    for (variant, builder) in request.variants.iter().zip(outputs.variants) {
         let (compressed_bytes, uncompressed_bytes) = finish(builder).map_err(io_error)?;
         variants.push(VariantResult {
             id: variant.id.clone(),
@@ -466,6 +375,150 @@ pub fn rebuild(
         variants,
         zstd,
     })
+}
+
+/// An entry's header and names, as every output writes them.
+struct Named<'a> {
+    header: &'a tar::Header,
+    raw_path: &'a str,
+    link: Option<&'a str>,
+}
+
+/// What each variant does with the entry at `path`.
+fn plans_for(request: &RebuildRequest, path: &str) -> Vec<EntryPlan> {
+    request
+        .variants
+        .iter()
+        .map(|variant| {
+            if variant.remove.contains(path) {
+                EntryPlan::Leave
+            } else if let Some(replacement) = variant.replace.get(path) {
+                EntryPlan::Replace(Arc::clone(replacement))
+            } else if variant.strip.contains(path) {
+                EntryPlan::Strip
+            } else {
+                EntryPlan::Keep
+            }
+        })
+        .collect()
+}
+
+/// The tars being rebuilt: the layer as it is (`baseline`, to measure this
+/// compressor against the stored blob) and one per variant.
+struct Outputs {
+    baseline: tar::Builder<Counted>,
+    variants: Vec<tar::Builder<Counted>>,
+}
+
+impl Outputs {
+    fn new(compression: Compression, level: u32, variants: usize) -> io::Result<Self> {
+        let builder = || -> io::Result<tar::Builder<Counted>> {
+            Ok(tar::Builder::new(Counted {
+                sink: Sink::new(compression, level)?,
+                uncompressed: 0,
+            }))
+        };
+        Ok(Self {
+            baseline: builder()?,
+            variants: (0..variants)
+                .map(|_| builder())
+                .collect::<io::Result<_>>()?,
+        })
+    }
+
+    /// A link: written by every output that keeps it.
+    fn link(&mut self, plans: &[EntryPlan], entry: &Named<'_>) -> io::Result<()> {
+        append(
+            &mut self.baseline,
+            entry.header,
+            entry.raw_path,
+            entry.link,
+            &[],
+        )?;
+        for (plan, builder) in plans.iter().zip(self.variants.iter_mut()) {
+            if !matches!(plan, EntryPlan::Leave) {
+                append(builder, entry.header, entry.raw_path, entry.link, &[])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A file held whole (to strip it): each output writes what its plan leaves.
+    fn whole(&mut self, plans: &[EntryPlan], entry: &Named<'_>, data: &[u8]) -> io::Result<()> {
+        append(
+            &mut self.baseline,
+            entry.header,
+            entry.raw_path,
+            entry.link,
+            data,
+        )?;
+        let mut stripped: Option<Option<Vec<u8>>> = None;
+        for (plan, builder) in plans.iter().zip(self.variants.iter_mut()) {
+            let contents: &[u8] = match plan {
+                EntryPlan::Leave => continue,
+                EntryPlan::Replace(replacement) => replacement,
+                EntryPlan::Strip => stripped
+                    .get_or_insert_with(|| strip_all(data))
+                    .as_deref()
+                    .unwrap_or(data),
+                EntryPlan::Keep => data,
+            };
+            append(builder, entry.header, entry.raw_path, entry.link, contents)?;
+        }
+        Ok(())
+    }
+
+    /// Everything else streams through: the header to every output that keeps the
+    /// entry, then its bytes chunk by chunk to all of them, then the padding.
+    fn stream(
+        &mut self,
+        plans: &[EntryPlan],
+        entry: &Named<'_>,
+        data: &mut impl Read,
+        size: u64,
+        chunk: &mut [u8],
+    ) -> io::Result<()> {
+        let mut header = entry.header.clone();
+        header.set_size(size);
+        begin_entry(&mut self.baseline, &header, entry.raw_path)?;
+        for (plan, builder) in plans.iter().zip(self.variants.iter_mut()) {
+            match plan {
+                EntryPlan::Keep => begin_entry(builder, &header, entry.raw_path)?,
+                EntryPlan::Replace(replacement) => {
+                    append(builder, &header, entry.raw_path, None, replacement)?
+                }
+                EntryPlan::Leave | EntryPlan::Strip => {}
+            }
+        }
+        let mut copied = 0u64;
+        loop {
+            let n = data.read(chunk)?;
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+            self.write_kept(plans, &chunk[..n])?;
+        }
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: {copied} of {size} bytes", entry.raw_path),
+            ));
+        }
+        let padding = [0u8; 512];
+        self.write_kept(plans, &padding[..((512 - size % 512) % 512) as usize])
+    }
+
+    /// Raw bytes of the entry being streamed, to the baseline and every keeper.
+    fn write_kept(&mut self, plans: &[EntryPlan], bytes: &[u8]) -> io::Result<()> {
+        self.baseline.get_mut().write_all(bytes)?;
+        for (plan, builder) in plans.iter().zip(self.variants.iter_mut()) {
+            if matches!(plan, EntryPlan::Keep) {
+                builder.get_mut().write_all(bytes)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `strip --strip-all` in memory; a file the rewrite cannot handle stays as it is
