@@ -427,6 +427,7 @@ mod tests {
             diff_id: Digest::of_bytes(b"x"),
             entries,
             binaries: vec![],
+            zstd: None,
         }
     }
 

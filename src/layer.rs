@@ -192,6 +192,17 @@ pub struct LayerScan {
     pub diff_id: Digest,
     pub entries: Vec<Entry>,
     pub binaries: Vec<BinaryReport>,
+    /// The tar recompressed with zstd on its way past, when asked for.
+    pub zstd: Option<crate::recompress::ZstdMeasurement>,
+}
+
+/// Measurements taken on the way past, beyond what inspect itself needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanExtras {
+    /// Recompress gzip layers with zstd (for advice), saving a second read.
+    pub zstd: bool,
+    /// ...on a thread of its own (for a layer larger than its share of the cores).
+    pub zstd_thread: bool,
 }
 
 /// Reads one layer to its end, verifying as it goes. `expected_diff_id`, when the config
@@ -201,8 +212,9 @@ pub fn scan_layer(
     descriptor: &LayerDescriptor,
     expected_diff_id: Option<&Digest>,
     limits: &LayerLimits,
+    extras: ScanExtras,
 ) -> Result<LayerScan, LayerError> {
-    scan(blob, descriptor, true, expected_diff_id, limits)
+    scan(blob, descriptor, true, expected_diff_id, limits, extras)
 }
 
 /// As `scan_layer`, for a blob whose digest is not known until it has been read (a
@@ -215,7 +227,7 @@ pub fn scan_unverified(
     label: &LayerDescriptor,
     limits: &LayerLimits,
 ) -> Result<LayerScan, LayerError> {
-    scan(blob, label, false, None, limits)
+    scan(blob, label, false, None, limits, ScanExtras::default())
 }
 
 fn scan(
@@ -224,6 +236,7 @@ fn scan(
     verify_digest: bool,
     expected_diff_id: Option<&Digest>,
     limits: &LayerLimits,
+    extras: ScanExtras,
 ) -> Result<LayerScan, LayerError> {
     let digest = &descriptor.digest;
     let compression =
@@ -243,6 +256,14 @@ fn scan(
     } else {
         HashingReader::new_background(counted)
     };
+    let mut zstd_probe = if extras.zstd && compression == Compression::Gzip {
+        Some(
+            crate::recompress::ZstdProbe::new(extras.zstd_thread)
+                .map_err(|e| corrupt(digest, compression, &e))?,
+        )
+    } else {
+        None
+    };
     let walk_result = {
         let decoder =
             decoder(&mut compressed, compression).map_err(|e| corrupt(digest, compression, &e))?;
@@ -252,6 +273,10 @@ fn scan(
             limit: limits.max_uncompressed_bytes,
             max_ratio: limits.max_ratio,
             compressed: compressed_so_far,
+        };
+        let limited = ZstdTee {
+            inner: limited,
+            probe: zstd_probe.as_mut(),
         };
         let mut uncompressed = if compression == Compression::None {
             HashingReader::counting_only(limited)
@@ -317,6 +342,10 @@ fn scan(
         }
     }
     let (entries, binaries) = entries;
+    let zstd = zstd_probe
+        .map(crate::recompress::ZstdProbe::finish)
+        .transpose()
+        .map_err(|e| corrupt(digest, compression, &e))?;
     Ok(LayerScan {
         descriptor,
         compression,
@@ -325,6 +354,7 @@ fn scan(
         diff_id,
         entries,
         binaries,
+        zstd,
     })
 }
 
@@ -508,6 +538,22 @@ impl<R: Read> Read for LimitedReader<R> {
                     return Err(io::Error::other(LimitTripped::Ratio(ratio)));
                 }
             }
+        }
+        Ok(n)
+    }
+}
+
+/// Hands the tar's bytes to the zstd measurement as they are read.
+struct ZstdTee<'a, R> {
+    inner: R,
+    probe: Option<&'a mut crate::recompress::ZstdProbe>,
+}
+
+impl<R: Read> Read for ZstdTee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(probe) = self.probe.as_deref_mut() {
+            probe.write(&buf[..n])?;
         }
         Ok(n)
     }

@@ -28,6 +28,7 @@ pub mod gate;
 pub mod image;
 pub mod input;
 pub mod layer;
+pub mod recompress;
 pub mod reference;
 pub mod registry;
 pub mod report;

@@ -22,6 +22,6 @@ fuzz_target!(|data: &[u8]| {
             media_type: media_type.to_string(),
             size: data.len() as u64,
         };
-        let _ = scan_layer(data, &descriptor, None, &limits);
+        let _ = scan_layer(data, &descriptor, None, &limits, Default::default());
     }
 });

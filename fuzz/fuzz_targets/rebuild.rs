@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             media_type: media_type.to_string(),
             size: data.len() as u64,
         };
-        let Ok(scan) = scan_layer(data, &descriptor, None, &limits) else {
+        let Ok(scan) = scan_layer(data, &descriptor, None, &limits, Default::default()) else {
             continue;
         };
         let remove: HashSet<String> = scan

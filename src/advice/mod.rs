@@ -13,9 +13,11 @@
 
 mod base;
 pub mod gzip_level;
+mod inflate;
 pub mod rebuild;
 mod removals;
 mod rust_profile;
+mod segments;
 mod squash;
 mod strip;
 mod upx;
@@ -164,7 +166,17 @@ pub struct LayerMeasurement {
     pub digest: String,
     pub compression: Compression,
     pub compressed_bytes: u64,
-    pub rebuilt_compressed_bytes: u64,
+    /// How the variants were measured: `full` (every variant recompressed whole) or
+    /// `segments` (only the stretches around changed entries).
+    pub method: rebuild::Method,
+    /// `full`: the original entries re-emitted and recompressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt_compressed_bytes: Option<u64>,
+    /// `segments`: what was recompressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recompressed_stretches: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recompressed_bytes: Option<u64>,
     /// The original tar recompressed here reproduces the stored size exactly.
     pub reproducible: bool,
     /// gzip layers: the level judged from the stored bytes, which the layer was
@@ -189,11 +201,20 @@ pub struct AdviseOptions {
     /// measure a strip only up to `max_binary_bytes` (`--max-binary-size`).
     pub limits: crate::layer::LayerLimits,
     pub concurrency: usize,
+    /// A gzip layer is recompressed whole (so that its savings can be `exact`) when
+    /// its tar times the outputs to compress is at most this; above it, only the
+    /// stretches around changed entries are (`measured`).
+    pub full_rebuild_bytes: u64,
 }
+
+/// The default for [`AdviseOptions::full_rebuild_bytes`]: about a second of deflate
+/// on one core.
+pub const FULL_REBUILD_BYTES: u64 = 48 * 1024 * 1024;
 
 impl Default for AdviseOptions {
     fn default() -> Self {
         Self {
+            full_rebuild_bytes: FULL_REBUILD_BYTES,
             measure_zstd: true,
             limits: crate::layer::LayerLimits::default(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -290,9 +311,23 @@ pub async fn advise(
     }
     if options.measure_zstd {
         for (index, layer) in analysis.layers.iter().enumerate() {
-            if layer.compression == Compression::Gzip && layer.compressed_bytes > 0 {
+            // Measured in the layer read when the caller asked for it there.
+            if layer.compression == Compression::Gzip
+                && layer.compressed_bytes > 0
+                && layer.zstd.is_none()
+            {
                 requests.entry(index).or_default().measure_zstd = true;
             }
+        }
+    }
+    for (index, request) in requests.iter_mut() {
+        // The original, the rebuilt baseline and each variant.
+        let outputs = request.variants.len() as u64 + 2;
+        let work = analysis.layers[*index]
+            .uncompressed_bytes
+            .saturating_mul(outputs);
+        if work > options.full_rebuild_bytes {
+            request.method = rebuild::Method::Segments;
         }
     }
     let results = run_rebuilds(&source, analysis, requests, options).await?;
@@ -305,7 +340,7 @@ pub async fn advise(
     if let Some(squash) = squash::plan(analysis, &suggestions) {
         suggestions.push(squash);
     }
-    if let Some(zstd) = zstd::plan(&results) {
+    if let Some(zstd) = zstd::plan(analysis, &results, options.measure_zstd) {
         suggestions.push(zstd);
     }
     suggestions.retain(|s| s.saved_bytes > 0 || s.saved_compressed_bytes > 0);
@@ -325,7 +360,10 @@ pub async fn advise(
             digest: analysis.layers[*layer].descriptor.digest.to_string(),
             compression: result.compression,
             compressed_bytes: result.original_compressed_bytes,
+            method: result.method,
             rebuilt_compressed_bytes: result.rebuilt_bytes,
+            recompressed_stretches: result.segments.map(|s| s.stretches),
+            recompressed_bytes: result.segments.map(|s| s.recompressed_bytes),
             reproducible: result.reproducible(),
             gzip_level: result.gzip_level.clone(),
         });
@@ -512,6 +550,18 @@ fn compression_evidence(
         .iter()
         .filter_map(|l| results.get(l).map(|r| (l, r)))
         .map(|(layer, r)| match r.compression {
+            Compression::Gzip if r.method == rebuild::Method::Segments => {
+                let stats = r.segments.unwrap_or_default();
+                format!(
+                    "layer {layer}: stored {} B; measured at gzip level {} ({}) on the {} changed {} only ({} B recompressed), since deflate looks back no more than 32 KiB: measured, not exact (raise --full-rebuild-size to recompress the layer whole)",
+                    r.original_compressed_bytes,
+                    r.gzip_rebuild_level(),
+                    level_evidence(r.gzip_level.as_ref()),
+                    stats.stretches,
+                    if stats.stretches == 1 { "stretch" } else { "stretches" },
+                    stats.recompressed_bytes,
+                )
+            }
             Compression::Gzip if r.reproducible() => format!(
                 "layer {layer}: stored {} B; re-gzipped here at level {} ({}): the same size, so the compressed saving is exact",
                 r.original_compressed_bytes,

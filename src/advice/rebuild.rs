@@ -6,17 +6,16 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::gzip_level::{self, GzipLevelMatch};
+use super::inflate::PositionedGzDecoder;
+use super::segments::{Change, SegmentStats, Segmenter, Shared};
 use crate::digest::HashingReader;
 use crate::layer::{self, Compression, LayerError};
 use crate::source::LayerDescriptor;
 
-/// zstd level for the what-if: the level `docker buildx --compression zstd` defaults to.
-pub const ZSTD_LEVEL: i32 = 3;
-/// Bytes of the layer's tar used to time gzip against zstd decompression.
-const TIMING_SAMPLE_BYTES: usize = 32 * 1024 * 1024;
+use crate::recompress::ZstdProbe;
+pub use crate::recompress::{ZstdMeasurement, ZSTD_LEVEL};
 
 /// One version of the layer to measure.
 #[derive(Debug, Clone, Default)]
@@ -34,23 +33,27 @@ pub struct Variant {
 pub struct RebuildRequest {
     pub variants: Vec<Variant>,
     pub measure_zstd: bool,
+    pub method: Method,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ZstdMeasurement {
-    pub level: i32,
-    pub compressed_bytes: u64,
-    /// Seconds to decompress the timing sample, gzip (at the layer's matched level)
-    /// against zstd.
-    pub sample_bytes: u64,
-    pub gzip_decompress_s: f64,
-    pub zstd_decompress_s: f64,
+/// How a layer's variants are compressed to measure them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Every variant and the original recompressed whole: when the original
+    /// re-gzips to its stored size, the savings are exact.
+    #[default]
+    Full,
+    /// Only the stretches around changed entries (see `segments`): measured, at a
+    /// cost that follows the change rather than the layer. gzip layers only.
+    Segments,
 }
 
 #[derive(Debug, Clone)]
 pub struct VariantResult {
     pub id: String,
-    pub compressed_bytes: u64,
+    /// Compressed bytes the variant saves against the rebuilt original.
+    pub saved_compressed_bytes: u64,
     pub uncompressed_bytes: u64,
 }
 
@@ -64,10 +67,14 @@ pub struct RebuildResult {
     pub recompressed_original_bytes: Option<u64>,
     /// The gzip level the layer was judged to be written at (gzip layers only).
     pub gzip_level: Option<GzipLevelMatch>,
-    /// The original entries re-emitted and recompressed: the baseline every variant is
-    /// compared with, so tar-writer and compressor differences cancel out.
-    pub rebuilt_bytes: u64,
+    pub method: Method,
+    /// The original entries re-emitted and recompressed whole (`Method::Full`): the
+    /// baseline every variant is compared with, so tar-writer and compressor
+    /// differences cancel out.
+    pub rebuilt_bytes: Option<u64>,
     pub rebuilt_uncompressed_bytes: u64,
+    /// `Method::Segments`: how many stretches were compressed, and how many bytes.
+    pub segments: Option<SegmentStats>,
     pub variants: Vec<VariantResult>,
     pub zstd: Option<ZstdMeasurement>,
 }
@@ -79,8 +86,7 @@ impl RebuildResult {
 
     /// Compressed bytes a variant saves, against the rebuilt baseline.
     pub fn saved_compressed(&self, id: &str) -> u64 {
-        self.variant(id)
-            .map_or(0, |v| self.rebuilt_bytes.saturating_sub(v.compressed_bytes))
+        self.variant(id).map_or(0, |v| v.saved_compressed_bytes)
     }
 
     /// Uncompressed (tar) bytes a variant saves: exact, headers and padding included.
@@ -103,7 +109,8 @@ impl RebuildResult {
         match self.compression {
             Compression::None => true,
             Compression::Gzip => {
-                self.recompressed_original_bytes == Some(self.original_compressed_bytes)
+                self.method == Method::Full
+                    && self.recompressed_original_bytes == Some(self.original_compressed_bytes)
             }
             Compression::Zstd => false,
         }
@@ -170,15 +177,20 @@ impl Write for Sink {
     }
 }
 
-/// Counts uncompressed bytes on their way into a compressing sink.
+/// Counts uncompressed bytes on their way into a compressing sink (and, measuring by
+/// stretches, hands them to the segmenter as output `tap.1`).
 struct Counted {
     sink: Sink,
     uncompressed: u64,
+    tap: Option<(Shared, usize)>,
 }
 
 impl Write for Counted {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.sink.write(buf)?;
+        if let Some((segmenter, output)) = &self.tap {
+            segmenter.borrow_mut().write(*output, &buf[..n]);
+        }
         self.uncompressed += n as u64;
         Ok(n)
     }
@@ -191,9 +203,7 @@ impl Write for Counted {
 struct Tee<'a, R> {
     inner: R,
     regzip: Option<&'a mut Sink>,
-    zstd: Option<&'a mut Sink>,
-    sample: &'a mut Vec<u8>,
-    sample_limit: usize,
+    zstd: Option<&'a mut ZstdProbe>,
     uncompressed: u64,
 }
 
@@ -204,12 +214,8 @@ impl<R: Read> Read for Tee<'_, R> {
         if let Some(sink) = self.regzip.as_deref_mut() {
             sink.write_all(bytes)?;
         }
-        if let Some(sink) = self.zstd.as_deref_mut() {
-            sink.write_all(bytes)?;
-        }
-        if self.sample.len() < self.sample_limit {
-            let take = (self.sample_limit - self.sample.len()).min(n);
-            self.sample.extend_from_slice(&bytes[..take]);
+        if let Some(probe) = self.zstd.as_deref_mut() {
+            probe.write(bytes)?;
         }
         self.uncompressed += n as u64;
         Ok(n)
@@ -252,32 +258,48 @@ pub fn rebuild(
     let level = gzip_match
         .as_ref()
         .map_or(gzip_level::DEFAULT_LEVEL, |m| m.level);
-    let mut regzip = if compression == Compression::Gzip {
+    let segmented = request.method == Method::Segments && compression == Compression::Gzip;
+    let mut regzip = if compression == Compression::Gzip && !segmented {
         Some(Sink::new(Compression::Gzip, level).map_err(io_error)?)
     } else {
         None
     };
-    let mut zstd_sink = if request.measure_zstd {
-        Some(Sink::new(Compression::Zstd, level).map_err(io_error)?)
+    let mut zstd_probe = if request.measure_zstd {
+        Some(ZstdProbe::new(false).map_err(io_error)?)
     } else {
         None
     };
-    let mut sample = Vec::new();
-    let mut outputs = Outputs::new(compression, level, request.variants.len()).map_err(io_error)?;
+    // Measuring by stretches, the blob is inflated by a decoder that knows where it
+    // is in the stored bytes, so removed stretches are priced at what they cost there.
+    let stored_position = segmented.then(|| std::rc::Rc::new(std::cell::Cell::new(0u64)));
+    let segmenter = segmented.then(|| {
+        std::rc::Rc::new(std::cell::RefCell::new(Segmenter::new(
+            level,
+            request.variants.len(),
+            stored_position.clone(),
+        )))
+    });
+    let mut outputs = Outputs::new(
+        compression,
+        level,
+        request.variants.len(),
+        segmenter.clone(),
+    )
+    .map_err(io_error)?;
     let original_uncompressed;
     {
-        let decoder = layer::decoder(io::Cursor::new(&probe).chain(&mut compressed), compression)
-            .map_err(io_error)?;
+        let stored = io::Cursor::new(&probe).chain(&mut compressed);
+        let decoder: Box<dyn Read + '_> = match &stored_position {
+            Some(position) => Box::new(PositionedGzDecoder::new(
+                stored,
+                std::rc::Rc::clone(position),
+            )),
+            None => layer::decoder(stored, compression).map_err(io_error)?,
+        };
         let mut tee = Tee {
             inner: decoder,
             regzip: regzip.as_mut(),
-            zstd: zstd_sink.as_mut(),
-            sample: &mut sample,
-            sample_limit: if request.measure_zstd {
-                TIMING_SAMPLE_BYTES
-            } else {
-                0
-            },
+            zstd: zstd_probe.as_mut(),
             uncompressed: 0,
         };
         {
@@ -299,6 +321,7 @@ pub fn rebuild(
                 let size = entry.size();
                 let kind = header.entry_type();
                 let plans = plans_for(request, &path);
+                outputs.begin_entry(&plans);
                 let named = Named {
                     header: &header,
                     raw_path: &raw_path,
@@ -333,6 +356,7 @@ pub fn rebuild(
                         .stream(&plans, &named, &mut entry, size, &mut chunk)
                         .map_err(io_error)?;
                 }
+                outputs.end_entry();
             }
         }
         io::copy(&mut tee, &mut io::sink()).map_err(io_error)?;
@@ -346,32 +370,58 @@ pub fn rebuild(
         let uncompressed = counted.uncompressed;
         Ok((counted.sink.finish()?, uncompressed))
     };
-    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(outputs.baseline).map_err(io_error)?;
-    let mut variants = Vec::with_capacity(outputs.variants.len());
-    for (variant, builder) in request.variants.iter().zip(outputs.variants) {
+    let Outputs {
+        baseline,
+        variants: builders,
+        segmenter: tapped,
+    } = outputs;
+    drop(tapped);
+    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(baseline).map_err(io_error)?;
+    let mut variants = Vec::with_capacity(builders.len());
+    for (variant, builder) in request.variants.iter().zip(builders) {
         let (compressed_bytes, uncompressed_bytes) = finish(builder).map_err(io_error)?;
         variants.push(VariantResult {
             id: variant.id.clone(),
-            compressed_bytes,
+            saved_compressed_bytes: rebuilt_bytes.saturating_sub(compressed_bytes),
             uncompressed_bytes,
         });
     }
-    let recompressed_original_bytes = regzip.map(Sink::finish).transpose().map_err(io_error)?;
-    let zstd = match zstd_sink {
-        Some(sink) => {
-            let compressed_bytes = sink.finish().map_err(io_error)?;
-            Some(time_decompression(&sample, compressed_bytes, level).map_err(io_error)?)
+    // Every writer has let go of its handle, so the segmenter is the last one.
+    let segments = match segmenter.map(std::rc::Rc::try_unwrap) {
+        Some(Ok(segmenter)) => {
+            let end = stored_position.as_ref().map_or(0, |p| p.get());
+            let (saved, stats) = segmenter.into_inner().finish(end);
+            for (variant, saved) in variants.iter_mut().zip(saved) {
+                variant.saved_compressed_bytes = saved.max(0) as u64;
+            }
+            Some(stats)
+        }
+        Some(Err(_)) => {
+            return Err(io_error(io::Error::other(
+                "the stretch measurement is still shared after the rebuild",
+            )))
         }
         None => None,
     };
+    let recompressed_original_bytes = regzip.map(Sink::finish).transpose().map_err(io_error)?;
+    let zstd = zstd_probe
+        .map(ZstdProbe::finish)
+        .transpose()
+        .map_err(io_error)?;
     Ok(RebuildResult {
         compression,
         original_compressed_bytes: original_compressed,
         original_uncompressed_bytes: original_uncompressed,
         recompressed_original_bytes,
         gzip_level: gzip_match,
-        rebuilt_bytes,
+        method: if segments.is_some() {
+            Method::Segments
+        } else {
+            Method::Full
+        },
+        rebuilt_bytes: segments.is_none().then_some(rebuilt_bytes),
         rebuilt_uncompressed_bytes,
+        segments,
         variants,
         zstd,
     })
@@ -405,25 +455,62 @@ fn plans_for(request: &RebuildRequest, path: &str) -> Vec<EntryPlan> {
 
 /// The tars being rebuilt: the layer as it is (`baseline`, to measure this
 /// compressor against the stored blob) and one per variant.
+/// Measuring by stretches, the outputs only count their bytes and hand them to the
+/// segmenter, which compresses what differs.
 struct Outputs {
     baseline: tar::Builder<Counted>,
     variants: Vec<tar::Builder<Counted>>,
+    segmenter: Option<Shared>,
 }
 
 impl Outputs {
-    fn new(compression: Compression, level: u32, variants: usize) -> io::Result<Self> {
-        let builder = || -> io::Result<tar::Builder<Counted>> {
+    fn new(
+        compression: Compression,
+        level: u32,
+        variants: usize,
+        segmenter: Option<Shared>,
+    ) -> io::Result<Self> {
+        let builder = |output: usize| -> io::Result<tar::Builder<Counted>> {
             Ok(tar::Builder::new(Counted {
-                sink: Sink::new(compression, level)?,
+                sink: if segmenter.is_some() {
+                    Sink::new(Compression::None, level)?
+                } else {
+                    Sink::new(compression, level)?
+                },
                 uncompressed: 0,
+                tap: segmenter.clone().map(|s| (s, output)),
             }))
         };
         Ok(Self {
-            baseline: builder()?,
-            variants: (0..variants)
-                .map(|_| builder())
-                .collect::<io::Result<_>>()?,
+            baseline: builder(0)?,
+            variants: (1..=variants).map(builder).collect::<io::Result<_>>()?,
+            segmenter,
         })
+    }
+
+    /// Tells the segmenter what each variant does with the entry about to be written.
+    fn begin_entry(&mut self, plans: &[EntryPlan]) {
+        if let Some(segmenter) = &self.segmenter {
+            let changes: Vec<Change> = plans
+                .iter()
+                .map(|p| match p {
+                    EntryPlan::Keep => Change::Keep,
+                    EntryPlan::Leave => Change::Leave,
+                    // Every strip of one entry writes the same bytes; a
+                    // replacement is known by its buffer.
+                    EntryPlan::Strip => Change::Rewrite(0),
+                    EntryPlan::Replace(data) => Change::Rewrite(Arc::as_ptr(data) as usize),
+                })
+                .collect();
+            segmenter.borrow_mut().begin_entry(&changes);
+        }
+    }
+
+    /// Tells the segmenter the entry has been read to its end.
+    fn end_entry(&mut self) {
+        if let Some(segmenter) = &self.segmenter {
+            segmenter.borrow_mut().end_entry();
+        }
     }
 
     /// A link: written by every output that keeps it.
@@ -498,6 +585,9 @@ impl Outputs {
             }
             copied += n as u64;
             self.write_kept(plans, &chunk[..n])?;
+            if let Some(segmenter) = &self.segmenter {
+                segmenter.borrow_mut().between_chunks();
+            }
         }
         if copied != size {
             return Err(io::Error::new(
@@ -576,42 +666,4 @@ fn begin_entry<W: Write>(
 ) -> io::Result<()> {
     let mut header = header.clone();
     builder.append_data(&mut header, tar_name(path), io::empty())
-}
-
-/// Times decompressing the same sample compressed both ways, best of three.
-fn time_decompression(
-    sample: &[u8],
-    zstd_bytes: u64,
-    gzip_level: u32,
-) -> io::Result<ZstdMeasurement> {
-    let gzip = crate::layer::compress(sample, Compression::Gzip, Some(gzip_level as i32))?;
-    let zstd = crate::layer::compress(sample, Compression::Zstd, Some(ZSTD_LEVEL))?;
-    let best = |decode: &dyn Fn() -> io::Result<u64>| -> io::Result<f64> {
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let started = Instant::now();
-            decode()?;
-            best = best.min(started.elapsed().as_secs_f64());
-        }
-        Ok(best)
-    };
-    let gzip_decompress_s = best(&|| {
-        io::copy(
-            &mut flate2::read::GzDecoder::new(gzip.as_slice()),
-            &mut io::sink(),
-        )
-    })?;
-    let zstd_decompress_s = best(&|| {
-        io::copy(
-            &mut zstd::stream::read::Decoder::new(zstd.as_slice())?,
-            &mut io::sink(),
-        )
-    })?;
-    Ok(ZstdMeasurement {
-        level: ZSTD_LEVEL,
-        compressed_bytes: zstd_bytes,
-        sample_bytes: sample.len() as u64,
-        gzip_decompress_s,
-        zstd_decompress_s,
-    })
 }

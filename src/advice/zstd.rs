@@ -5,21 +5,35 @@ use std::collections::BTreeMap;
 
 use super::rebuild::{RebuildResult, ZSTD_LEVEL};
 use super::{Confidence, Suggestion, SuggestionKind};
+use crate::image::ImageAnalysis;
 
-pub(super) fn plan(results: &BTreeMap<usize, RebuildResult>) -> Option<Suggestion> {
+/// From the zstd measurements taken in the layer read, else in the rebuild.
+pub(super) fn plan(
+    analysis: &ImageAnalysis,
+    results: &BTreeMap<usize, RebuildResult>,
+    wanted: bool,
+) -> Option<Suggestion> {
+    if !wanted {
+        return None;
+    }
     let mut saved = 0u64;
     let mut gzip_total = 0u64;
     let mut zstd_total = 0u64;
     let mut layers = Vec::new();
     let (mut gzip_time, mut zstd_time, mut sample) = (0.0, 0.0, 0u64);
-    for (layer, result) in results {
-        let Some(zstd) = &result.zstd else { continue };
-        gzip_total += result.original_compressed_bytes;
+    for (layer, scan) in analysis.layers.iter().enumerate() {
+        let zstd = match (&scan.zstd, results.get(&layer)) {
+            (Some(zstd), _) => zstd,
+            (None, Some(result)) => match &result.zstd {
+                Some(zstd) => zstd,
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        gzip_total += scan.compressed_bytes;
         zstd_total += zstd.compressed_bytes;
-        saved += result
-            .original_compressed_bytes
-            .saturating_sub(zstd.compressed_bytes);
-        layers.push(*layer);
+        saved += scan.compressed_bytes.saturating_sub(zstd.compressed_bytes);
+        layers.push(layer);
         gzip_time += zstd.gzip_decompress_s;
         zstd_time += zstd.zstd_decompress_s;
         sample += zstd.sample_bytes;

@@ -267,6 +267,11 @@ pub struct SourceArgs {
     /// in memory to measure a strip; larger ones are listed, not analysed
     #[arg(long, value_name = "SIZE", default_value = "48MiB")]
     pub max_binary_size: String,
+    /// Advice: a gzip layer is recompressed whole, so that its savings can be exact,
+    /// when its tar times the variants measured is at most SIZE; larger layers are
+    /// recompressed only around the changed files (measured)
+    #[arg(long, value_name = "SIZE", default_value = "48MiB")]
+    pub full_rebuild_size: String,
     /// Tar entries allowed per layer
     #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_entries)]
     pub max_entries: u64,

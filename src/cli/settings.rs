@@ -75,12 +75,18 @@ pub(crate) fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOption
 }
 
 /// How advice measures, under the limits the layers were read with.
-pub(crate) fn advise_options(options: &InspectOptions, measure_zstd: bool) -> AdviseOptions {
-    AdviseOptions {
+pub(crate) fn advise_options(
+    args: &SourceArgs,
+    options: &InspectOptions,
+    measure_zstd: bool,
+) -> Result<AdviseOptions, UsageError> {
+    Ok(AdviseOptions {
         measure_zstd,
         limits: options.limits,
+        full_rebuild_bytes: crate::size::parse_size(&args.full_rebuild_size)
+            .map_err(|e| UsageError(format!("--full-rebuild-size: {e}")))?,
         ..AdviseOptions::default()
-    }
+    })
 }
 
 /// `--format`, else a table on a terminal and JSON otherwise.

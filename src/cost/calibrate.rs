@@ -293,18 +293,19 @@ pub async fn measure(
     let reference = resolved.reference.clone();
     let limits = options.limits;
     let rates = tokio::task::spawn_blocking(move || -> Result<(f64, f64, f64), CalibrateError> {
-        let time_scan =
-            |descriptor: &LayerDescriptor, bytes: &[u8]| -> Result<(f64, u64), CalibrateError> {
-                let mut best = f64::MAX;
-                let mut uncompressed = 0;
-                for _ in 0..3 {
-                    let started = Instant::now();
-                    let scan = layer::scan_layer(bytes, descriptor, None, &limits)?;
-                    best = best.min(started.elapsed().as_secs_f64());
-                    uncompressed = scan.uncompressed_bytes;
-                }
-                Ok((best, uncompressed))
-            };
+        let time_scan = |descriptor: &LayerDescriptor,
+                         bytes: &[u8]|
+         -> Result<(f64, u64), CalibrateError> {
+            let mut best = f64::MAX;
+            let mut uncompressed = 0;
+            for _ in 0..3 {
+                let started = Instant::now();
+                let scan = layer::scan_layer(bytes, descriptor, None, &limits, Default::default())?;
+                best = best.min(started.elapsed().as_secs_f64());
+                uncompressed = scan.uncompressed_bytes;
+            }
+            Ok((best, uncompressed))
+        };
         let (mut gzip, mut zstd, mut tar) = ((0.0, 0u64), (0.0, 0u64), (0.0, 0u64));
         for (descriptor, bytes) in &held {
             let compression = layer::compression_of(&descriptor.media_type);

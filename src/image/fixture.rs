@@ -171,6 +171,7 @@ pub(crate) fn analysis(
                 diff_id: Digest::of_bytes(format!("tar of {}", fixture.blob).as_bytes()),
                 entries: fixture.entries.clone(),
                 binaries: fixture.binaries.clone(),
+                zstd: None,
             })
         })
         .collect();

@@ -53,6 +53,8 @@ pub struct InspectOptions {
     pub concurrency: usize,
     /// Shared by every image a command reads.
     pub layer_memo: LayerMemo,
+    /// What else to measure on the way past (zstd, when advice follows).
+    pub extras: layer::ScanExtras,
 }
 
 /// Layers already analysed by this process, by blob digest and media type: the images
@@ -106,6 +108,7 @@ impl Default for InspectOptions {
             max_layers: 1000,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             layer_memo: LayerMemo::default(),
+            extras: layer::ScanExtras::default(),
         }
     }
 }
@@ -184,6 +187,7 @@ pub async fn inspect_keeping_source(
     progress.resolved(&resolved);
 
     let semaphore = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let total_compressed: u64 = resolved.layers.iter().map(|l| l.size).sum();
     let mut tasks = tokio::task::JoinSet::new();
     let cancel = Cancel::default();
     let mut seen = HashMap::new();
@@ -205,6 +209,13 @@ pub async fn inspect_keeping_source(
         let descriptor = descriptor.clone();
         let diff_id = resolved.config.diff_ids.get(index).cloned();
         let limits = options.limits;
+        let mut extras = options.extras;
+        // A layer larger than its share of the cores is the one the others wait
+        // for: its zstd measurement gets a thread of its own.
+        extras.zstd_thread = descriptor
+            .size
+            .saturating_mul(options.concurrency.max(1) as u64)
+            > total_compressed;
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let _permit = semaphore
@@ -216,7 +227,7 @@ pub async fn inspect_keeping_source(
             }
             let blob = cancel.wrap(source.open_blob(&descriptor).await?);
             let scan = tokio::task::spawn_blocking(move || {
-                layer::scan_layer(blob, &descriptor, diff_id.as_ref(), &limits)
+                layer::scan_layer(blob, &descriptor, diff_id.as_ref(), &limits, extras)
             })
             .await
             .map_err(|e| InspectError::Task(e.to_string()))??;

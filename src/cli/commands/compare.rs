@@ -53,7 +53,9 @@ async fn analyse_set(
     choice: &CostChoice,
     with_advice: bool,
 ) -> anyhow::Result<(Vec<ImageBundle>, CostEstimate)> {
-    let options = inspect_options(source)?;
+    let mut options = inspect_options(source)?;
+    options.extras.zstd = with_advice;
+    let advise = advise_options(source, &options, true)?;
     let progress = progress_reporter();
     let mut bundles = Vec::with_capacity(images.len());
     for image in images {
@@ -61,7 +63,7 @@ async fn analyse_set(
         let (source, analysis) =
             image::inspect_keeping_source(&image, &options, progress.clone()).await?;
         let advice = if with_advice {
-            Some(advice::advise(source, &analysis, &advise_options(&options, true)).await?)
+            Some(advice::advise(source, &analysis, &advise).await?)
         } else {
             None
         };

@@ -13,13 +13,19 @@ use crate::report::{self, Format};
 
 pub(crate) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
     let image = ImageRef::parse(&args.image)?;
-    let options = inspect_options(&args.source)?;
+    let mut options = inspect_options(&args.source)?;
+    options.extras.zstd = args.advise;
     let progress = progress_reporter();
     let (source, analysis) =
         image::inspect_keeping_source(&image, &options, progress.clone()).await?;
     let mut report = InspectReport::build(&analysis, args.top);
     let advice = if args.advise {
-        let advice = advice::advise(source, &analysis, &advise_options(&options, true)).await?;
+        let advice = advice::advise(
+            source,
+            &analysis,
+            &advise_options(&args.source, &options, true)?,
+        )
+        .await?;
         Some(AdviseReport::build(&analysis, advice))
     } else {
         None
@@ -47,12 +53,17 @@ pub(crate) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
 
 pub(crate) async fn advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
     let image = ImageRef::parse(&args.image)?;
-    let options = inspect_options(&args.source)?;
+    let mut options = inspect_options(&args.source)?;
+    options.extras.zstd = !args.no_zstd;
     let progress = progress_reporter();
     let (source, analysis) =
         image::inspect_keeping_source(&image, &options, progress.clone()).await?;
-    let advice =
-        advice::advise(source, &analysis, &advise_options(&options, !args.no_zstd)).await?;
+    let advice = advice::advise(
+        source,
+        &analysis,
+        &advise_options(&args.source, &options, !args.no_zstd)?,
+    )
+    .await?;
     progress.finish();
     let report = AdviseReport::build(&analysis, advice);
     write_stdout(&report::render(&report, output_format(&args.output)))?;
