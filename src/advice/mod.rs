@@ -74,6 +74,7 @@ vocabulary! {
         DropDeletedFiles => "drop-deleted-files", "delete temporary files in the step that creates them";
         DropOverwrittenFiles => "drop-overwritten-files", "stop shipping files a later layer replaces";
         DropPackageCaches => "drop-package-caches", "remove package-manager caches";
+        DropDocs => "drop-docs", "leave out docs, man pages and locales";
         MultiStageToolchain => "multi-stage-toolchain", "leave the toolchain in a build stage";
         GoLdflags => "go-ldflags-s-w", "go build -ldflags=\"-s -w\"";
         RustStrip => "rust-strip", "strip in the Cargo release profile";
@@ -90,6 +91,22 @@ vocabulary! {
 }
 
 impl SuggestionKind {
+    /// Whether two suggestions save (some of) the same bytes, so that their savings
+    /// do not add up: base changes replace each other and the distribution whose
+    /// docs and caches the others drop; squashing saves what dropping hidden files
+    /// saves.
+    pub fn overlaps(self, other: SuggestionKind) -> bool {
+        use SuggestionKind::*;
+        let distribution_files =
+            |k: SuggestionKind| matches!(k, DropDocs | DropPackageCaches | MultiStageToolchain);
+        let hidden_files = |k: SuggestionKind| matches!(k, DropDeletedFiles | DropOverwrittenFiles);
+        self != other
+            && ((self.replaces_base() && (other.replaces_base() || distribution_files(other)))
+                || (other.replaces_base() && distribution_files(self))
+                || (self == SquashLayers && hidden_files(other))
+                || (other == SquashLayers && hidden_files(self)))
+    }
+
     /// Base-image suggestions replace the whole image, so they stay out of the
     /// combined projection (which adds up changes made within the current image).
     pub fn replaces_base(self) -> bool {
@@ -123,6 +140,10 @@ pub struct Suggestion {
     /// Where an estimate's range comes from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Suggestions that save some of the same bytes: alternatives, whose savings
+    /// do not add up (the projection counts them once).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overlaps_with: Vec<SuggestionKind>,
     /// Lines of `evidence` whose figures differ from run to run (timings on this
     /// machine), which `--stable` reports leave out.
     #[serde(skip)]
@@ -351,6 +372,14 @@ pub async fn advise(
             .then_with(|| a.id.key().cmp(b.id.key()))
     });
 
+    let kinds: Vec<SuggestionKind> = suggestions.iter().map(|s| s.id).collect();
+    for suggestion in &mut suggestions {
+        suggestion.overlaps_with = kinds
+            .iter()
+            .copied()
+            .filter(|k| suggestion.id.overlaps(*k))
+            .collect();
+    }
     let mut compressed = analysis.compressed_bytes();
     let mut uncompressed = analysis.uncompressed_bytes();
     let mut measurements = Vec::new();
@@ -538,6 +567,7 @@ fn removal_suggestion(
         fix: prose.fix.clone(),
         side_effects: prose.side_effects.clone(),
         source: None,
+        overlaps_with: vec![],
         run_dependent: vec![],
     }
 }

@@ -13,6 +13,7 @@ enum Leave {
     Hidden(WasteCause),
     PackageCaches,
     Toolchains,
+    Docs,
 }
 
 impl Leave {
@@ -22,6 +23,7 @@ impl Leave {
             Leave::Hidden(WasteCause::Overwritten) => SuggestionKind::DropOverwrittenFiles,
             Leave::PackageCaches => SuggestionKind::DropPackageCaches,
             Leave::Toolchains => SuggestionKind::MultiStageToolchain,
+            Leave::Docs => SuggestionKind::DropDocs,
         }
     }
 }
@@ -45,6 +47,7 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Vec<Removal> {
                 .collect(),
             Leave::PackageCaches => visible(Category::PackageCaches),
             Leave::Toolchains => visible(Category::Toolchains),
+            Leave::Docs => docs(analysis),
         }
     };
     [
@@ -52,6 +55,7 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Vec<Removal> {
         Leave::Hidden(WasteCause::Overwritten),
         Leave::PackageCaches,
         Leave::Toolchains,
+        Leave::Docs,
     ]
     .into_iter()
     .filter_map(|leave| {
@@ -59,7 +63,18 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Vec<Removal> {
         if files.is_empty() {
             return None;
         }
-        let (title, fix) = fix(leave, &files);
+        let (title, mut fix) = fix(leave, &files);
+        let mut side_effects = Vec::new();
+        let mut notes = Vec::new();
+        if let Leave::Docs = leave {
+            fix = docs_fix(package_manager(analysis));
+            side_effects.push(
+                "`man`, `info` and translated messages are gone from the image; copyright files stay".into(),
+            );
+            notes.push(
+                "an alternative to a smaller base image, not an addition: a distroless base ships none of these".into(),
+            );
+        }
         Some(Removal {
             kind: leave.kind(),
             files,
@@ -67,11 +82,97 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Vec<Removal> {
             prose: Prose {
                 title,
                 fix,
+                side_effects,
+                notes,
                 ..Prose::default()
             },
         })
     })
     .collect()
+}
+
+/// What dpkg's `path-exclude` rules leave out, as Ubuntu's minimal images have them:
+/// documentation, man and info pages, translations. Copyright files stay (licences
+/// require them to ship), and so do `locale.alias` and the compiled locales in
+/// `/usr/lib/locale` that `LANG=C.UTF-8` needs.
+const DOC_DIRS: &[&str] = &[
+    "usr/share/doc/",
+    "usr/share/man/",
+    "usr/share/info/",
+    "usr/share/locale/",
+    "usr/share/help/",
+    "usr/share/gtk-doc/",
+    "usr/share/groff/",
+    "usr/share/lintian/",
+    "usr/local/share/man/",
+    "usr/local/share/doc/",
+];
+/// Below this the docs are not worth a Dockerfile change.
+const DOCS_WORTH_BYTES: u64 = 512 * 1024;
+
+/// A distribution's package database: where the docs come from, and the rules that
+/// keep them out apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PackageManager {
+    Dpkg,
+    Apk,
+    Rpm,
+}
+
+fn package_manager(analysis: &ImageAnalysis) -> Option<PackageManager> {
+    let has = |path: &str| analysis.fs.lookup(path).is_some();
+    if has("var/lib/dpkg/status") {
+        Some(PackageManager::Dpkg)
+    } else if has("lib/apk/db/installed") {
+        Some(PackageManager::Apk)
+    } else if has("var/lib/rpm") || has("usr/lib/sysimage/rpm") {
+        Some(PackageManager::Rpm)
+    } else {
+        None
+    }
+}
+
+fn docs(analysis: &ImageAnalysis) -> Vec<(String, u64, usize)> {
+    if package_manager(analysis).is_none() {
+        return vec![];
+    }
+    let files: Vec<(String, u64, usize)> = analysis
+        .fs
+        .visible_files()
+        .filter(|(path, _)| DOC_DIRS.iter().any(|dir| path.starts_with(dir)))
+        .filter(|(path, _)| {
+            !(path.ends_with("/copyright") || path.as_str() == "usr/share/locale/locale.alias")
+        })
+        .map(|(path, node)| (path.clone(), node.size, node.layer))
+        .collect();
+    let total: u64 = files.iter().map(|f| f.1).sum();
+    if total < DOCS_WORTH_BYTES {
+        return vec![];
+    }
+    files
+}
+
+fn docs_fix(manager: Option<PackageManager>) -> String {
+    match manager {
+        Some(PackageManager::Dpkg) | None => "# Before any apt-get install (Ubuntu's minimal images ship these rules):
+             RUN printf '%s\n' \
+               'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+               'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+               'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/lintian/*' \
+               'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
+               > /etc/dpkg/dpkg.cfg.d/01-nodoc
+             # Files the base image already has go in the same RUN as your install:
+             RUN apt-get update && apt-get install -y --no-install-recommends <packages> \
+               && find /usr/share/doc -depth -type f ! -name copyright -delete \
+               && rm -rf /usr/share/man/* /usr/share/info/* /usr/share/locale/* /var/lib/apt/lists/*"
+            .into(),
+        Some(PackageManager::Apk) => "# Alpine ships docs in separate -doc packages: do not install them, and
+             RUN apk add --no-cache <packages> && rm -rf /usr/share/man/* /usr/share/doc/* /usr/share/info/*"
+            .into(),
+        Some(PackageManager::Rpm) => "RUN dnf install -y --setopt=tsflags=nodocs --setopt=install_weak_deps=False <packages> && dnf clean all
+             # microdnf: microdnf install -y --nodocs <packages>"
+            .into(),
+    }
 }
 
 fn fix(leave: Leave, files: &[(String, u64, usize)]) -> (String, String) {
@@ -122,6 +223,10 @@ fn fix(leave: Leave, files: &[(String, u64, usize)]) -> (String, String) {
             }
             ("Remove package-manager caches and indexes".into(), lines.join("\n"))
         }
+        Leave::Docs => (
+            "Leave out docs, man pages and translations".into(),
+            String::new(),
+        ),
         Leave::Toolchains => (
             "Build in one stage, run from another: the compiler and headers stay behind".into(),
             "FROM <toolchain image> AS build\n\
@@ -180,6 +285,73 @@ mod tests {
             .fix
             .contains("rm -rf /var/lib/apt/lists/*"));
         assert!(removals.iter().all(|r| !r.strip));
+    }
+
+    #[test]
+    fn docs_on_a_distribution_base_are_left_out_but_copyrights_stay() {
+        let docs = |with_dpkg: bool| {
+            let mut entries = vec![
+                file("usr/share/doc/libc6/changelog.Debian.gz", 400_000),
+                file("usr/share/doc/libc6/copyright", 30_000),
+                file("usr/share/man/man1/bash.1.gz", 200_000),
+                file("usr/share/locale/de/LC_MESSAGES/coreutils.mo", 300_000),
+                file("usr/share/locale/locale.alias", 3_000),
+                file("usr/lib/locale/C.utf8/LC_CTYPE", 350_000),
+            ];
+            if with_dpkg {
+                entries.push(file("var/lib/dpkg/status", 90_000));
+            }
+            analysis(
+                "t",
+                vec![layer("base", "ADD rootfs.tar /", entries, vec![])],
+                &[],
+            )
+        };
+        let removals = plan(&docs(true));
+        let removal = removals
+            .iter()
+            .find(|r| r.kind == SuggestionKind::DropDocs)
+            .expect("a docs removal on a dpkg base");
+        let mut paths: Vec<&str> = removal.files.iter().map(|f| f.0.as_str()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "usr/share/doc/libc6/changelog.Debian.gz",
+                "usr/share/locale/de/LC_MESSAGES/coreutils.mo",
+                "usr/share/man/man1/bash.1.gz",
+            ]
+        );
+        assert!(removal.prose.fix.contains("path-exclude /usr/share/doc/*"));
+        assert!(removal
+            .prose
+            .fix
+            .contains("path-include /usr/share/doc/*/copyright"));
+        // Without a package database there is no distribution to configure.
+        assert!(plan(&docs(false))
+            .iter()
+            .all(|r| r.kind != SuggestionKind::DropDocs));
+    }
+
+    #[test]
+    fn overlapping_kinds_are_alternatives_both_ways() {
+        use SuggestionKind::*;
+        for (a, b) in [
+            (DistrolessBase, DropDocs),
+            (DistrolessCc, DropPackageCaches),
+            (StaticBase, DistrolessBase),
+            (SquashLayers, DropDeletedFiles),
+            (SquashLayers, DropOverwrittenFiles),
+        ] {
+            assert!(a.overlaps(b) && b.overlaps(a), "{a} and {b}");
+        }
+        for (a, b) in [
+            (DropDocs, DropPackageCaches),
+            (GoLdflags, DropDeletedFiles),
+            (DistrolessBase, DistrolessBase),
+        ] {
+            assert!(!a.overlaps(b), "{a} and {b}");
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub(super) fn plan(analysis: &ImageAnalysis, suggestions: &[Suggestion]) -> Opti
         side_effects: vec![
             "a fully flattened image shares no layers with its base: every node pulls all of it on each change".into(),
         ],
+        overlaps_with: vec![],
         run_dependent: vec![],
         source: None,
     })

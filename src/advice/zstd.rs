@@ -72,6 +72,7 @@ pub(super) fn plan(
             "pulling needs containerd 1.5+ / Docker 23+ / Podman 3+; older clients cannot unpack zstd layers".into(),
             "a zstd image shares no layer blobs with gzip images of the same base: the base is stored and pulled again".into(),
         ],
+        overlaps_with: vec![],
         run_dependent: vec![timing],
         source: None,
     })

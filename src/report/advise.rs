@@ -30,6 +30,20 @@ pub struct Current {
     pub uncompressed_bytes: u64,
 }
 
+/// The rows a suggestion overlaps with, as `#2, #5` (empty when it adds up with all).
+pub fn overlap_rows(suggestions: &[Suggestion], s: &Suggestion) -> String {
+    suggestions
+        .iter()
+        .enumerate()
+        .filter(|(_, other)| s.overlaps_with.contains(&other.id))
+        .map(|(index, _)| format!("#{}", index + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the table's column means, said once under it.
+pub const OVERLAP_NOTE: &str = "Rows that name others in *not with* save some of the same bytes: they are alternatives, and their savings do not add up. The projection counts every byte once.";
+
 /// The ranked list as a Markdown table (also used by `ballast report`).
 pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
     let mut table = MarkdownTable::new(&[
@@ -39,6 +53,7 @@ pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
         ">saves (pull)",
         ">saves (disk)",
         "confidence",
+        "not with",
     ]);
     for (index, s) in suggestions.iter().enumerate() {
         table.row(vec![
@@ -48,9 +63,16 @@ pub fn suggestions_table(suggestions: &[Suggestion]) -> String {
             human(s.saved_compressed_bytes),
             human(s.saved_bytes),
             s.confidence.as_str().to_string(),
+            overlap_rows(suggestions, s),
         ]);
     }
-    table.render()
+    let mut out = table.render();
+    if suggestions.iter().any(|s| !s.overlaps_with.is_empty()) {
+        out.push('\n');
+        out.push_str(OVERLAP_NOTE);
+        out.push('\n');
+    }
+    out
 }
 
 /// A suggestion's evidence, source, side effects and fix, as Markdown (also used by
@@ -146,6 +168,7 @@ impl AdviseReport {
                 "saves (pull)",
                 "saves (disk)",
                 "confidence",
+                "not with",
             ],
             &[0, 2, 3],
         );
@@ -156,9 +179,13 @@ impl AdviseReport {
                 human(s.saved_compressed_bytes),
                 human(s.saved_bytes),
                 s.confidence.as_str().to_string(),
+                overlap_rows(&self.suggestions, s),
             ]);
         }
         let _ = writeln!(out, "{table}\n");
+        if self.suggestions.iter().any(|s| !s.overlaps_with.is_empty()) {
+            let _ = writeln!(out, "{}\n", OVERLAP_NOTE.replace('*', ""));
+        }
         for (index, s) in self.suggestions.iter().enumerate() {
             let _ = writeln!(out, "{}. {} [{}]", index + 1, s.title, s.id);
             let _ = writeln!(

@@ -96,6 +96,7 @@ fn advice(image: &ImageAnalysis) -> Advice {
         fix: "RUN <the fix>\n# second line".into(),
         side_effects: vec!["one side effect".into()],
         source: (confidence == Confidence::Estimate).then(|| "a published range".into()),
+        overlaps_with: vec![],
         run_dependent: vec![],
     };
     Advice {

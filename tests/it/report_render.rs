@@ -479,6 +479,7 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
             "saves (pull)",
             "saves (disk)",
             "confidence",
+            "not with",
         ],
     );
     assert_eq!(suggestions.len(), 2);
