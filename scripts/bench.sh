@@ -107,7 +107,7 @@ awk -v n="$registry_no_cache" -v c="$registry_cold_cache" -v w="$registry_warm_c
 # Debian images against their two inspects. BALLAST_BEFORE=/path/to/older/ballast
 # adds that binary's advise beside each, for before/after figures.
 if [ ! -f "$work/debian-rootfs.tar" ]; then
-  mmdebstrap --quiet --variant=minbase --include=ca-certificates,tzdata bookworm "$work/debian-rootfs.tar.part" >&2
+  mmdebstrap --quiet --format=tar --variant=minbase --include=ca-certificates,tzdata bookworm "$work/debian-rootfs.tar.part" >&2
   mv "$work/debian-rootfs.tar.part" "$work/debian-rootfs.tar"
 fi
 if [ ! -d "$work/debian/debian-rs" ]; then
