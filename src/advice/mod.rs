@@ -144,6 +144,9 @@ pub struct Suggestion {
     /// do not add up (the projection counts them once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overlaps_with: Vec<SuggestionKind>,
+    /// Base changes: the new base's own size, already taken off the savings above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_added: Option<BaseAddition>,
     /// Lines of `evidence` whose figures differ from run to run (timings on this
     /// machine), which `--stable` reports leave out.
     #[serde(skip)]
@@ -156,6 +159,23 @@ impl Suggestion {
         let volatile = std::mem::take(&mut self.run_dependent);
         self.evidence.retain(|line| !volatile.contains(line));
     }
+}
+
+/// What a base change adds back: the new base's own files. A base suggestion's
+/// savings are net of it (the image reduced to its binaries, measured, minus this).
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseAddition {
+    /// The base the fix moves to.
+    pub image: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    /// `exact` when the base was read here (`--base-image`), `estimate` when its
+    /// published size stands in for it.
+    pub confidence: Confidence,
+    pub source: String,
+    /// What the change saves before the base is added back.
+    pub gross_saved_bytes: u64,
+    pub gross_saved_compressed_bytes: u64,
 }
 
 /// A change worth knowing about that ballast will not rank, because what it costs
@@ -173,12 +193,47 @@ pub struct Mention {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Projection {
-    /// The image with every `exact` and `measured` suggestion applied (zstd aside).
+    /// The image with every `exact` and `measured` suggestion applied (zstd aside),
+    /// on the suggested base when moving to it gives the smaller image.
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
+    /// `estimate` when the projection stands on a base's published size.
+    pub confidence: Confidence,
+    /// The base change the projection includes, with what its base adds back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<ProjectedBase>,
     /// What `estimate` suggestions might save on top, as a range.
     pub estimate_low_compressed_bytes: u64,
     pub estimate_high_compressed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectedBase {
+    pub suggestion: SuggestionKind,
+    pub image: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub confidence: Confidence,
+}
+
+impl Projection {
+    /// What the projected figures assume, in words.
+    pub fn basis(&self) -> String {
+        match &self.base {
+            None => "every exact and measured suggestion applied (zstd aside)".into(),
+            Some(base) => format!(
+                "every exact and measured suggestion applied (zstd aside), on {} ({}), whose own {} compressed {}",
+                base.image,
+                base.suggestion.key(),
+                crate::size::human(base.compressed_bytes),
+                if base.confidence == Confidence::Estimate {
+                    "are an estimate from its published size"
+                } else {
+                    "were read here"
+                }
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,6 +281,9 @@ pub struct AdviseOptions {
     /// its tar times the outputs to compress is at most this; above it, only the
     /// stretches around changed entries are (`measured`).
     pub full_rebuild_bytes: u64,
+    /// The base a base change would move to (`--base-image`), read beforehand: its
+    /// size is added back exactly instead of from published figures.
+    pub base_image: Option<Arc<ImageAnalysis>>,
 }
 
 /// The default for [`AdviseOptions::full_rebuild_bytes`]: about a second of deflate
@@ -239,6 +297,7 @@ impl Default for AdviseOptions {
             measure_zstd: true,
             limits: crate::layer::LayerLimits::default(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            base_image: None,
         }
     }
 }
@@ -269,6 +328,8 @@ struct Prose {
 
 /// The rebuild variant with every in-image change at once, for the projection.
 const COMBINED: &str = "all";
+/// The base change with the binaries stripped as suggested, for the projection.
+const COMBINED_ON_BASE: &str = "all-on-base";
 pub async fn advise(
     source: Arc<Source>,
     analysis: &ImageAnalysis,
@@ -276,7 +337,11 @@ pub async fn advise(
 ) -> Result<Advice, AdviceError> {
     let mut removals = removals::plan(analysis);
     removals.extend(strip::plan(analysis));
-    removals.extend(base::plan(analysis));
+    let mut base_addition = None;
+    if let Some(plan) = base::plan(analysis, options.base_image.as_deref()) {
+        base_addition = Some((plan.removal.kind, plan.addition));
+        removals.push(plan.removal);
+    }
 
     // One rebuild per affected layer, measuring every suggestion's variant and the
     // combination of all of them (for the projection).
@@ -329,6 +394,32 @@ pub async fn advise(
             combined.strip.extend(variant.strip.iter().cloned());
         }
         request.variants.push(combined);
+        // The base change with the suggested strips (when anything is stripped: else
+        // the base change's own variant is that), in every layer either touches.
+        if !base_keys.is_empty() && removals.iter().any(|r| r.strip) {
+            let remove: HashSet<String> = request
+                .variants
+                .iter()
+                .filter(|v| base_keys.contains(&v.id.as_str()))
+                .flat_map(|v| v.remove.iter().cloned())
+                .collect();
+            let strip: HashSet<String> = removals
+                .iter()
+                .filter(|r| r.strip)
+                .filter_map(|r| request.variants.iter().find(|v| v.id == r.kind.key()))
+                .flat_map(|v| v.strip.iter())
+                .filter(|path| !remove.contains(*path))
+                .cloned()
+                .collect();
+            if !remove.is_empty() || !strip.is_empty() {
+                request.variants.push(Variant {
+                    id: COMBINED_ON_BASE.to_string(),
+                    remove,
+                    strip,
+                    ..Default::default()
+                });
+            }
+        }
     }
     if options.measure_zstd {
         for (index, layer) in analysis.layers.iter().enumerate() {
@@ -355,7 +446,15 @@ pub async fn advise(
 
     let mut suggestions: Vec<Suggestion> = removals
         .iter()
-        .map(|removal| removal_suggestion(removal, analysis, &results))
+        .map(|removal| {
+            let mut suggestion = removal_suggestion(removal, analysis, &results);
+            if let Some((kind, addition)) = &base_addition {
+                if *kind == removal.kind {
+                    net_of_base(&mut suggestion, addition.clone());
+                }
+            }
+            suggestion
+        })
         .collect();
     suggestions.extend(rust_profile::plan(analysis));
     if let Some(squash) = squash::plan(analysis, &suggestions) {
@@ -382,6 +481,16 @@ pub async fn advise(
     }
     let mut compressed = analysis.compressed_bytes();
     let mut uncompressed = analysis.uncompressed_bytes();
+    // The same on the new base: the image reduced to its (stripped) binaries, plus
+    // the base. A layer the base change leaves alone saves nothing there.
+    let mut on_base = base_addition.as_ref().map(|(kind, addition)| {
+        (
+            *kind,
+            addition,
+            analysis.compressed_bytes() + addition.compressed_bytes,
+            analysis.uncompressed_bytes() + addition.uncompressed_bytes,
+        )
+    });
     let mut measurements = Vec::new();
     for (layer, result) in &results {
         measurements.push(LayerMeasurement {
@@ -398,10 +507,37 @@ pub async fn advise(
         });
         compressed = compressed.saturating_sub(result.saved_compressed(COMBINED));
         uncompressed = uncompressed.saturating_sub(result.saved_uncompressed(COMBINED));
+        if let Some((kind, _, base_compressed, base_uncompressed)) = &mut on_base {
+            let id = if removals.iter().any(|r| r.strip) {
+                COMBINED_ON_BASE
+            } else {
+                kind.key()
+            };
+            *base_compressed = base_compressed.saturating_sub(result.saved_compressed(id));
+            *base_uncompressed = base_uncompressed.saturating_sub(result.saved_uncompressed(id));
+        }
+    }
+    let mut projected_base = None;
+    let mut projected_confidence = Confidence::Measured;
+    if let Some((kind, addition, base_compressed, base_uncompressed)) = on_base {
+        // Only a base change the ranking kept (it saves something net) and that
+        // gives the smaller image.
+        if base_compressed < compressed && suggestions.iter().any(|s| s.id == kind) {
+            compressed = base_compressed;
+            uncompressed = base_uncompressed;
+            projected_confidence = projected_confidence.max(addition.confidence);
+            projected_base = Some(ProjectedBase {
+                suggestion: kind,
+                image: addition.image.clone(),
+                compressed_bytes: addition.compressed_bytes,
+                uncompressed_bytes: addition.uncompressed_bytes,
+                confidence: addition.confidence,
+            });
+        }
     }
     let (low, high) = suggestions
         .iter()
-        .filter(|s| s.confidence == Confidence::Estimate)
+        .filter(|s| s.confidence == Confidence::Estimate && !s.id.replaces_base())
         .fold((0, 0), |(low, high), s| {
             (
                 low + s.saved_compressed_bytes / 2,
@@ -414,6 +550,8 @@ pub async fn advise(
         projected: Projection {
             compressed_bytes: compressed,
             uncompressed_bytes: uncompressed,
+            confidence: projected_confidence,
+            base: projected_base,
             estimate_low_compressed_bytes: compressed.saturating_sub(high),
             estimate_high_compressed_bytes: compressed.saturating_sub(low),
         },
@@ -568,8 +706,45 @@ fn removal_suggestion(
         side_effects: prose.side_effects.clone(),
         source: None,
         overlaps_with: vec![],
+        base_added: None,
         run_dependent: vec![],
     }
+}
+
+/// Takes the new base's own size off a base change's savings, and says so.
+fn net_of_base(suggestion: &mut Suggestion, mut addition: BaseAddition) {
+    addition.gross_saved_bytes = suggestion.saved_bytes;
+    addition.gross_saved_compressed_bytes = suggestion.saved_compressed_bytes;
+    suggestion.saved_bytes = suggestion
+        .saved_bytes
+        .saturating_sub(addition.uncompressed_bytes);
+    suggestion.saved_compressed_bytes = suggestion
+        .saved_compressed_bytes
+        .saturating_sub(addition.compressed_bytes);
+    suggestion.saved_bytes_confidence = suggestion.saved_bytes_confidence.max(addition.confidence);
+    suggestion.saved_compressed_confidence = suggestion
+        .saved_compressed_confidence
+        .max(addition.confidence);
+    suggestion.confidence = suggestion
+        .saved_bytes_confidence
+        .max(suggestion.saved_compressed_confidence);
+    suggestion.evidence.push(format!(
+        "net of the new base: the image reduced to its binaries saves {} B compressed, {} B uncompressed (measured); {} adds back {} B compressed, {} B uncompressed ({})",
+        addition.gross_saved_compressed_bytes,
+        addition.gross_saved_bytes,
+        addition.image,
+        addition.compressed_bytes,
+        addition.uncompressed_bytes,
+        if addition.confidence == Confidence::Estimate {
+            "an estimate: see its source"
+        } else {
+            addition.source.as_str()
+        },
+    ));
+    if addition.confidence == Confidence::Estimate {
+        suggestion.source = Some(addition.source.clone());
+    }
+    suggestion.base_added = Some(addition);
 }
 
 fn compression_evidence(

@@ -65,6 +65,7 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Option<Suggestion> {
             "panic = \"abort\" ends the process on a panic instead of unwinding (no catch_unwind, no cleanup)".into(),
         ],
         overlaps_with: vec![],
+        base_added: None,
         run_dependent: vec![],
         source: Some("~30% smaller with lto + codegen-units=1 (Debian rust-team, salsa.debian.org/rust-team/rust merge request 41); 16% on ballast's own sample service (hello-rs, release vs lto + codegen-units=1 + panic=abort, both debuginfo-stripped, tests/it/binary_forensics.rs)".into()),
     })

@@ -56,6 +56,7 @@ pub(super) fn plan(analysis: &ImageAnalysis, suggestions: &[Suggestion]) -> Opti
             "a fully flattened image shares no layers with its base: every node pulls all of it on each change".into(),
         ],
         overlaps_with: vec![],
+        base_added: None,
         run_dependent: vec![],
         source: None,
     })

@@ -73,6 +73,7 @@ pub(super) fn plan(
             "a zstd image shares no layer blobs with gzip images of the same base: the base is stored and pulled again".into(),
         ],
         overlaps_with: vec![],
+        base_added: None,
         run_dependent: vec![timing],
         source: None,
     })

@@ -272,6 +272,12 @@ pub struct SourceArgs {
     /// recompressed only around the changed files (measured)
     #[arg(long, value_name = "SIZE", default_value = "48MiB")]
     pub full_rebuild_size: String,
+    /// Advice: the base a base-image suggestion would move to (any image reference,
+    /// e.g. an `oci:` copy of gcr.io/distroless/base-debian12), read to take its real
+    /// size off the saving and check it has the libraries the binaries load; without
+    /// it, the published size of the suggested distroless base is used (an estimate)
+    #[arg(long, value_name = "REF")]
+    pub base_image: Option<String>,
     /// Tar entries allowed per layer
     #[arg(long, value_name = "N", default_value_t = LayerLimits::default().max_entries)]
     pub max_entries: u64,

@@ -3,6 +3,8 @@
 
 use std::io::{IsTerminal, Read};
 
+use anyhow::Context;
+
 use super::args::{CostChoice, OutputArgs, SourceArgs};
 use super::UsageError;
 use crate::advice::AdviseOptions;
@@ -74,17 +76,36 @@ pub(crate) fn inspect_options(args: &SourceArgs) -> anyhow::Result<InspectOption
     Ok(options)
 }
 
-/// How advice measures, under the limits the layers were read with.
-pub(crate) fn advise_options(
+/// How advice measures, under the limits the layers were read with; reads the
+/// `--base-image` (once, for every image advised on).
+pub(crate) async fn advise_options(
     args: &SourceArgs,
     options: &InspectOptions,
     measure_zstd: bool,
-) -> Result<AdviseOptions, UsageError> {
+    progress: std::sync::Arc<dyn crate::image::Progress>,
+) -> anyhow::Result<AdviseOptions> {
+    let full_rebuild_bytes = crate::size::parse_size(&args.full_rebuild_size)
+        .map_err(|e| UsageError(format!("--full-rebuild-size: {e}")))?;
+    let base_image = match &args.base_image {
+        Some(reference) => {
+            let image = crate::reference::ImageRef::parse(reference)
+                .map_err(|e| UsageError(format!("--base-image: {e}")))?;
+            let mut base_options = options.clone();
+            base_options.extras = Default::default();
+            let base = crate::image::inspect(&image, &base_options, progress)
+                .await
+                .with_context(|| {
+                    format!("--base-image {}", crate::text::escape_control(reference))
+                })?;
+            Some(std::sync::Arc::new(base))
+        }
+        None => None,
+    };
     Ok(AdviseOptions {
         measure_zstd,
         limits: options.limits,
-        full_rebuild_bytes: crate::size::parse_size(&args.full_rebuild_size)
-            .map_err(|e| UsageError(format!("--full-rebuild-size: {e}")))?,
+        full_rebuild_bytes,
+        base_image,
         ..AdviseOptions::default()
     })
 }

@@ -227,9 +227,10 @@ impl AdviseReport {
         }
         let _ = writeln!(
             out,
-            "Now {} compressed / {} uncompressed; with every exact and measured suggestion (zstd aside): {} / {}.",
+            "Now {} compressed / {} uncompressed; with {}: {} / {}.",
             human(self.current.compressed_bytes),
             human(self.current.uncompressed_bytes),
+            self.projected.basis(),
             human(self.projected.compressed_bytes),
             human(self.projected.uncompressed_bytes)
         );
@@ -268,7 +269,8 @@ impl AdviseReport {
         let _ = writeln!(out, "{}", suggestions_table(&self.suggestions));
         let _ = writeln!(
             out,
-            "Projected with every exact and measured suggestion applied (zstd aside): **{}** compressed, **{}** uncompressed (now {} / {}).\n",
+            "Projected with {}: **{}** compressed, **{}** uncompressed (now {} / {}).\n",
+            text(&self.projected.basis()),
             human(self.projected.compressed_bytes),
             human(self.projected.uncompressed_bytes),
             human(self.current.compressed_bytes),

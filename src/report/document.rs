@@ -546,8 +546,8 @@ fn suggestions(bundle: &ImageBundle, side: &ImageSide) -> String {
     );
     let _ = writeln!(
         out,
-        "With every exact and measured suggestion applied: **{}** compressed, **{}** \
-         uncompressed (now {} / {}).\n",
+        "With {}: **{}** compressed, **{}** uncompressed (now {} / {}).\n",
+        text(&advice.projected.basis()),
         human(advice.projected.compressed_bytes),
         human(advice.projected.uncompressed_bytes),
         human(side.compressed_bytes),

@@ -97,6 +97,7 @@ fn advice(image: &ImageAnalysis) -> Advice {
         side_effects: vec!["one side effect".into()],
         source: (confidence == Confidence::Estimate).then(|| "a published range".into()),
         overlaps_with: vec![],
+        base_added: None,
         run_dependent: vec![],
     };
     Advice {
@@ -116,6 +117,8 @@ fn advice(image: &ImageAnalysis) -> Advice {
         projected: Projection {
             compressed_bytes: compressed.saturating_sub(6_550_000),
             uncompressed_bytes: image.uncompressed_bytes().saturating_sub(13_100_000),
+            confidence: Confidence::Measured,
+            base: None,
             estimate_low_compressed_bytes: compressed.saturating_sub(6_850_000),
             estimate_high_compressed_bytes: compressed.saturating_sub(6_700_000),
         },

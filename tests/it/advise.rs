@@ -22,10 +22,10 @@ fn advise_json_by(home: &std::path::Path, image: &str, flags: &[&str]) -> Value 
     let mut args = vec!["advise", image];
     args.extend_from_slice(flags);
     let report = json_of(home, &args);
-    let method = if flags.is_empty() { "full" } else { "segments" };
+    let segments = flags.contains(&"--full-rebuild-size");
     for measurement in report["measurements"].as_array().expect("measurements") {
-        if measurement["compression"] == "gzip" && !flags.is_empty() {
-            assert_eq!(measurement["method"], method, "{measurement:#}");
+        if measurement["compression"] == "gzip" && segments {
+            assert_eq!(measurement["method"], "segments", "{measurement:#}");
         }
     }
     report
@@ -332,14 +332,143 @@ fn strip_and_base_image_savings_hold_against_real_strip() {
                 strip["saved_compressed_bytes"]
             );
 
-            let base = suggestion(&report, base_id);
-            assert_eq!(base["confidence"], expected_confidence(&report, base));
-            assert_eq!(base["paths"][0], "/usr/local/bin/hello");
-            assert!(base["fix"].as_str().expect("fix").contains("distroless"));
-            let total: u64 = spec.layers.iter().map(tar_len).sum();
-            assert!(u(&base["saved_bytes"]) > 0 && u(&base["saved_bytes"]) < total);
-            assert!(u(&base["saved_compressed_bytes"]) > 0);
+            // The image's whole base is a few MB of this machine's libraries: moving
+            // it to distroless, whose published size is larger, saves nothing net.
+            assert!(
+                !report["suggestions"].to_string().contains(base_id),
+                "{base_id} suggested for a base smaller than distroless"
+            );
         }
+    }
+}
+
+/// Total stored and unpacked bytes of an image's layers.
+fn image_sizes(image: &testkit::BuiltImage, spec: &ImageSpec) -> (u64, u64) {
+    (
+        image.layers.iter().map(|l| l.blob.len() as u64).sum(),
+        spec.layers.iter().map(tar_len).sum(),
+    )
+}
+
+#[test]
+fn base_change_savings_are_net_of_the_base_given() {
+    let home = tempfile::tempdir().expect("home");
+    let samples = samples();
+    for (binary, strip_id, base_id) in [
+        (
+            samples.go(GoBuild::Default).expect("go"),
+            "go-ldflags-s-w",
+            "distroless-base",
+        ),
+        (
+            samples.rust(RustBuild::DebugInfo).expect("rust"),
+            "rust-strip",
+            "distroless-cc",
+        ),
+    ] {
+        let spec = samples::service_image(&binary, "usr/local/bin/hello", true).expect("spec");
+        let image = spec.build().expect("build");
+        let base_spec = ImageSpec::new(vec![samples::distroless_like_base()]);
+        let base = base_spec.build().expect("base");
+        let dir = tempfile::tempdir().expect("dir");
+        testkit::write_oci_layout(dir.path(), &[(&image, Some("t")), (&base, Some("base"))])
+            .expect("layout");
+        let image_ref = format!("oci:{}:t", dir.path().display());
+        let base_ref = format!("oci:{}:base", dir.path().display());
+
+        // Made for real: what the suggested FROM line builds (the base, the binary
+        // copied onto it), and the same with the binary stripped as suggested.
+        let on_base = |data: Vec<u8>| {
+            let mut spec = base_spec.clone();
+            spec.layers.push(LayerSpec::new(
+                "COPY --from=build /usr/local/bin/hello /usr/local/bin/hello",
+                vec![Item::executable("usr/local/bin/hello", data)],
+            ));
+            let built = spec.build().expect("after");
+            image_sizes(&built, &spec)
+        };
+        let (now_compressed, now_uncompressed) = image_sizes(&image, &spec);
+        let (after_compressed, after_uncompressed) =
+            on_base(std::fs::read(&binary).expect("binary"));
+        let (stripped_compressed, stripped_uncompressed) =
+            on_base(real_strip(&binary, "--strip-all"));
+
+        for (method, flags) in METHODS {
+            eprintln!("{base_id}: measuring by {method}");
+            let mut flags = flags.to_vec();
+            flags.extend(["--base-image", base_ref.as_str()]);
+            let report = advise_json_by(home.path(), &image_ref, &flags);
+            let change = suggestion(&report, base_id);
+            let added = &change["base_added"];
+            assert_eq!(added["confidence"], "exact", "{change:#}");
+            assert_eq!(added["image"], base_ref.as_str());
+            let (base_compressed, base_uncompressed) = image_sizes(&base, &base_spec);
+            assert_eq!(u(&added["compressed_bytes"]), base_compressed);
+            assert_eq!(u(&added["uncompressed_bytes"]), base_uncompressed);
+            assert!(change["fix"]
+                .as_str()
+                .expect("fix")
+                .starts_with(&format!("FROM {base_ref}")));
+            assert!(
+                !change["side_effects"].to_string().contains("lacks"),
+                "{change:#}"
+            );
+            let real_compressed = now_compressed - after_compressed;
+            let real_uncompressed = now_uncompressed - after_uncompressed;
+            assert!(
+                within(u(&change["saved_compressed_bytes"]), real_compressed, 1.0),
+                "{base_id}: {} vs {real_compressed}",
+                change["saved_compressed_bytes"]
+            );
+            assert!(
+                within(u(&change["saved_bytes"]), real_uncompressed, 1.0),
+                "{base_id}: {} vs {real_uncompressed}",
+                change["saved_bytes"]
+            );
+
+            // The projection is that image with the binary stripped too.
+            let projected = &report["projected"];
+            assert_eq!(projected["base"]["suggestion"], base_id, "{projected:#}");
+            assert!(
+                within(u(&projected["compressed_bytes"]), stripped_compressed, 1.0),
+                "{strip_id}: projected {} vs {stripped_compressed}",
+                projected["compressed_bytes"]
+            );
+            assert!(
+                within(
+                    u(&projected["uncompressed_bytes"]),
+                    stripped_uncompressed,
+                    1.0
+                ),
+                "{strip_id}: projected {} vs {stripped_uncompressed}",
+                projected["uncompressed_bytes"]
+            );
+        }
+
+        // A base without the libraries the binary loads is flagged.
+        let bare = ImageSpec::new(vec![LayerSpec::new(
+            "ADD passwd /etc/passwd",
+            vec![Item::file("etc/passwd", "root:x:0:0::/:/sbin/nologin\n")],
+        )])
+        .build()
+        .expect("bare");
+        let bare_dir = tempfile::tempdir().expect("dir");
+        testkit::write_oci_layout(bare_dir.path(), &[(&bare, Some("bare"))]).expect("layout");
+        let report = json_of(
+            home.path(),
+            &[
+                "advise",
+                &image_ref,
+                "--base-image",
+                &format!("oci:{}:bare", bare_dir.path().display()),
+            ],
+        );
+        let change = suggestion(&report, base_id);
+        let warning = change["side_effects"][0].as_str().expect("side effect");
+        assert!(
+            warning.contains("lacks") && warning.contains("libc.so.6"),
+            "{warning}"
+        );
     }
 }
 
@@ -414,15 +543,26 @@ fn musl_binary_is_told_to_link_statically() {
     let report = advise_json(home.path(), &format!("oci:{}:t", dir.path().display()));
     let musl_suggestion = suggestion(&report, "static-musl");
     assert_eq!(musl_suggestion["paths"][0], "/app");
-    assert_eq!(
-        musl_suggestion["confidence"],
-        expected_confidence(&report, musl_suggestion)
-    );
     assert!(musl_suggestion["fix"]
         .as_str()
         .expect("fix")
         .contains("x86_64-unknown-linux-musl"));
-    assert!(u(&musl_suggestion["saved_bytes"]) >= 3_000_000);
+    // Net of distroless/static's published size, so an estimate.
+    assert_eq!(musl_suggestion["confidence"], "estimate");
+    let added = &musl_suggestion["base_added"];
+    assert!(added["image"]
+        .as_str()
+        .expect("image")
+        .starts_with("gcr.io/distroless/static"));
+    assert!(u(&added["gross_saved_bytes"]) >= 3_000_000);
+    assert_eq!(
+        u(&musl_suggestion["saved_bytes"]),
+        u(&added["gross_saved_bytes"]) - u(&added["uncompressed_bytes"])
+    );
+    assert_eq!(
+        u(&musl_suggestion["saved_compressed_bytes"]),
+        u(&added["gross_saved_compressed_bytes"]) - u(&added["compressed_bytes"])
+    );
 }
 
 #[test]

@@ -335,6 +335,37 @@ pub fn base_layer() -> LayerSpec {
     )
 }
 
+/// A distroless-like base, as `gcr.io/distroless/cc` is made: passwd, certificates,
+/// tzdata, the loader, glibc and libgcc_s (this machine's files), and no shell,
+/// package manager or docs.
+pub fn distroless_like_base() -> LayerSpec {
+    let mut items = vec![
+        Item::dir("etc"),
+        Item::dir("lib"),
+        Item::dir("lib64"),
+        Item::dir("tmp"),
+        Item::file("etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"),
+        Item::file("etc/group", "root:x:0:\nnonroot:x:65532:\n"),
+        Item::Symlink {
+            path: "lib64/ld-linux-x86-64.so.2".into(),
+            target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into(),
+        },
+    ];
+    for (path, mode) in BASE_FILES {
+        let wanted = path.starts_with("lib/")
+            || path.starts_with("etc/ssl/")
+            || path.starts_with("usr/share/zoneinfo/");
+        if let (true, Ok(data)) = (wanted, std::fs::read(Path::new("/").join(path))) {
+            items.push(Item::File {
+                path: (*path).into(),
+                data,
+                mode: *mode,
+            });
+        }
+    }
+    LayerSpec::new("distroless-like base from this machine's files", items)
+}
+
 /// What `apt-get update && apt-get install` leaves behind when nobody cleans up:
 /// the package lists this machine downloaded (real ones), in a layer of their own.
 pub fn apt_lists_layer() -> LayerSpec {

@@ -55,8 +55,12 @@ async fn analyse_set(
 ) -> anyhow::Result<(Vec<ImageBundle>, CostEstimate)> {
     let mut options = inspect_options(source)?;
     options.extras.zstd = with_advice;
-    let advise = advise_options(source, &options, true)?;
     let progress = progress_reporter();
+    let advise = if with_advice {
+        advise_options(source, &options, true, progress.clone()).await?
+    } else {
+        Default::default()
+    };
     let mut bundles = Vec::with_capacity(images.len());
     for image in images {
         let image = ImageRef::parse(image)?;

@@ -23,7 +23,7 @@ pub(crate) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
         let advice = advice::advise(
             source,
             &analysis,
-            &advise_options(&args.source, &options, true)?,
+            &advise_options(&args.source, &options, true, progress.clone()).await?,
         )
         .await?;
         Some(AdviseReport::build(&analysis, advice))
@@ -61,7 +61,7 @@ pub(crate) async fn advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
     let advice = advice::advise(
         source,
         &analysis,
-        &advise_options(&args.source, &options, !args.no_zstd)?,
+        &advise_options(&args.source, &options, !args.no_zstd, progress.clone()).await?,
     )
     .await?;
     progress.finish();
