@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::image::ImageAnalysis;
+use crate::image::{counted, ImageAnalysis, Progress};
 use crate::layer::{Compression, LayerError};
 use crate::source::{Source, SourceError};
 use crate::vocabulary::vocabulary;
@@ -334,6 +334,7 @@ pub async fn advise(
     source: Arc<Source>,
     analysis: &ImageAnalysis,
     options: &AdviseOptions,
+    progress: Arc<dyn Progress>,
 ) -> Result<Advice, AdviceError> {
     let mut removals = removals::plan(analysis);
     removals.extend(strip::plan(analysis));
@@ -442,7 +443,7 @@ pub async fn advise(
             request.method = rebuild::Method::Segments;
         }
     }
-    let results = run_rebuilds(&source, analysis, requests, options).await?;
+    let results = run_rebuilds(&source, analysis, requests, options, progress).await?;
 
     let mut suggestions: Vec<Suggestion> = removals
         .iter()
@@ -564,7 +565,34 @@ async fn run_rebuilds(
     analysis: &ImageAnalysis,
     requests: BTreeMap<usize, RebuildRequest>,
     options: &AdviseOptions,
+    progress: Arc<dyn Progress>,
 ) -> Result<BTreeMap<usize, RebuildResult>, AdviceError> {
+    let measured: BTreeSet<&str> = requests
+        .values()
+        .flat_map(|r| r.variants.iter().map(|v| v.id.as_str()))
+        .filter(|id| *id != COMBINED && *id != COMBINED_ON_BASE)
+        .collect();
+    progress.phase(
+        &format!(
+            "measuring {} {} on {} {}",
+            measured.len(),
+            if measured.len() == 1 {
+                "suggestion"
+            } else {
+                "suggestions"
+            },
+            requests.len(),
+            if requests.len() == 1 {
+                "layer"
+            } else {
+                "layers"
+            },
+        ),
+        requests
+            .keys()
+            .map(|layer| analysis.layers[*layer].compressed_bytes)
+            .sum(),
+    );
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let cancel = crate::source::Cancel::default();
@@ -574,6 +602,14 @@ async fn run_rebuilds(
         let semaphore = Arc::clone(&semaphore);
         let descriptor = analysis.layers[layer].descriptor.clone();
         let limits = options.limits;
+        let progress = Arc::clone(&progress);
+        let what = request
+            .variants
+            .iter()
+            .map(|v| v.id.as_str())
+            .filter(|id| *id != COMBINED && *id != COMBINED_ON_BASE)
+            .collect::<Vec<_>>()
+            .join(", ");
         tasks.spawn(async move {
             let _permit = semaphore
                 .acquire_owned()
@@ -582,7 +618,11 @@ async fn run_rebuilds(
             if cancel.is_cancelled() {
                 return Err(AdviceError::Task("cancelled".into()));
             }
-            let blob = cancel.wrap(source.open_blob(&descriptor).await?);
+            progress.detail(&format!("layer {layer}: {what}"));
+            let blob = counted(
+                cancel.wrap(source.open_blob(&descriptor).await?),
+                Arc::clone(&progress),
+            );
             let result = tokio::task::spawn_blocking(move || {
                 rebuild::rebuild(blob, &descriptor, &request, &limits)
             })

@@ -18,7 +18,8 @@ use crate::source::ResolvedImage;
 
 pub use binaries::{FoundBy, MainProgram, MissingLibrary, VisibleBinary};
 pub use read::{
-    inspect, inspect_keeping_source, InspectError, InspectOptions, LayerMemo, NoProgress, Progress,
+    counted, inspect, inspect_keeping_source, InspectError, InspectOptions, LayerMemo, NoProgress,
+    Progress,
 };
 
 /// Bumped when a stable JSON field changes meaning or name (adding fields does not).

@@ -11,7 +11,9 @@ use crate::digest::Digest;
 use crate::layer::{self, LayerError, LayerLimits, LayerScan};
 use crate::reference::ImageRef;
 use crate::registry::RegistryOptions;
-use crate::source::{Cancel, LayerDescriptor, Platform, ResolvedImage, Source, SourceError};
+use crate::source::{
+    BlobReader, Cancel, LayerDescriptor, Platform, ResolvedImage, Source, SourceError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -114,9 +116,41 @@ impl Default for InspectOptions {
 }
 
 /// Progress callbacks, so the CLI can draw a bar without the library knowing about TTYs.
+/// What a long command is doing, for a progress display: phases (reading an image's
+/// layers, measuring suggestions), each with the stored bytes it reads, and those
+/// bytes as they are read.
 pub trait Progress: Send + Sync {
     fn resolved(&self, _image: &ResolvedImage) {}
     fn layer_done(&self, _scan: &LayerScan) {}
+    /// A new phase, in words, and the bytes it will read (0 when it reads none).
+    fn phase(&self, _what: &str, _total_bytes: u64) {}
+    /// Stored bytes of the current phase read since the last call.
+    fn advance(&self, _bytes: u64) {}
+    /// What the phase is working on now (a layer and what is measured on it).
+    fn detail(&self, _what: &str) {}
+}
+
+/// `blob`, telling `progress` how many of its bytes have been read.
+pub fn counted(blob: BlobReader, progress: Arc<dyn Progress>) -> BlobReader {
+    Box::new(CountedReader {
+        inner: blob,
+        progress,
+    })
+}
+
+struct CountedReader {
+    inner: BlobReader,
+    progress: Arc<dyn Progress>,
+}
+
+impl std::io::Read for CountedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        if read > 0 {
+            self.progress.advance(read as u64);
+        }
+        Ok(read)
+    }
 }
 
 pub struct NoProgress;
@@ -185,6 +219,29 @@ pub async fn inspect_keeping_source(
         });
     }
     progress.resolved(&resolved);
+    let to_read: u64 = {
+        let mut distinct = std::collections::HashSet::new();
+        resolved
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| distinct.insert(&l.digest))
+            .filter(|(index, l)| {
+                options
+                    .layer_memo
+                    .get(l, resolved.config.diff_ids.get(*index))
+                    .is_none()
+            })
+            .map(|(_, l)| l.size)
+            .sum()
+    };
+    progress.phase(
+        &format!(
+            "reading {}",
+            crate::text::escape_control(&resolved.reference)
+        ),
+        to_read,
+    );
 
     let semaphore = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let total_compressed: u64 = resolved.layers.iter().map(|l| l.size).sum();
@@ -225,7 +282,10 @@ pub async fn inspect_keeping_source(
             if cancel.is_cancelled() {
                 return Err(InspectError::Task("cancelled".into()));
             }
-            let blob = cancel.wrap(source.open_blob(&descriptor).await?);
+            let blob = counted(
+                cancel.wrap(source.open_blob(&descriptor).await?),
+                Arc::clone(&progress),
+            );
             let scan = tokio::task::spawn_blocking(move || {
                 layer::scan_layer(blob, &descriptor, diff_id.as_ref(), &limits, extras)
             })

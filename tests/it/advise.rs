@@ -833,3 +833,81 @@ fn two_hundred_thousand_deleted_files_are_not_quadratic() {
     let deleted = suggestion(&report, "drop-deleted-files");
     assert!(u(&deleted["saved_bytes"]) >= 200_000 * 1024, "{deleted:#}");
 }
+
+/// Every phase and byte the progress display is told about, in order.
+#[derive(Default)]
+struct Recorder {
+    phases: std::sync::Mutex<Vec<(String, u64, u64)>>,
+    details: std::sync::Mutex<Vec<String>>,
+}
+
+impl ballast::image::Progress for Recorder {
+    fn phase(&self, what: &str, total_bytes: u64) {
+        self.phases
+            .lock()
+            .expect("lock")
+            .push((what.to_string(), total_bytes, 0));
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(last) = self.phases.lock().expect("lock").last_mut() {
+            last.2 += bytes;
+        }
+    }
+
+    fn detail(&self, what: &str) {
+        self.details.lock().expect("lock").push(what.to_string());
+    }
+}
+
+#[test]
+fn progress_names_each_phase_and_counts_its_bytes() {
+    use std::sync::Arc;
+    let samples = samples();
+    let binary = samples.go(GoBuild::Default).expect("go");
+    let image = samples::service_image(&binary, "usr/local/bin/hello", true)
+        .expect("spec")
+        .build()
+        .expect("build");
+    let dir = tempfile::tempdir().expect("dir");
+    testkit::write_oci_layout(dir.path(), &[(&image, Some("t"))]).expect("layout");
+    let reference = format!("oci:{}:t", dir.path().display());
+    let recorder = Arc::new(Recorder::default());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let advice = runtime.block_on(async {
+        let (source, analysis) = ballast::image::inspect_keeping_source(
+            &ballast::reference::ImageRef::parse(&reference).expect("reference"),
+            &ballast::image::InspectOptions::default(),
+            recorder.clone(),
+        )
+        .await
+        .expect("inspect");
+        ballast::advice::advise(
+            source,
+            &analysis,
+            &ballast::advice::AdviseOptions::default(),
+            recorder.clone(),
+        )
+        .await
+        .expect("advise")
+    });
+    let phases = recorder.phases.lock().expect("lock").clone();
+    assert_eq!(phases.len(), 2, "{phases:?}");
+    // Reading: every stored byte of every layer, told as it is read.
+    let stored: u64 = image.layers.iter().map(|l| l.blob.len() as u64).sum();
+    assert_eq!(phases[0], (format!("reading {reference}"), stored, stored));
+    // Measuring: the layers rebuilt, read again in full.
+    let rebuilt: u64 = advice.measurements.iter().map(|m| m.compressed_bytes).sum();
+    assert!(phases[1].0.starts_with("measuring "), "{phases:?}");
+    assert!(phases[1]
+        .0
+        .ends_with(&format!("on {} layers", advice.measurements.len())));
+    assert_eq!((phases[1].1, phases[1].2), (rebuilt, rebuilt));
+    // Each layer names what is measured on it.
+    let details = recorder.details.lock().expect("lock").clone();
+    assert_eq!(details.len(), advice.measurements.len());
+    assert!(
+        details.iter().any(|d| d.contains("drop-package-caches")),
+        "{details:?}"
+    );
+}

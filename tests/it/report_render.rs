@@ -38,9 +38,14 @@ fn analyse(runtime: &tokio::runtime::Runtime, reference: &str, with_advice: bool
         .expect("inspect");
         let advice = if with_advice {
             Some(
-                advice::advise(source, &analysis, &AdviseOptions::default())
-                    .await
-                    .expect("advise"),
+                advice::advise(
+                    source,
+                    &analysis,
+                    &AdviseOptions::default(),
+                    Arc::new(NoProgress),
+                )
+                .await
+                .expect("advise"),
             )
         } else {
             None

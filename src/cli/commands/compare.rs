@@ -67,7 +67,7 @@ async fn analyse_set(
         let (source, analysis) =
             image::inspect_keeping_source(&image, &options, progress.clone()).await?;
         let advice = if with_advice {
-            Some(advice::advise(source, &analysis, &advise).await?)
+            Some(advice::advise(source, &analysis, &advise, progress.clone()).await?)
         } else {
             None
         };

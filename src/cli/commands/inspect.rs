@@ -24,6 +24,7 @@ pub(crate) async fn inspect(args: InspectArgs) -> anyhow::Result<ExitStatus> {
             source,
             &analysis,
             &advise_options(&args.source, &options, true, progress.clone()).await?,
+            progress.clone(),
         )
         .await?;
         Some(AdviseReport::build(&analysis, advice))
@@ -62,6 +63,7 @@ pub(crate) async fn advise(args: AdviseArgs) -> anyhow::Result<ExitStatus> {
         source,
         &analysis,
         &advise_options(&args.source, &options, !args.no_zstd, progress.clone()).await?,
+        progress.clone(),
     )
     .await?;
     progress.finish();
