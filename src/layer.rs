@@ -192,8 +192,9 @@ pub struct LayerScan {
     pub diff_id: Digest,
     pub entries: Vec<Entry>,
     pub binaries: Vec<BinaryReport>,
-    /// The tar recompressed with zstd on its way past, when asked for.
-    pub zstd: Option<crate::recompress::ZstdMeasurement>,
+    /// The tar recompressed with zstd on its way past, when asked for (perhaps
+    /// still compressing on its thread: [`crate::recompress::PendingZstd::wait`]).
+    pub zstd: Option<crate::recompress::PendingZstd>,
 }
 
 /// Measurements taken on the way past, beyond what inspect itself needs.
@@ -203,6 +204,8 @@ pub struct ScanExtras {
     pub zstd: bool,
     /// ...on a thread of its own (for a layer larger than its share of the cores).
     pub zstd_thread: bool,
+    /// ...timing gzip and zstd decompression on a sample (one layer of an image).
+    pub zstd_timing: bool,
 }
 
 /// Reads one layer to its end, verifying as it goes. `expected_diff_id`, when the config
@@ -258,7 +261,7 @@ fn scan(
     };
     let mut zstd_probe = if extras.zstd && compression == Compression::Gzip {
         Some(
-            crate::recompress::ZstdProbe::new(extras.zstd_thread)
+            crate::recompress::ZstdProbe::new(extras.zstd_thread, extras.zstd_timing)
                 .map_err(|e| corrupt(digest, compression, &e))?,
         )
     } else {
@@ -343,7 +346,7 @@ fn scan(
     }
     let (entries, binaries) = entries;
     let zstd = zstd_probe
-        .map(crate::recompress::ZstdProbe::finish)
+        .map(crate::recompress::ZstdProbe::finish_later)
         .transpose()
         .map_err(|e| corrupt(digest, compression, &e))?;
     Ok(LayerScan {

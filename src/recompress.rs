@@ -3,6 +3,7 @@
 //! the decompression time of both on a sample of it.
 
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -44,10 +45,14 @@ impl Write for Counter {
 /// timing sample. It runs inline, or on a thread of its own a few chunks behind
 /// the reader: zstd costs about as much as inflating the layer, and an image's
 /// largest layer would otherwise bear both on one core while the others sit idle.
+/// A threaded probe goes on after the layer's read ends ([`ZstdProbe::finish_later`]):
+/// advice needs its figure last, so the rebuilds run while it compresses.
 /// (Threaded everywhere measured slower on the benchmark image, whose six layers
 /// keep every core busy: the hand-off costs a copy of every chunk.)
 pub struct ZstdProbe {
     compressor: Compressor,
+    /// Whether to time decompression on a sample (one layer of an image is enough).
+    timed: bool,
     sample: Vec<u8>,
 }
 
@@ -55,7 +60,7 @@ enum Compressor {
     Inline(Box<zstd::stream::write::Encoder<'static, Counter>>),
     Thread {
         chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-        worker: Option<std::thread::JoinHandle<io::Result<u64>>>,
+        worker: Option<std::thread::JoinHandle<io::Result<ZstdMeasurement>>>,
     },
 }
 
@@ -63,19 +68,33 @@ enum Compressor {
 /// holds in memory (a few MB at the readers' chunk sizes).
 const CHUNKS_IN_FLIGHT: usize = 16;
 
+/// Keeps the first [`TIMING_SAMPLE_BYTES`] of what passes.
+fn keep_sample(sample: &mut Vec<u8>, bytes: &[u8]) {
+    if sample.len() < TIMING_SAMPLE_BYTES {
+        let take = (TIMING_SAMPLE_BYTES - sample.len()).min(bytes.len());
+        sample.extend_from_slice(&bytes[..take]);
+    }
+}
+
 impl ZstdProbe {
-    /// `threaded`: compress on a thread of its own.
-    pub fn new(threaded: bool) -> io::Result<Self> {
+    /// `threaded`: compress on a thread of its own; `timed`: time decompression of
+    /// both formats on a sample of this layer.
+    pub fn new(threaded: bool, timed: bool) -> io::Result<Self> {
         let mut encoder = zstd::stream::write::Encoder::new(Counter::default(), ZSTD_LEVEL)?;
         let compressor = if threaded {
             let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
             let worker = std::thread::Builder::new()
                 .name("zstd-measure".into())
-                .spawn(move || -> io::Result<u64> {
+                .spawn(move || -> io::Result<ZstdMeasurement> {
+                    let mut sample = Vec::new();
                     for chunk in received {
                         encoder.write_all(&chunk)?;
+                        if timed {
+                            keep_sample(&mut sample, &chunk);
+                        }
                     }
-                    Ok(encoder.finish()?.0)
+                    let compressed_bytes = encoder.finish()?.0;
+                    measurement(&sample, compressed_bytes)
                 })?;
             Compressor::Thread {
                 chunks: Some(chunks),
@@ -86,6 +105,7 @@ impl ZstdProbe {
         };
         Ok(Self {
             compressor,
+            timed,
             sample: Vec::new(),
         })
     }
@@ -95,7 +115,12 @@ impl ZstdProbe {
             return Ok(());
         }
         match &mut self.compressor {
-            Compressor::Inline(encoder) => encoder.write_all(bytes)?,
+            Compressor::Inline(encoder) => {
+                encoder.write_all(bytes)?;
+                if self.timed {
+                    keep_sample(&mut self.sample, bytes);
+                }
+            }
             Compressor::Thread { chunks, .. } => {
                 let sent = chunks
                     .as_ref()
@@ -106,32 +131,38 @@ impl ZstdProbe {
                 }
             }
         }
-        if self.sample.len() < TIMING_SAMPLE_BYTES {
-            let take = (TIMING_SAMPLE_BYTES - self.sample.len()).min(bytes.len());
-            self.sample.extend_from_slice(&bytes[..take]);
-        }
         Ok(())
     }
 
-    pub fn finish(mut self) -> io::Result<ZstdMeasurement> {
-        let compressed_bytes = match &mut self.compressor {
+    /// The measurement, once every byte is compressed.
+    pub fn finish(self) -> io::Result<ZstdMeasurement> {
+        self.finish_later()?.wait()
+    }
+
+    /// The measurement, or for a threaded probe a handle to it: the thread goes on
+    /// compressing what it was sent.
+    pub fn finish_later(mut self) -> io::Result<PendingZstd> {
+        let state = match &mut self.compressor {
             Compressor::Inline(encoder) => {
                 let encoder = std::mem::replace(
                     encoder,
                     Box::new(zstd::stream::write::Encoder::new(Counter::default(), 1)?),
                 );
-                encoder.finish()?.0
+                let compressed_bytes = encoder.finish()?.0;
+                PendingState::Done(
+                    measurement(&self.sample, compressed_bytes).map_err(|e| e.to_string()),
+                )
             }
             Compressor::Thread { chunks, worker } => {
                 *chunks = None;
-                worker
-                    .take()
-                    .ok_or_else(|| io::Error::other("zstd measurement finished twice"))?
-                    .join()
-                    .map_err(|_| io::Error::other("the zstd measurement thread panicked"))??
+                PendingState::Running(
+                    worker
+                        .take()
+                        .ok_or_else(|| io::Error::other("zstd measurement finished twice"))?,
+                )
             }
         };
-        time_decompression(&self.sample, compressed_bytes)
+        Ok(PendingZstd(Arc::new(Mutex::new(state))))
     }
 }
 
@@ -145,6 +176,69 @@ impl Drop for ZstdProbe {
             }
         }
     }
+}
+
+/// A zstd measurement that may still be running on its thread; shared by every
+/// copy of the layer's scan.
+#[derive(Clone)]
+pub struct PendingZstd(Arc<Mutex<PendingState>>);
+
+enum PendingState {
+    Running(std::thread::JoinHandle<io::Result<ZstdMeasurement>>),
+    Done(Result<ZstdMeasurement, String>),
+}
+
+impl PendingZstd {
+    /// The measurement, waiting for its thread if it is still compressing.
+    pub fn wait(&self) -> io::Result<ZstdMeasurement> {
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let PendingState::Running(_) = &*state {
+            let running = std::mem::replace(
+                &mut *state,
+                PendingState::Done(Err("zstd measurement abandoned".into())),
+            );
+            if let PendingState::Running(worker) = running {
+                *state = PendingState::Done(match worker.join() {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err("the zstd measurement thread panicked".into()),
+                });
+            }
+        }
+        match &*state {
+            PendingState::Done(result) => result.clone().map_err(io::Error::other),
+            PendingState::Running(_) => Err(io::Error::other("zstd measurement still running")),
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingZstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*state {
+            PendingState::Running(_) => f.write_str("PendingZstd(running)"),
+            PendingState::Done(result) => write!(f, "PendingZstd({result:?})"),
+        }
+    }
+}
+
+/// The measurement of `compressed_bytes`, timed on `sample` when there is one.
+fn measurement(sample: &[u8], compressed_bytes: u64) -> io::Result<ZstdMeasurement> {
+    if sample.is_empty() {
+        return Ok(ZstdMeasurement {
+            level: ZSTD_LEVEL,
+            compressed_bytes,
+            sample_bytes: 0,
+            gzip_decompress_s: 0.0,
+            zstd_decompress_s: 0.0,
+        });
+    }
+    time_decompression(sample, compressed_bytes)
 }
 
 /// Times decompressing the same sample compressed both ways, best of three.

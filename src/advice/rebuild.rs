@@ -265,7 +265,7 @@ pub fn rebuild(
         None
     };
     let mut zstd_probe = if request.measure_zstd {
-        Some(ZstdProbe::new(false).map_err(io_error)?)
+        Some(ZstdProbe::new(false, true).map_err(io_error)?)
     } else {
         None
     };

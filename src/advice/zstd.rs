@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use super::rebuild::{RebuildResult, ZSTD_LEVEL};
 use super::{Confidence, Suggestion, SuggestionKind};
 use crate::image::ImageAnalysis;
+use crate::recompress::ZstdMeasurement;
 
 /// From the zstd measurements taken in the layer read, else in the rebuild.
 pub(super) fn plan(
     analysis: &ImageAnalysis,
+    in_read: &BTreeMap<usize, ZstdMeasurement>,
     results: &BTreeMap<usize, RebuildResult>,
     wanted: bool,
 ) -> Option<Suggestion> {
@@ -22,7 +24,7 @@ pub(super) fn plan(
     let mut layers = Vec::new();
     let (mut gzip_time, mut zstd_time, mut sample) = (0.0, 0.0, 0u64);
     for (layer, scan) in analysis.layers.iter().enumerate() {
-        let zstd = match (&scan.zstd, results.get(&layer)) {
+        let zstd = match (in_read.get(&layer), results.get(&layer)) {
             (Some(zstd), _) => zstd,
             (None, Some(result)) => match &result.zstd {
                 Some(zstd) => zstd,

@@ -249,6 +249,13 @@ pub async fn inspect_keeping_source(
     let cancel = Cancel::default();
     let mut seen = HashMap::new();
     let mut scans: HashMap<usize, Arc<LayerScan>> = HashMap::new();
+    // Decompression is timed on one layer's sample, the largest's.
+    let largest = resolved
+        .layers
+        .iter()
+        .enumerate()
+        .max_by_key(|(index, l)| (l.size, std::cmp::Reverse(*index)))
+        .map(|(index, _)| index);
     for (index, descriptor) in resolved.layers.iter().enumerate() {
         if seen.contains_key(&descriptor.digest) {
             continue;
@@ -273,6 +280,7 @@ pub async fn inspect_keeping_source(
             .size
             .saturating_mul(options.concurrency.max(1) as u64)
             > total_compressed;
+        extras.zstd_timing = Some(index) == largest;
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let _permit = semaphore
