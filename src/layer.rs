@@ -121,7 +121,14 @@ pub fn compress(data: &[u8], compression: Compression, level: Option<i32>) -> io
             encoder.write_all(data)?;
             encoder.finish()?
         }
-        Compression::Zstd => zstd::stream::encode_all(data, level.unwrap_or(3))?,
+        Compression::Zstd => {
+            let mut encoder = crate::recompress::encoder(
+                Vec::new(),
+                level.unwrap_or(crate::recompress::ZSTD_LEVEL),
+            )?;
+            encoder.write_all(data)?;
+            encoder.finish()?
+        }
     })
 }
 
@@ -192,9 +199,8 @@ pub struct LayerScan {
     pub diff_id: Digest,
     pub entries: Vec<Entry>,
     pub binaries: Vec<BinaryReport>,
-    /// The tar recompressed with zstd on its way past, when asked for (perhaps
-    /// still compressing on its thread: [`crate::recompress::PendingZstd::wait`]).
-    pub zstd: Option<crate::recompress::PendingZstd>,
+    /// The tar recompressed with zstd on its way past, when asked for.
+    pub zstd: Option<crate::recompress::ZstdMeasurement>,
 }
 
 /// Measurements taken on the way past, beyond what inspect itself needs.
@@ -202,8 +208,6 @@ pub struct LayerScan {
 pub struct ScanExtras {
     /// Recompress gzip layers with zstd (for advice), saving a second read.
     pub zstd: bool,
-    /// ...on a thread of its own (for a layer larger than its share of the cores).
-    pub zstd_thread: bool,
     /// ...timing gzip and zstd decompression on a sample (one layer of an image).
     pub zstd_timing: bool,
 }
@@ -261,7 +265,7 @@ fn scan(
     };
     let mut zstd_probe = if extras.zstd && compression == Compression::Gzip {
         Some(
-            crate::recompress::ZstdProbe::new(extras.zstd_thread, extras.zstd_timing)
+            crate::recompress::ZstdProbe::new(extras.zstd_timing)
                 .map_err(|e| corrupt(digest, compression, &e))?,
         )
     } else {
@@ -346,7 +350,7 @@ fn scan(
     }
     let (entries, binaries) = entries;
     let zstd = zstd_probe
-        .map(crate::recompress::ZstdProbe::finish_later)
+        .map(crate::recompress::ZstdProbe::finish)
         .transpose()
         .map_err(|e| corrupt(digest, compression, &e))?;
     Ok(LayerScan {

@@ -461,23 +461,12 @@ pub async fn advise(
     if let Some(squash) = squash::plan(analysis, &suggestions) {
         suggestions.push(squash);
     }
-    // The zstd measurements of the first read, some still compressing while the
-    // rebuilds ran.
-    let pending: Vec<(usize, crate::recompress::PendingZstd)> = analysis
+    let zstd_in_read: BTreeMap<usize, crate::recompress::ZstdMeasurement> = analysis
         .layers
         .iter()
         .enumerate()
-        .filter_map(|(index, layer)| layer.zstd.clone().map(|p| (index, p)))
+        .filter_map(|(index, layer)| layer.zstd.clone().map(|m| (index, m)))
         .collect();
-    let zstd_in_read = tokio::task::spawn_blocking(move || {
-        pending
-            .into_iter()
-            .map(|(index, p)| p.wait().map(|m| (index, m)))
-            .collect::<Result<BTreeMap<_, _>, _>>()
-    })
-    .await
-    .map_err(|e| AdviceError::Task(e.to_string()))?
-    .map_err(|e| AdviceError::Task(format!("zstd measurement: {e}")))?;
     if let Some(zstd) = zstd::plan(analysis, &zstd_in_read, &results, options.measure_zstd) {
         suggestions.push(zstd);
     }

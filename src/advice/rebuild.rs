@@ -199,6 +199,23 @@ impl Write for Counted {
     }
 }
 
+impl Counted {
+    /// Bytes the segmenter is handed another way ([`Segmenter::aligned_chunk`]).
+    fn count(&mut self, bytes: &[u8]) {
+        self.uncompressed += bytes.len() as u64;
+        if let Sink::Plain(counter) = &mut self.sink {
+            counter.0 += bytes.len() as u64;
+        }
+    }
+}
+
+/// Rewritten entries are compared with the original this many bytes at a time: a
+/// chunk that differs anywhere counts as changed.
+const ALIGNED_CHUNK_BYTES: usize = 4 * 1024;
+/// A rewrite's stretch closes inside the file only before at least this many bytes
+/// equal to the original's (see [`Segmenter::aligned_chunk`]).
+const ALIGNED_CLOSE_RUN_BYTES: usize = 1024 * 1024;
+
 /// Copies every byte the tar reader consumes into the raw sinks.
 struct Tee<'a, R> {
     inner: R,
@@ -265,77 +282,66 @@ pub fn rebuild(
         None
     };
     let mut zstd_probe = if request.measure_zstd {
-        Some(ZstdProbe::new(false, true).map_err(io_error)?)
+        Some(ZstdProbe::new(true).map_err(io_error)?)
     } else {
         None
     };
     // Measuring by stretches, the blob is inflated by a decoder that knows where it
     // is in the stored bytes, so removed stretches are priced at what they cost there.
     let stored_position = segmented.then(|| std::rc::Rc::new(std::cell::Cell::new(0u64)));
-    let segmenter = segmented.then(|| {
-        std::rc::Rc::new(std::cell::RefCell::new(Segmenter::new(
-            level,
-            request.variants.len(),
-            stored_position.clone(),
-        )))
-    });
-    let mut outputs = Outputs::new(
-        compression,
-        level,
-        request.variants.len(),
-        segmenter.clone(),
-    )
-    .map_err(io_error)?;
-    let original_uncompressed;
-    {
-        let stored = io::Cursor::new(&probe).chain(&mut compressed);
-        let decoder: Box<dyn Read + '_> = match &stored_position {
-            Some(position) => Box::new(PositionedGzDecoder::new(
-                stored,
-                std::rc::Rc::clone(position),
-            )),
-            None => layer::decoder(stored, compression).map_err(io_error)?,
-        };
-        let mut tee = Tee {
-            inner: decoder,
-            regzip: regzip.as_mut(),
-            zstd: zstd_probe.as_mut(),
-            uncompressed: 0,
-        };
-        {
-            let mut archive = layer::tar_archive(&mut tee, limits);
-            let mut chunk = vec![0u8; 64 * 1024];
-            for entry in archive.entries().map_err(io_error)? {
-                let mut entry = entry.map_err(io_error)?;
-                let raw_path = crate::text::name_from_bytes(&entry.path_bytes());
-                let path =
-                    layer::normalise_path(&raw_path).map_err(|reason| LayerError::BadEntry {
-                        digest: digest.clone(),
-                        path: raw_path.clone(),
-                        reason: reason.to_string(),
+    let position = || stored_position.as_ref().map_or(0, |p| p.get());
+    // Reading (hash, inflate, tar) and writing the variants (the compressors) run on
+    // two threads: a layer's rebuild is often the one the others wait for.
+    let (written, original_uncompressed) = std::thread::scope(|scope| {
+        let (to_writer, from_reader) = std::sync::mpsc::sync_channel(MESSAGES_IN_FLIGHT);
+        let writer = std::thread::Builder::new()
+            .name("rebuild-write".into())
+            .spawn_scoped(scope, move || {
+                write_variants(from_reader, request, compression, level, segmented)
+            })
+            .map_err(io_error)?;
+        let send = |message: Message| to_writer.send(message).is_ok();
+        let read = (|| -> Result<Option<u64>, LayerError> {
+            let stored = io::Cursor::new(&probe).chain(&mut compressed);
+            let decoder: Box<dyn Read + '_> = match &stored_position {
+                Some(position) => Box::new(PositionedGzDecoder::new(
+                    stored,
+                    std::rc::Rc::clone(position),
+                )),
+                None => layer::decoder(stored, compression).map_err(io_error)?,
+            };
+            let mut tee = Tee {
+                inner: decoder,
+                regzip: regzip.as_mut(),
+                zstd: zstd_probe.as_mut(),
+                uncompressed: 0,
+            };
+            {
+                let mut archive = layer::tar_archive(&mut tee, limits);
+                let mut chunk = vec![0u8; 64 * 1024];
+                for entry in archive.entries().map_err(io_error)? {
+                    let mut entry = entry.map_err(io_error)?;
+                    let raw_path = crate::text::name_from_bytes(&entry.path_bytes());
+                    let path = layer::normalise_path(&raw_path).map_err(|reason| {
+                        LayerError::BadEntry {
+                            digest: digest.clone(),
+                            path: raw_path.clone(),
+                            reason: reason.to_string(),
+                        }
                     })?;
-                let header = entry.header().clone();
-                let link = entry
-                    .link_name_bytes()
-                    .map(|l| crate::text::name_from_bytes(&l));
-                let size = entry.size();
-                let kind = header.entry_type();
-                let plans = plans_for(request, &path);
-                outputs.begin_entry(&plans);
-                let named = Named {
-                    header: &header,
-                    raw_path: &raw_path,
-                    link: link.as_deref(),
-                };
-                if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) && link.is_some()
-                {
-                    outputs.link(&plans, &named).map_err(io_error)?;
-                } else if plans.iter().any(|p| matches!(p, EntryPlan::Strip))
-                    || kind.is_gnu_sparse()
-                {
-                    // A binary to strip is rewritten whole, in memory: the one thing
-                    // buffered, bounded like the binary analysis.
-                    if size > max_binary_bytes {
+                    let header = entry.header().clone();
+                    let link = entry
+                        .link_name_bytes()
+                        .map(|l| crate::text::name_from_bytes(&l));
+                    let size = entry.size();
+                    let kind = header.entry_type();
+                    let linked = matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link)
+                        && link.is_some();
+                    let strips = plans_for(request, &path)
+                        .iter()
+                        .any(|p| matches!(p, EntryPlan::Strip));
+                    let whole = !linked && (strips || kind.is_gnu_sparse());
+                    if whole && size > max_binary_bytes {
                         return Err(LayerError::Limit {
                             digest: digest.clone(),
                             what: format!("binary {raw_path} of {size} bytes to strip"),
@@ -343,66 +349,78 @@ pub fn rebuild(
                             flag: "--max-binary-size",
                         });
                     }
-                    // The file and what strip leaves of it.
-                    let _held = crate::binary::budget::reserve(
-                        size.saturating_mul(2),
-                        max_binary_bytes.saturating_mul(2),
-                    );
-                    let mut data = Vec::new();
-                    entry.read_to_end(&mut data).map_err(io_error)?;
-                    outputs.whole(&plans, &named, &data).map_err(io_error)?;
-                } else {
-                    outputs
-                        .stream(&plans, &named, &mut entry, size, &mut chunk)
-                        .map_err(io_error)?;
+                    let shape = if linked {
+                        Shape::Link
+                    } else if whole {
+                        Shape::Whole
+                    } else {
+                        Shape::Stream
+                    };
+                    if !send(Message::Entry(Box::new(EntryMessage {
+                        path,
+                        raw_path: raw_path.clone(),
+                        header,
+                        link,
+                        size,
+                        shape,
+                    }))) {
+                        return Ok(None);
+                    }
+                    match shape {
+                        Shape::Link => {}
+                        Shape::Whole => {
+                            // A binary to strip is rewritten whole, in memory: the one
+                            // thing buffered, bounded like the binary analysis (the
+                            // file and what strip leaves of it).
+                            let held = crate::binary::budget::reserve(
+                                size.saturating_mul(2),
+                                max_binary_bytes.saturating_mul(2),
+                            );
+                            let mut data = Vec::new();
+                            entry.read_to_end(&mut data).map_err(io_error)?;
+                            if !send(Message::Whole(data, held)) {
+                                return Ok(None);
+                            }
+                        }
+                        Shape::Stream => loop {
+                            let n = entry.read(&mut chunk).map_err(io_error)?;
+                            if n == 0 {
+                                break;
+                            }
+                            if !send(Message::Data(chunk[..n].to_vec(), position())) {
+                                return Ok(None);
+                            }
+                        },
+                    }
+                    if !send(Message::End(position())) {
+                        return Ok(None);
+                    }
                 }
-                outputs.end_entry();
             }
+            io::copy(&mut tee, &mut io::sink()).map_err(io_error)?;
+            let uncompressed = tee.uncompressed;
+            Ok(send(Message::Done(position())).then_some(uncompressed))
+        })();
+        drop(to_writer);
+        let written = writer
+            .join()
+            .map_err(|_| io_error(io::Error::other("the rebuild's writer panicked")))?;
+        match read? {
+            Some(uncompressed) => Ok((written.map_err(io_error)?, uncompressed)),
+            // The writer stopped first: its error says why.
+            None => Err(io_error(written.err().unwrap_or_else(|| {
+                io::Error::other("the rebuild's writer stopped early")
+            }))),
         }
-        io::copy(&mut tee, &mut io::sink()).map_err(io_error)?;
-        original_uncompressed = tee.uncompressed;
-    }
+    })?;
     let original_compressed = compressed.bytes_read();
     layer::finish_compressed(compressed, descriptor)?;
-
-    let finish = |builder: tar::Builder<Counted>| -> io::Result<(u64, u64)> {
-        let counted = builder.into_inner()?;
-        let uncompressed = counted.uncompressed;
-        Ok((counted.sink.finish()?, uncompressed))
-    };
-    let Outputs {
-        baseline,
-        variants: builders,
-        segmenter: tapped,
-    } = outputs;
-    drop(tapped);
-    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(baseline).map_err(io_error)?;
-    let mut variants = Vec::with_capacity(builders.len());
-    for (variant, builder) in request.variants.iter().zip(builders) {
-        let (compressed_bytes, uncompressed_bytes) = finish(builder).map_err(io_error)?;
-        variants.push(VariantResult {
-            id: variant.id.clone(),
-            saved_compressed_bytes: rebuilt_bytes.saturating_sub(compressed_bytes),
-            uncompressed_bytes,
-        });
-    }
-    // Every writer has let go of its handle, so the segmenter is the last one.
-    let segments = match segmenter.map(std::rc::Rc::try_unwrap) {
-        Some(Ok(segmenter)) => {
-            let end = stored_position.as_ref().map_or(0, |p| p.get());
-            let (saved, stats) = segmenter.into_inner().finish(end);
-            for (variant, saved) in variants.iter_mut().zip(saved) {
-                variant.saved_compressed_bytes = saved.max(0) as u64;
-            }
-            Some(stats)
-        }
-        Some(Err(_)) => {
-            return Err(io_error(io::Error::other(
-                "the stretch measurement is still shared after the rebuild",
-            )))
-        }
-        None => None,
-    };
+    let Written {
+        rebuilt_bytes,
+        rebuilt_uncompressed_bytes,
+        variants,
+        segments,
+    } = written;
     let recompressed_original_bytes = regzip.map(Sink::finish).transpose().map_err(io_error)?;
     let zstd = zstd_probe
         .map(ZstdProbe::finish)
@@ -424,6 +442,182 @@ pub fn rebuild(
         segments,
         variants,
         zstd,
+    })
+}
+
+/// Messages from a rebuild's reader to its writer: what the reader has in memory at
+/// once is bounded by this many (chunks of 64 KiB, or one binary held to strip).
+const MESSAGES_IN_FLIGHT: usize = 32;
+
+#[derive(Clone, Copy)]
+enum Shape {
+    Link,
+    Whole,
+    Stream,
+}
+
+struct EntryMessage {
+    path: String,
+    raw_path: String,
+    header: tar::Header,
+    link: Option<String>,
+    size: u64,
+    shape: Shape,
+}
+
+/// Positions are stored-blob offsets after the bytes read so far (0 when unknown).
+enum Message {
+    Entry(Box<EntryMessage>),
+    /// A streamed entry's next bytes.
+    Data(Vec<u8>, u64),
+    /// A whole entry's bytes, with the memory budget they hold.
+    Whole(Vec<u8>, crate::binary::budget::Reservation),
+    /// The entry's data has been read.
+    End(u64),
+    /// The layer has been read to its end.
+    Done(u64),
+}
+
+/// What the writer measured.
+struct Written {
+    rebuilt_bytes: u64,
+    rebuilt_uncompressed_bytes: u64,
+    variants: Vec<VariantResult>,
+    segments: Option<SegmentStats>,
+}
+
+/// The writer's side of a rebuild: every variant's tar, from the entries the reader
+/// sends, until it says the layer is done.
+fn write_variants(
+    messages: std::sync::mpsc::Receiver<Message>,
+    request: &RebuildRequest,
+    compression: Compression,
+    level: u32,
+    segmented: bool,
+) -> io::Result<Written> {
+    let position = segmented.then(|| std::rc::Rc::new(std::cell::Cell::new(0u64)));
+    let segmenter = segmented.then(|| {
+        std::rc::Rc::new(std::cell::RefCell::new(Segmenter::new(
+            level,
+            request.variants.len(),
+            position.clone(),
+        )))
+    });
+    let at = |offset: u64| {
+        if let Some(position) = &position {
+            position.set(offset);
+        }
+    };
+    let mut outputs = Outputs::new(
+        compression,
+        level,
+        request.variants.len(),
+        segmenter.clone(),
+    )?;
+    let mut current: Option<(Box<EntryMessage>, Vec<EntryPlan>, u64)> = None;
+    let end = loop {
+        let Ok(message) = messages.recv() else {
+            return Err(io::Error::other("the layer's read stopped early"));
+        };
+        match message {
+            Message::Entry(entry) => {
+                let plans = plans_for(request, &entry.path);
+                outputs.begin_entry(&plans);
+                let named = Named {
+                    header: &entry.header,
+                    raw_path: &entry.raw_path,
+                    link: entry.link.as_deref(),
+                };
+                match entry.shape {
+                    Shape::Link => outputs.link(&plans, &named)?,
+                    Shape::Stream => outputs.begin_stream(&plans, &named, entry.size)?,
+                    Shape::Whole => {}
+                }
+                current = Some((entry, plans, 0));
+            }
+            Message::Data(bytes, offset) => {
+                let Some((_, plans, copied)) = current.as_mut() else {
+                    return Err(io::Error::other("data outside an entry"));
+                };
+                *copied += bytes.len() as u64;
+                outputs.write_kept(plans, &bytes)?;
+                at(offset);
+                if let Some(segmenter) = &outputs.segmenter {
+                    segmenter.borrow_mut().between_chunks();
+                }
+            }
+            Message::Whole(bytes, _held) => {
+                let Some((entry, plans, _)) = current.as_ref() else {
+                    return Err(io::Error::other("data outside an entry"));
+                };
+                let named = Named {
+                    header: &entry.header,
+                    raw_path: &entry.raw_path,
+                    link: entry.link.as_deref(),
+                };
+                outputs.whole(plans, &named, &bytes)?;
+            }
+            Message::End(offset) => {
+                let Some((entry, plans, copied)) = current.take() else {
+                    return Err(io::Error::other("an entry ended twice"));
+                };
+                if let Shape::Stream = entry.shape {
+                    let named = Named {
+                        header: &entry.header,
+                        raw_path: &entry.raw_path,
+                        link: entry.link.as_deref(),
+                    };
+                    outputs.end_stream(&plans, &named, entry.size, copied)?;
+                }
+                at(offset);
+                outputs.end_entry();
+            }
+            Message::Done(offset) => break offset,
+        }
+    };
+
+    let finish = |builder: tar::Builder<Counted>| -> io::Result<(u64, u64)> {
+        let counted = builder.into_inner()?;
+        let uncompressed = counted.uncompressed;
+        Ok((counted.sink.finish()?, uncompressed))
+    };
+    let Outputs {
+        baseline,
+        variants: builders,
+        segmenter: tapped,
+    } = outputs;
+    drop(tapped);
+    let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(baseline)?;
+    let mut variants = Vec::with_capacity(builders.len());
+    for (variant, builder) in request.variants.iter().zip(builders) {
+        let (compressed_bytes, uncompressed_bytes) = finish(builder)?;
+        variants.push(VariantResult {
+            id: variant.id.clone(),
+            saved_compressed_bytes: rebuilt_bytes.saturating_sub(compressed_bytes),
+            uncompressed_bytes,
+        });
+    }
+    // Every writer has let go of its handle, so the segmenter is the last one.
+    let segments = match segmenter.map(std::rc::Rc::try_unwrap) {
+        Some(Ok(segmenter)) => {
+            let (saved, stats) = segmenter.into_inner().finish(end);
+            for (variant, saved) in variants.iter_mut().zip(saved) {
+                variant.saved_compressed_bytes = saved.max(0) as u64;
+            }
+            Some(stats)
+        }
+        Some(Err(_)) => {
+            return Err(io::Error::other(
+                "the stretch measurement is still shared after the rebuild",
+            ))
+        }
+        None => None,
+    };
+    Ok(Written {
+        rebuilt_bytes,
+        rebuilt_uncompressed_bytes,
+        variants,
+        segments,
     })
 }
 
@@ -532,6 +726,31 @@ impl Outputs {
 
     /// A file held whole (to strip it): each output writes what its plan leaves.
     fn whole(&mut self, plans: &[EntryPlan], entry: &Named<'_>, data: &[u8]) -> io::Result<()> {
+        let mut stripped: Option<Option<Vec<u8>>> = None;
+        if self.segmenter.is_some() {
+            let contents: Vec<Option<&[u8]>> = plans
+                .iter()
+                .map(|plan| match plan {
+                    EntryPlan::Leave => None,
+                    EntryPlan::Replace(replacement) => Some(replacement.as_slice()),
+                    EntryPlan::Strip => None,
+                    EntryPlan::Keep => Some(data),
+                })
+                .collect();
+            if plans.iter().any(|p| matches!(p, EntryPlan::Strip)) {
+                stripped = Some(strip_all(data));
+            }
+            let strip = stripped.as_ref().map(|s| s.as_deref().unwrap_or(data));
+            let contents: Vec<Option<&[u8]>> = plans
+                .iter()
+                .zip(contents)
+                .map(|(plan, contents)| match plan {
+                    EntryPlan::Strip => strip,
+                    _ => contents,
+                })
+                .collect();
+            return self.aligned(entry, data, &contents);
+        }
         append(
             &mut self.baseline,
             entry.header,
@@ -539,7 +758,6 @@ impl Outputs {
             entry.link,
             data,
         )?;
-        let mut stripped: Option<Option<Vec<u8>>> = None;
         for (plan, builder) in plans.iter().zip(self.variants.iter_mut()) {
             let contents: &[u8] = match plan {
                 EntryPlan::Leave => continue,
@@ -555,15 +773,95 @@ impl Outputs {
         Ok(())
     }
 
+    /// Measuring by stretches, an entry rewritten whole: the headers as usual, then
+    /// the data offset by offset, every output's bytes beside the original's, so the
+    /// segmenter compresses only the ranges a rewrite changes.
+    fn aligned(
+        &mut self,
+        entry: &Named<'_>,
+        original: &[u8],
+        contents: &[Option<&[u8]>],
+    ) -> io::Result<()> {
+        let Some(segmenter) = self.segmenter.clone() else {
+            return Ok(());
+        };
+        let mut header = entry.header.clone();
+        header.set_size(original.len() as u64);
+        begin_entry(&mut self.baseline, &header, entry.raw_path)?;
+        for (bytes, builder) in contents.iter().zip(self.variants.iter_mut()) {
+            if let Some(bytes) = bytes {
+                header.set_size(bytes.len() as u64);
+                begin_entry(builder, &header, entry.raw_path)?;
+            }
+        }
+        let longest = contents
+            .iter()
+            .flatten()
+            .map(|b| b.len())
+            .chain([original.len()])
+            .max()
+            .unwrap_or(0);
+        let piece = |bytes: &[u8], at: usize| -> std::ops::Range<usize> {
+            at.min(bytes.len())..(at + ALIGNED_CHUNK_BYTES).min(bytes.len())
+        };
+        // Per variant and chunk: how many chunks from there on match the original's.
+        let chunks = longest.div_ceil(ALIGNED_CHUNK_BYTES);
+        let equal_runs: Vec<Vec<u32>> = contents
+            .iter()
+            .map(|bytes| {
+                let mut runs = vec![0u32; chunks + 1];
+                if let Some(bytes) = bytes {
+                    for chunk in (0..chunks).rev() {
+                        let at = chunk * ALIGNED_CHUNK_BYTES;
+                        if bytes[piece(bytes, at)] == original[piece(original, at)] {
+                            runs[chunk] = runs[chunk + 1] + 1;
+                        }
+                    }
+                }
+                runs
+            })
+            .collect();
+        let mut at = 0;
+        while at < longest {
+            let chunk = at / ALIGNED_CHUNK_BYTES;
+            let closable: Vec<bool> = equal_runs
+                .iter()
+                .map(|runs| runs[chunk] as usize * ALIGNED_CHUNK_BYTES >= ALIGNED_CLOSE_RUN_BYTES)
+                .collect();
+            let here = &original[piece(original, at)];
+            self.baseline.get_mut().count(here);
+            let mut written = Vec::with_capacity(contents.len());
+            for (bytes, builder) in contents.iter().zip(self.variants.iter_mut()) {
+                let chunk = bytes.map(|b| &b[piece(b, at)]);
+                if let Some(chunk) = chunk {
+                    builder.get_mut().count(chunk);
+                }
+                written.push(chunk);
+            }
+            segmenter
+                .borrow_mut()
+                .aligned_chunk(here, &written, &closable);
+            at += ALIGNED_CHUNK_BYTES;
+        }
+        let padding = [0u8; 512];
+        let pad = |len: usize| &padding[..(512 - len % 512) % 512];
+        self.baseline.get_mut().write_all(pad(original.len()))?;
+        for (bytes, builder) in contents.iter().zip(self.variants.iter_mut()) {
+            if let Some(bytes) = bytes {
+                builder.get_mut().write_all(pad(bytes.len()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Everything else streams through: the header to every output that keeps the
-    /// entry, then its bytes chunk by chunk to all of them, then the padding.
-    fn stream(
+    /// entry, then its bytes chunk by chunk to all of them ([`Outputs::write_kept`]),
+    /// then the padding ([`Outputs::end_stream`]).
+    fn begin_stream(
         &mut self,
         plans: &[EntryPlan],
         entry: &Named<'_>,
-        data: &mut impl Read,
         size: u64,
-        chunk: &mut [u8],
     ) -> io::Result<()> {
         let mut header = entry.header.clone();
         header.set_size(size);
@@ -577,18 +875,16 @@ impl Outputs {
                 EntryPlan::Leave | EntryPlan::Strip => {}
             }
         }
-        let mut copied = 0u64;
-        loop {
-            let n = data.read(chunk)?;
-            if n == 0 {
-                break;
-            }
-            copied += n as u64;
-            self.write_kept(plans, &chunk[..n])?;
-            if let Some(segmenter) = &self.segmenter {
-                segmenter.borrow_mut().between_chunks();
-            }
-        }
+        Ok(())
+    }
+
+    fn end_stream(
+        &mut self,
+        plans: &[EntryPlan],
+        entry: &Named<'_>,
+        size: u64,
+        copied: u64,
+    ) -> io::Result<()> {
         if copied != size {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

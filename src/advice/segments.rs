@@ -124,6 +124,50 @@ impl Group {
     }
 }
 
+/// The last [`WINDOW_BYTES`] of a stream, as a ring.
+struct Window {
+    ring: Vec<u8>,
+    end: usize,
+    full: bool,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            ring: vec![0; WINDOW_BYTES],
+            end: 0,
+            full: false,
+        }
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        if self.full {
+            let mut bytes = self.ring[self.end..].to_vec();
+            bytes.extend_from_slice(&self.ring[..self.end]);
+            bytes
+        } else {
+            self.ring[..self.end].to_vec()
+        }
+    }
+
+    fn remember(&mut self, mut bytes: &[u8]) {
+        if bytes.len() >= WINDOW_BYTES {
+            bytes = &bytes[bytes.len() - WINDOW_BYTES..];
+        }
+        while !bytes.is_empty() {
+            let room = WINDOW_BYTES - self.end;
+            let take = room.min(bytes.len());
+            self.ring[self.end..self.end + take].copy_from_slice(&bytes[..take]);
+            self.end += take;
+            if self.end == WINDOW_BYTES {
+                self.end = 0;
+                self.full = true;
+            }
+            bytes = &bytes[take..];
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SegmentStats {
     pub stretches: u64,
@@ -141,10 +185,8 @@ pub struct Segmenter {
     position: Option<Rc<Cell<u64>>>,
     /// The position where the entry being written started in the blob.
     entry_start: u64,
-    /// The last [`WINDOW_BYTES`] of the original, as a ring.
-    context: Vec<u8>,
-    context_end: usize,
-    context_full: bool,
+    /// The last [`WINDOW_BYTES`] of the original.
+    context: Window,
     /// The original, compressed here while a variant is forked from it.
     baseline: Option<Deflate>,
     groups: Vec<Group>,
@@ -165,9 +207,7 @@ impl Segmenter {
             level,
             position,
             entry_start: 0,
-            context: vec![0; WINDOW_BYTES],
-            context_end: 0,
-            context_full: false,
+            context: Window::new(),
             baseline: None,
             groups: Vec::new(),
             group_of: vec![None; variants],
@@ -281,37 +321,14 @@ impl Segmenter {
     }
 
     fn context_bytes(&self) -> Vec<u8> {
-        if self.context_full {
-            let mut bytes = self.context[self.context_end..].to_vec();
-            bytes.extend_from_slice(&self.context[..self.context_end]);
-            bytes
-        } else {
-            self.context[..self.context_end].to_vec()
-        }
-    }
-
-    fn remember(&mut self, mut bytes: &[u8]) {
-        if bytes.len() >= WINDOW_BYTES {
-            bytes = &bytes[bytes.len() - WINDOW_BYTES..];
-        }
-        while !bytes.is_empty() {
-            let room = WINDOW_BYTES - self.context_end;
-            let take = room.min(bytes.len());
-            self.context[self.context_end..self.context_end + take].copy_from_slice(&bytes[..take]);
-            self.context_end += take;
-            if self.context_end == WINDOW_BYTES {
-                self.context_end = 0;
-                self.context_full = true;
-            }
-            bytes = &bytes[take..];
-        }
+        self.context.contents()
     }
 
     /// Bytes one output wrote: output 0 is the original, `1 + i` variant `i`. A
     /// group is fed by its first member's writes; the others write the same bytes.
     pub fn write(&mut self, output: usize, bytes: &[u8]) {
         if output == 0 {
-            self.remember(bytes);
+            self.context.remember(bytes);
             if let Some(baseline) = self.baseline.as_mut() {
                 baseline.feed(bytes, TDEFLFlush::None);
             }
@@ -329,6 +346,80 @@ impl Segmenter {
         group.deflate.feed(bytes, TDEFLFlush::None);
         if keeps {
             group.quiet += bytes.len() as u64;
+        }
+    }
+
+    /// One chunk of an entry that some variant rewrites, at the same offset in every
+    /// output: the original's bytes, and what each variant writes there (`None`:
+    /// it leaves the entry out). A rewrite that keeps most of a file where it was (a
+    /// strip leaves the loaded segments in place and drops what follows them) then
+    /// costs what it changes: its stretch closes once its bytes have matched the
+    /// original's for [`QUIET_BYTES`], where `closable` says (for each variant) that
+    /// a long run of equal bytes follows, and opens again where they part. Closing
+    /// a stretch costs a little accuracy (the two streams' deflate blocks no longer
+    /// end together), so it is only worth it before bytes that would cost more to
+    /// compress twice.
+    pub fn aligned_chunk(&mut self, original: &[u8], written: &[Option<&[u8]>], closable: &[bool]) {
+        // Variants parting from the original here open a stretch, forked from it as
+        // it stands before this chunk.
+        let mut opening: Vec<(Change, Vec<usize>)> = Vec::new();
+        for (index, bytes) in written.iter().enumerate() {
+            let parts = matches!(bytes, Some(b) if *b != original);
+            if !parts || self.group_of.get(index).copied().flatten().is_some() {
+                continue;
+            }
+            let change = self.current.get(index).copied().unwrap_or(Change::Keep);
+            match opening.iter_mut().find(|(c, _)| *c == change) {
+                Some((_, members)) => members.push(index),
+                None => opening.push((change, vec![index])),
+            }
+        }
+        if !opening.is_empty() {
+            let context = self.context_bytes();
+            let level = self.level;
+            for (_, members) in opening {
+                self.stats.stretches += 1;
+                let baseline = self
+                    .baseline
+                    .get_or_insert_with(|| Deflate::after(level, &context));
+                let group = Group {
+                    members,
+                    deflate: Deflate {
+                        state: baseline.state.clone(),
+                        out: baseline.out,
+                        fed: 0,
+                    },
+                    pricing: Pricing::Compressed,
+                    quiet: 0,
+                };
+                self.groups.push(group);
+            }
+            self.regroup();
+        }
+        self.write(0, original);
+        for group in &mut self.groups {
+            let Some(Some(bytes)) = written.get(group.members[0]) else {
+                continue;
+            };
+            group.deflate.feed(bytes, TDEFLFlush::None);
+            if *bytes == original {
+                group.quiet += bytes.len() as u64;
+            } else {
+                group.quiet = 0;
+            }
+        }
+        // Only a stretch priced against this compressor can end inside an entry: one
+        // priced against the stored bytes ends where an entry does in the blob.
+        let mut index = 0;
+        while index < self.groups.len() {
+            let group = &self.groups[index];
+            let closes = closable.get(group.members[0]).copied().unwrap_or(false);
+            if closes && group.quiet >= QUIET_BYTES && matches!(group.pricing, Pricing::Compressed)
+            {
+                self.close(index, self.entry_start);
+            } else {
+                index += 1;
+            }
         }
     }
 
@@ -473,6 +564,50 @@ mod tests {
             let gap = (segmented - whole).abs() as f64 / whole as f64;
             assert!(gap < 0.01, "level {level}: {segmented} vs {whole}");
         }
+    }
+
+    /// A rewrite that leaves most of a file in place (as strip does: a patched
+    /// header, the loaded bytes where they were, the tail gone), then a kept entry:
+    /// the saving of compressing both streams whole, for the
+    /// compression of the ranges that changed, then the stretch closed.
+    #[test]
+    fn a_rewrite_in_place_costs_only_what_it_changes() {
+        let original: Vec<u8> = [text(12_000, 1), text(4_000, 2)].concat();
+        let loaded = text(12_000, 1).len();
+        let mut rewritten = original[..loaded].to_vec();
+        rewritten[100..108].copy_from_slice(b"patched!");
+        let kept = text(6_000, 3);
+        let mut segmenter = Segmenter::new(6, 1, Some(Rc::new(Cell::new(0))));
+        segmenter.begin_entry(&[Change::Rewrite(0)]);
+        let mut at = 0;
+        while at < original.len() {
+            let piece = |b: &[u8]| b[at.min(b.len())..(at + 4096).min(b.len())].to_vec();
+            let (here, written) = (piece(&original), piece(&rewritten));
+            segmenter.aligned_chunk(&here, &[Some(&written)], &[true]);
+            at += 4096;
+        }
+        segmenter.end_entry();
+        segmenter.begin_entry(&[Change::Keep]);
+        for chunk in kept.chunks(64 * 1024) {
+            segmenter.write(0, chunk);
+            segmenter.write(1, chunk);
+            segmenter.between_chunks();
+        }
+        segmenter.end_entry();
+        let (saved, stats) = segmenter.finish(0);
+        let whole = gzip_len(&[original.as_slice(), &kept].concat(), 6)
+            - gzip_len(&[rewritten.as_slice(), &kept].concat(), 6);
+        let gap = (saved[0] - whole).abs() as f64 / whole as f64;
+        assert!(gap < 0.01, "{} vs {whole}", saved[0]);
+        // The patched start and the dropped tail, each with the quiet bytes after
+        // it, not the whole file twice.
+        let changed = (original.len() - loaded) as u64 + 4 * QUIET_BYTES + 2 * 4096;
+        assert!(
+            stats.recompressed_bytes <= 2 * changed,
+            "{} bytes recompressed for a change of {changed}",
+            stats.recompressed_bytes
+        );
+        assert!(stats.recompressed_bytes < original.len() as u64);
     }
 
     #[test]

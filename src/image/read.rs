@@ -244,7 +244,6 @@ pub async fn inspect_keeping_source(
     );
 
     let semaphore = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let total_compressed: u64 = resolved.layers.iter().map(|l| l.size).sum();
     let mut tasks = tokio::task::JoinSet::new();
     let cancel = Cancel::default();
     let mut seen = HashMap::new();
@@ -274,12 +273,6 @@ pub async fn inspect_keeping_source(
         let diff_id = resolved.config.diff_ids.get(index).cloned();
         let limits = options.limits;
         let mut extras = options.extras;
-        // A layer larger than its share of the cores is the one the others wait
-        // for: its zstd measurement gets a thread of its own.
-        extras.zstd_thread = descriptor
-            .size
-            .saturating_mul(options.concurrency.max(1) as u64)
-            > total_compressed;
         extras.zstd_timing = Some(index) == largest;
         let cancel = cancel.clone();
         tasks.spawn(async move {
