@@ -17,7 +17,7 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use testkit::samples::{self, GoBuild, RustBuild};
 use testkit::{BuiltImage, ImageSpec, Item, LayerSpec};
 
-use crate::common::samples;
+use crate::common::{browser, samples};
 
 fn write_layout(dir: &Path, name: &str, image: &BuiltImage) -> String {
     let path = dir.join(name);
@@ -637,6 +637,91 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
     assert!(markdown.ends_with('\n') && !markdown.ends_with("\n\n"));
     // Deterministic: the same inputs give the same document.
     assert_eq!(*markdown, document::render(bundles, comparison, Some(cost)));
+}
+
+/// The report as a reader's browser draws it: the Markdown rendered to HTML, every
+/// Mermaid block drawn by mermaid 11 in headless chromium. Fails on any block mermaid
+/// cannot parse, on a chart without the palette's colours, and on a table wider than
+/// GitHub's column; a block known to be broken proves the harness sees errors.
+#[test]
+fn report_draws_in_a_browser() {
+    let Some(browser) = browser::browser() else {
+        return;
+    };
+    let GoAndRust { markdown, .. } = go_and_rust();
+    let rendered = render_gfm(markdown);
+    let broken =
+        "<pre><code class=\"language-mermaid\">xychart-beta\n    bar [1, oops\n</code></pre>";
+    let page = browser.render(&format!("{}{broken}", rendered.html));
+    assert_eq!(
+        page.diagrams.len(),
+        rendered.mermaid.len() + 1,
+        "one diagram per Mermaid block: {}",
+        page.dom
+    );
+    let (known_broken, diagrams) = page.diagrams.split_last().expect("diagrams");
+    assert!(
+        !known_broken.error.is_empty() && known_broken.svg.is_empty(),
+        "the harness must see a syntax error: {known_broken:?}"
+    );
+    for (diagram, block) in diagrams.iter().zip(&rendered.mermaid) {
+        assert!(
+            diagram.error.is_empty(),
+            "mermaid 11 cannot draw this block: {}\n{block}",
+            diagram.error
+        );
+        assert!(diagram.svg.starts_with("<svg"), "no <svg> for\n{block}");
+        let svg = diagram.svg.to_ascii_lowercase();
+        // Mermaid's error drawing says so in its text (its stylesheet names error
+        // classes in every diagram, so that part is left out).
+        let drawn = svg.split("</style>").last().unwrap_or(&svg);
+        for failure in ["syntax error", "parse error"] {
+            assert!(
+                !drawn.contains(failure),
+                "{failure} in the drawing of\n{block}"
+            );
+        }
+        // Every palette colour is a bar's fill: the legend's squares match what is drawn.
+        let palette = block
+            .split("\"plotColorPalette\": \"")
+            .nth(1)
+            .and_then(|p| p.split('"').next())
+            .expect("palette");
+        for colour in palette.split(", ") {
+            assert!(
+                svg.contains(&format!("fill=\"{}\"", colour.to_ascii_lowercase())),
+                "no bar drawn in {colour}:\n{block}"
+            );
+        }
+        // The mask bars start at the zero tick, so every visible bar does too.
+        let background = ballast::report::chart::BACKGROUND;
+        let zero = diagram.zero_tick().expect("a 0 tick on the y axis");
+        let masks = diagram.bar_tops(background);
+        assert_eq!(masks.len(), 2, "one mask bar per image:\n{block}");
+        for top in masks {
+            assert!(
+                (top - zero).abs() < 0.5,
+                "mask at {top}, zero tick at {zero}"
+            );
+        }
+    }
+    assert_eq!(page.table_widths.len(), rendered.tables.len());
+    for (width, table) in page.table_widths.iter().zip(&rendered.tables) {
+        // Tables of figures fit GitHub's column; those with paths and commands may
+        // scroll, as a long path cannot wrap.
+        let figures_only = !table
+            .header
+            .iter()
+            .any(|h| ["path", "created by", "suggestion", "digest", "layer"].contains(&h.as_str()));
+        if figures_only {
+            assert!(
+                *width <= f64::from(browser::PAGE_WIDTH),
+                "a table is {width} px wide, more than GitHub's {} px: {:?}",
+                browser::PAGE_WIDTH,
+                table.header
+            );
+        }
+    }
 }
 
 /// One image, no advice and no cost: the report says so instead of inventing figures.
