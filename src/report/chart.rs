@@ -345,6 +345,45 @@ mod tests {
         assert!(chart.contains("| total | 4.00 s | 2.50 s |"));
     }
 
+    /// Hue (degrees), saturation and value of `#RRGGBB`.
+    fn hsv(hex: &str) -> (f64, f64, f64) {
+        let channel = |i: usize| {
+            u8::from_str_radix(&hex[1 + 2 * i..3 + 2 * i], 16).map_or(0.0, |v| f64::from(v) / 255.0)
+        };
+        let (r, g, b) = (channel(0), channel(1), channel(2));
+        let max = r.max(g).max(b);
+        let delta = max - r.min(g).min(b);
+        let hue = if delta == 0.0 {
+            0.0
+        } else if max == r {
+            60.0 * ((g - b) / delta).rem_euclid(6.0)
+        } else if max == g {
+            60.0 * ((b - r) / delta + 2.0)
+        } else {
+            60.0 * ((r - g) / delta + 4.0)
+        };
+        (hue, if max == 0.0 { 0.0 } else { delta / max }, max)
+    }
+
+    #[test]
+    fn each_colour_is_the_hue_of_its_square() {
+        for (hex, square) in PALETTE {
+            let (hue, saturation, value) = hsv(hex);
+            let matches = match square {
+                "🟥" => !(12.0..345.0).contains(&hue) && saturation > 0.6,
+                "🟧" => (20.0..45.0).contains(&hue) && saturation > 0.6 && value > 0.8,
+                "🟨" => (45.0..65.0).contains(&hue) && saturation > 0.6,
+                "🟩" => (90.0..160.0).contains(&hue),
+                "🟦" => (195.0..240.0).contains(&hue),
+                "🟪" => (260.0..320.0).contains(&hue),
+                "🟫" => (10.0..40.0).contains(&hue) && value < 0.6,
+                "⬛" => value < 0.2,
+                _ => false,
+            };
+            assert!(matches, "{square} drawn in {hex} (hue {hue:.0})");
+        }
+    }
+
     #[test]
     fn slivers_and_extra_rows_fold_into_other() {
         // Zero rows go; a row already called "other" joins the fold, last.

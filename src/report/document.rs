@@ -55,9 +55,10 @@ pub fn render(
         let label = labels.get(index).map_or("", String::as_str);
         out.push_str(&details(
             &format!(
-                "<b>{}</b>: {} layers, {} compressed; layers, largest files, main binary, suggestions",
+                "<b>{}</b>: {} layer{}, {} compressed; layers, largest files, main binary, suggestions",
                 html(label),
                 side.layers,
+                if side.layers == 1 { "" } else { "s" },
                 human(side.compressed_bytes)
             ),
             &image_section(bundle, side, label),
@@ -88,11 +89,12 @@ fn answer(comparison: &Comparison, labels: &[String]) -> String {
     if images.len() == 1 {
         let _ = writeln!(
             out,
-            "{}: **{}** compressed, **{}** uncompressed, in {} layers.\n",
+            "{}: **{}** compressed, **{}** uncompressed, in {} layer{}.\n",
             label(0),
             human(small.compressed_bytes),
             human(small.uncompressed_bytes),
-            small.layers
+            small.layers,
+            if small.layers == 1 { "" } else { "s" }
         );
         if let Some(reason) = binary_reason(&[small]) {
             let _ = writeln!(out, "{reason}\n");

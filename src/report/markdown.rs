@@ -94,9 +94,11 @@ const UNITS: [&str; 10] = [
     "B", "kB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "s", "bytes",
 ];
 
-/// `text` with a no-break space (U+00A0) between a number and its unit, outside code
-/// spans and fenced blocks: a narrow table column would otherwise wrap `18.8 MB` as
-/// `18.8` over `MB`. Markdown only: terminal tables and JSON keep plain spaces.
+/// `text` with a no-break space (U+00A0) between a number and its unit in table rows,
+/// outside code spans: a narrow column would otherwise wrap `18.8 MB` as `18.8` over
+/// `MB`. Prose wraps between words anyway and keeps plain spaces (so its sentences
+/// read the same as in the terminal), as do fenced blocks. Markdown only: terminal
+/// tables and JSON keep plain spaces.
 pub fn unbreak_units(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     // The backtick count of the open fence, if any: it closes only on as many.
@@ -115,7 +117,8 @@ pub fn unbreak_units(text: &str) -> String {
                 fence = Some(run);
                 out.push_str(line);
             }
-            None => unbreak_line(line, &mut out),
+            None if trimmed.starts_with('|') => unbreak_line(line, &mut out),
+            None => out.push_str(line),
         }
     }
     out
@@ -213,8 +216,9 @@ mod tests {
             unbreak_units("| 18.8 MB | 999 B | 1.72 s | 3 layers | `1 MB` |\n```\n2 MB\n```\n"),
             "| 18.8\u{a0}MB | 999\u{a0}B | 1.72\u{a0}s | 3 layers | `1 MB` |\n```\n2 MB\n```\n"
         );
-        assert_eq!(unbreak_units("4 Bytes, 5 Big"), "4 Bytes, 5 Big");
-        assert_eq!(unbreak_units("\\` 2 MB `"), "\\` 2\u{a0}MB `");
+        assert_eq!(unbreak_units("| 4 Bytes, 5 Big |"), "| 4 Bytes, 5 Big |");
+        assert_eq!(unbreak_units("| \\` 2 MB ` |"), "| \\` 2\u{a0}MB ` |");
+        assert_eq!(unbreak_units("Prose: 2 MB.\n"), "Prose: 2 MB.\n");
         assert_eq!(html("<a&b>"), "&lt;a&amp;b&gt;");
     }
 
