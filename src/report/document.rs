@@ -96,7 +96,7 @@ fn answer(comparison: &Comparison, labels: &[String]) -> String {
             small.layers,
             if small.layers == 1 { "" } else { "s" }
         );
-        if let Some(reason) = binary_reason(&[small]) {
+        if let Some(reason) = binary_reason(&[(label(0), small)]) {
             let _ = writeln!(out, "{reason}\n");
         }
         return out;
@@ -137,7 +137,11 @@ fn answer(comparison: &Comparison, labels: &[String]) -> String {
             }
         );
     }
-    let pair = [large, small];
+    // Figures in the verdict's order: the smaller image first.
+    let pair = [
+        (label(verdict.smallest), small),
+        (label(verdict.largest), large),
+    ];
     let mut reasons = Vec::new();
     if let Some(layers) = layers_reason(&pair) {
         reasons.push(layers);
@@ -145,8 +149,10 @@ fn answer(comparison: &Comparison, labels: &[String]) -> String {
     if let Some(binary) = binary_reason(&pair) {
         reasons.push(binary);
     }
-    if !reasons.is_empty() {
+    if !reasons.is_empty() && verdict.difference_compressed_bytes > 0 {
         let _ = writeln!(out, "Main reason: {}\n", reasons.join(" "));
+    } else if !reasons.is_empty() {
+        let _ = writeln!(out, "{}\n", reasons.join(" "));
     }
     let chart_labels: Vec<String> = labels.iter().map(|l| mermaid_label(l)).collect();
     if binary_explains(large, small) {
@@ -176,32 +182,30 @@ fn answer(comparison: &Comparison, labels: &[String]) -> String {
     out
 }
 
-/// Where the compressed difference lies between `[large, small]`: shared layers or
-/// the images' own.
-fn layers_reason(pair: &[&ImageSide; 2]) -> Option<String> {
-    let [large, small] = pair;
-    if large.shared_compressed_bytes == 0 && small.shared_compressed_bytes == 0 {
+/// Where the compressed difference lies between two images: in the layers they
+/// share or in their own.
+fn layers_reason(pair: &[(String, &ImageSide); 2]) -> Option<String> {
+    let [(_, a), (_, b)] = pair;
+    if a.shared_compressed_bytes == 0 && b.shared_compressed_bytes == 0 {
         return None;
     }
-    Some(
-        if large.shared_compressed_bytes == small.shared_compressed_bytes {
-            format!(
-                "both carry the same {} of shared layers, so the difference is in their own \
+    Some(if a.shared_compressed_bytes == b.shared_compressed_bytes {
+        format!(
+            "both carry the same {} of shared layers, so the difference is in their own \
              layers: {} vs {} compressed.",
-                human(large.shared_compressed_bytes),
-                human(large.unique_compressed_bytes),
-                human(small.unique_compressed_bytes)
-            )
-        } else {
-            format!(
-                "own layers {} vs {} compressed, shared layers {} vs {}.",
-                human(large.unique_compressed_bytes),
-                human(small.unique_compressed_bytes),
-                human(large.shared_compressed_bytes),
-                human(small.shared_compressed_bytes)
-            )
-        },
-    )
+            human(a.shared_compressed_bytes),
+            human(a.unique_compressed_bytes),
+            human(b.unique_compressed_bytes)
+        )
+    } else {
+        format!(
+            "own layers {} vs {} compressed, shared layers {} vs {}.",
+            human(a.unique_compressed_bytes),
+            human(b.unique_compressed_bytes),
+            human(a.shared_compressed_bytes),
+            human(b.shared_compressed_bytes)
+        )
+    })
 }
 
 /// Bytes of a main binary that `strip --strip-all` keeps and removes (the analyser's
@@ -218,33 +222,29 @@ fn strip_split(side: &ImageSide) -> Option<(u64, u64)> {
     })
 }
 
-fn binary_reason(sides: &[&ImageSide]) -> Option<String> {
+/// The main binaries' sizes, what of them is debug info and symbols, and what
+/// stripping would leave, each image named.
+fn binary_reason(sides: &[(String, &ImageSide)]) -> Option<String> {
     let splits: Vec<(u64, u64)> = sides
         .iter()
-        .map(|s| strip_split(s))
+        .map(|(_, s)| strip_split(s))
         .collect::<Option<_>>()?;
     let sizes: Vec<String> = sides
         .iter()
-        .filter_map(|s| s.main_binary.as_ref())
-        .map(|b| format!("{} ({})", human(b.size), text(b.language.key())))
+        .filter_map(|(label, s)| s.main_binary.as_ref().map(|b| (label, b)))
+        .map(|(label, b)| format!("{} for {label} ({})", human(b.size), text(b.language.key())))
         .collect();
     let debug: Vec<String> = splits.iter().map(|(_, d)| human(*d)).collect();
     let kept: Vec<String> = splits.iter().map(|(k, _)| human(*k)).collect();
-    let (what, those) = if sides.len() == 1 {
-        ("main binary is", "is")
-    } else {
-        ("main binaries are", "are")
-    };
+    let one = sides.len() == 1;
     Some(format!(
-        "The {what} {}, of which debug info and symbols {those} {}; with \
+        "The main {} {}, of which debug info and symbols {} {}; with \
          `strip --strip-all` {} {}.",
+        if one { "binary is" } else { "binaries are" },
         sizes.join(" vs "),
+        if one { "is" } else { "are" },
         debug.join(" vs "),
-        if sides.len() == 1 {
-            "it would be"
-        } else {
-            "they would be"
-        },
+        if one { "it would be" } else { "they would be" },
         kept.join(" vs ")
     ))
 }
