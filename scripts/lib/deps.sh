@@ -27,8 +27,21 @@ ensure_packages() {
 # What the test suite needs beyond that: the local engines `docker-daemon:` and
 # `podman:` read (started by the tests), skopeo (a real oci-archive writer), openssl
 # (the self-signed registry certificate, made as the Docker docs make it), GNU time
-# (peak RSS of a child) and util-linux's setpriv (a non-root client).
-TEST_PACKAGES=(docker.io podman skopeo openssl time util-linux)
+# (peak RSS of a child), util-linux's setpriv (a non-root client) and chromium (the
+# headless browser that renders the report's Mermaid charts).
+TEST_PACKAGES=(docker.io podman skopeo openssl time util-linux chromium)
+
+# Installs mermaid 11 from npm into target/mermaid, where the report rendering test
+# finds target/mermaid/node_modules/mermaid/dist/mermaid.min.js: the same major
+# version GitHub renders Mermaid blocks with.
+ensure_mermaid() {
+  local dir=target/mermaid
+  [ -f "$dir/node_modules/mermaid/dist/mermaid.min.js" ] && return 0
+  command -v npm >/dev/null 2>&1 || ensure_packages npm
+  mkdir -p "$dir"
+  echo "installing: mermaid@11 (npm) into $dir" >&2
+  npm install --silent --no-audit --no-fund --prefix "$dir" mermaid@11 >&2
+}
 
 # Starts dockerd on a socket in DIR (vfs storage, no networking); sets ENGINE_HOST
 # and ENGINE_PID. Root only.

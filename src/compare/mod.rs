@@ -14,7 +14,7 @@ use crate::image::{FoundBy, ImageAnalysis, ImageInfo, MainProgram};
 
 mod verdict;
 
-pub use verdict::{anatomy_groups, image_labels, short_name};
+pub use verdict::{anatomy_groups, image_labels, reference_labels, short_name};
 
 /// One image's inputs: what `inspect` read and, when it ran, what `advise` found.
 #[derive(Debug, Clone)]

@@ -312,20 +312,69 @@ fn differences_text(differences: &[Difference], images: &[ImageSide]) -> String 
 /// Short, distinct labels for the images (column headers, chart axes): the last
 /// path component of each reference, numbered when two would read the same.
 pub fn image_labels(images: &[ImageSide]) -> Vec<String> {
-    let short: Vec<&str> = images
+    let references: Vec<&str> = images.iter().map(|i| i.image.reference.as_str()).collect();
+    reference_labels(&references)
+}
+
+/// Short labels for references, for table columns and chart axes: each reference's
+/// last path component (`hello-go:1.0` for `oci:target/demo/hello-go:1.0`), with as
+/// many components before it as it takes to tell the references apart
+/// (`team-a/app:1` and `team-b/app:1`); references that differ only in their digest
+/// keep its first 12 hex digits; references still alike are numbered.
+pub fn reference_labels(references: &[&str]) -> Vec<String> {
+    let parts: Vec<(Vec<&str>, Option<&str>)> = references
         .iter()
-        .map(|i| short_name(&i.image.reference))
-        .collect();
-    short
-        .iter()
-        .enumerate()
-        .map(|(index, name)| {
-            if short.iter().filter(|other| *other == name).count() > 1 {
-                format!("{} {name}", index + 1)
-            } else {
-                name.to_string()
-            }
+        .map(|reference| {
+            let (name, digest) = match reference.split_once('@') {
+                Some((name, digest)) => (name, Some(digest)),
+                None => (*reference, None),
+            };
+            let components: Vec<&str> = name.split('/').filter(|c| !c.is_empty()).collect();
+            (components, digest)
         })
+        .collect();
+    let tail = |components: &[&str], depth: usize| -> String {
+        let start = components.len().saturating_sub(depth);
+        components[start..].join("/")
+    };
+    let mut labels: Vec<String> = references
+        .iter()
+        .map(|r| short_name(r).to_string())
+        .collect();
+    let deepest = parts.iter().map(|(c, _)| c.len()).max().unwrap_or(1);
+    for depth in 2..=deepest {
+        let clashing = clashes(&labels);
+        if clashing.is_empty() {
+            break;
+        }
+        for index in clashing {
+            let (components, _) = &parts[index];
+            if components.len() >= depth {
+                labels[index] = tail(components, depth);
+            }
+        }
+    }
+    for index in clashes(&labels) {
+        if let Some(digest) = parts[index].1 {
+            let hex = digest.rsplit(':').next().unwrap_or(digest);
+            labels[index] = format!(
+                "{}@{}",
+                labels[index],
+                hex.chars().take(12).collect::<String>()
+            );
+        }
+    }
+    let clashing = clashes(&labels);
+    for index in clashing {
+        labels[index] = format!("{} {}", index + 1, labels[index]);
+    }
+    labels
+}
+
+/// Indexes of labels some other label equals.
+fn clashes(labels: &[String]) -> Vec<usize> {
+    (0..labels.len())
+        .filter(|i| labels.iter().filter(|l| **l == labels[*i]).count() > 1)
         .collect()
 }
 
@@ -349,5 +398,25 @@ mod tests {
         assert_eq!(short_name("oci:target/demo/hello-go:1.0"), "hello-go:1.0");
         assert_eq!(short_name("ghcr.io/org/app@sha256:abc"), "app");
         assert_eq!(short_name("alpine"), "alpine");
+    }
+
+    #[test]
+    fn reference_labels_keep_what_tells_references_apart() {
+        assert_eq!(
+            reference_labels(&[
+                "oci:target/demo/hello-go:1.0",
+                "oci:target/demo/hello-rs:1.0"
+            ]),
+            ["hello-go:1.0", "hello-rs:1.0"]
+        );
+        assert_eq!(
+            reference_labels(&["ghcr.io/team-a/app:1", "ghcr.io/team-b/app:1", "alpine"]),
+            ["team-a/app:1", "team-b/app:1", "alpine"]
+        );
+        assert_eq!(
+            reference_labels(&["app@sha256:0123456789abcdef", "app@sha256:fedcba9876543210"]),
+            ["app@0123456789ab", "app@fedcba987654"]
+        );
+        assert_eq!(reference_labels(&["app", "app"]), ["1 app", "2 app"]);
     }
 }

@@ -4,7 +4,7 @@
 use super::{short_digest, truncate};
 use std::fmt::Write as _;
 
-use super::markdown::{code, text};
+use super::markdown::{code, text, unbreak_units};
 use super::{json, new_table, MarkdownTable};
 use crate::binary::AnatomyPart;
 use crate::binary::StripPrediction;
@@ -269,7 +269,7 @@ impl Comparison {
         for line in &self.verdict.summary {
             let _ = writeln!(out, "- {}", text(line));
         }
-        out
+        unbreak_units(&out)
     }
 
     /// A blank first column, then one right-aligned column per image.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use comfy_table::Table;
 use serde::Serialize;
 
-use super::markdown::{code, text};
+use super::markdown::{code, text, unbreak_units};
 use super::{json, new_table, MarkdownTable};
 use crate::cost::pricing::{GbUnit, PricingEntry, Rate, Tier};
 use crate::cost::{CostEstimate, ImageCost};
@@ -198,28 +198,38 @@ impl CostEstimate {
             self.pricing.effective,
             code(&self.profile)
         );
-        let mut images = MarkdownTable::new(&[
-            "image",
-            ">compressed",
-            ">unique",
-            ">shared",
-            ">stored",
-            ">pulled/month",
-            ">storage $/mo",
-            ">transfer $/mo",
-            ">cold start s",
-            ">zstd what-if s",
-        ]);
-        for image in &self.images {
-            let mut row = vec![code(&image.reference)];
-            row.extend(image_figures(image));
-            images.row(row);
+        // One column per image, one row per figure: ten figures side by side are
+        // wider than a page, two or three images are not.
+        let labels = self.labels();
+        let mut header = vec![String::new()];
+        header.extend(labels.iter().map(|l| format!(">{}", code(l))));
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut images = MarkdownTable::new(&header);
+        let figures: Vec<Vec<String>> = self.images.iter().map(image_figures).collect();
+        for (row, name) in FIGURE_NAMES.iter().enumerate() {
+            let mut cells = vec![name.to_string()];
+            cells.extend(
+                figures
+                    .iter()
+                    .map(|f| f.get(row).cloned().unwrap_or_default()),
+            );
+            images.row(cells);
         }
-        let _ = writeln!(
-            out,
-            "### Per image (each on its own)\n\n{}",
-            images.render()
-        );
+        let _ = writeln!(out, "### Per image (each on its own)\n");
+        for (image, label) in self.images.iter().zip(&labels) {
+            if *label != image.reference {
+                let _ = writeln!(out, "- {}: {}", code(label), code(&image.reference));
+            }
+        }
+        if self
+            .images
+            .iter()
+            .zip(&labels)
+            .any(|(i, l)| *l != i.reference)
+        {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{}", images.render());
 
         let _ = writeln!(
             out,
@@ -232,7 +242,14 @@ impl CostEstimate {
         }
         let _ = writeln!(out, "{}", set.render());
 
-        let _ = writeln!(out, "### Cold start on {} (seconds)\n", code(&self.profile));
+        // The cold-start parts and the assumptions are the proofs behind the figures
+        // above: folded, so the figures stay on one screen.
+        let mut proofs = String::new();
+        let _ = writeln!(
+            proofs,
+            "### Cold start on {} (seconds)\n",
+            code(&self.profile)
+        );
         let mut cold = MarkdownTable::new(&[
             "image",
             "variant",
@@ -244,10 +261,10 @@ impl CostEstimate {
             ">layers fetched",
             "download bound",
         ]);
-        for image in &self.images {
+        for (image, label) in self.images.iter().zip(&labels) {
             for c in [&image.cold_start, &image.cold_start_zstd] {
                 cold.row(vec![
-                    code(&image.reference),
+                    code(label),
                     text(&variant(c.kind)),
                     seconds(c.parts.rtt_s),
                     seconds(c.parts.download_s),
@@ -263,24 +280,35 @@ impl CostEstimate {
                 ]);
             }
         }
-        let _ = writeln!(out, "{}", cold.render());
+        let _ = writeln!(proofs, "{}", cold.render());
 
         for warning in &self.warnings {
             let _ = writeln!(out, "> **Warning:** {}\n", text(warning));
         }
-        let _ = writeln!(out, "### Assumptions\n");
+        let _ = writeln!(proofs, "### Assumptions\n");
         for line in self.assumption_lines() {
             // Indented lines belong to the line above: a nested list item.
             match line.strip_prefix("  ") {
                 Some(detail) => {
-                    let _ = writeln!(out, "  - {}", text(detail));
+                    let _ = writeln!(proofs, "  - {}", text(detail));
                 }
                 None => {
-                    let _ = writeln!(out, "- {}", text(&line));
+                    let _ = writeln!(proofs, "- {}", text(&line));
                 }
             }
         }
-        out
+        out.push_str(&super::markdown::details(
+            "Cold start in parts, and every price, usage figure and parameter the estimate assumes",
+            &proofs,
+        ));
+        unbreak_units(&out)
+    }
+
+    /// Short labels for the images (their references' distinguishing part), for
+    /// table columns that full `oci:…` references would push past a page's width.
+    fn labels(&self) -> Vec<String> {
+        let references: Vec<&str> = self.images.iter().map(|i| i.reference.as_str()).collect();
+        crate::compare::reference_labels(&references)
     }
 
     /// Every input and the model, in plain sentences with the numbers filled in.
@@ -531,6 +559,19 @@ fn trim_float(value: f64) -> String {
         format!("{value}")
     }
 }
+
+/// What [`image_figures`] lists, as the Markdown table's row names.
+const FIGURE_NAMES: [&str; 9] = [
+    "compressed",
+    "unique (in no other image)",
+    "shared",
+    "stored",
+    "pulled/month",
+    "storage $/mo",
+    "transfer $/mo",
+    "cold start s",
+    "zstd what-if s",
+];
 
 /// One image's figures in the per-image table, the same in every format.
 fn image_figures(image: &crate::cost::ImageCost) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! terminal, JSON for scripts (with `schema_version`) or Markdown for pull requests.
 
 pub mod advise;
+pub mod chart;
 pub mod compare;
 pub mod cost;
 pub mod diff;

@@ -17,7 +17,7 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use testkit::samples::{self, GoBuild, RustBuild};
 use testkit::{BuiltImage, ImageSpec, Item, LayerSpec};
 
-use crate::common::samples;
+use crate::common::{browser, samples};
 
 fn write_layout(dir: &Path, name: &str, image: &BuiltImage) -> String {
     let path = dir.join(name);
@@ -74,7 +74,14 @@ struct GoAndRust {
     markdown: String,
 }
 
-fn go_and_rust() -> GoAndRust {
+/// Built once for the tests of this file: building, analysing and advising the two
+/// images is most of their time.
+fn go_and_rust() -> &'static GoAndRust {
+    static BUILT: std::sync::OnceLock<GoAndRust> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_go_and_rust)
+}
+
+fn build_go_and_rust() -> GoAndRust {
     let samples = samples();
     let go = samples::service_image(
         &samples.go(GoBuild::Default).expect("go sample"),
@@ -332,7 +339,7 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
     // The comparison's numbers are the inputs' numbers.
     assert_eq!(comparison.schema_version, 1);
     assert_eq!(comparison.images.len(), 2);
-    for ((side, bundle), costed) in comparison.images.iter().zip(&bundles).zip(&cost.images) {
+    for ((side, bundle), costed) in comparison.images.iter().zip(bundles).zip(&cost.images) {
         let analysis = &bundle.analysis;
         assert_eq!(side.compressed_bytes, analysis.compressed_bytes());
         assert_eq!(side.uncompressed_bytes, analysis.uncompressed_bytes());
@@ -417,8 +424,8 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
     assert!(comparison.to_table().contains("Verdict"));
 
     // Rendered as GitHub would: every raw table is an HTML table with its rows.
-    let rendered = render_gfm(&markdown);
-    let raw = raw_tables(&markdown);
+    let rendered = render_gfm(markdown);
+    let raw = raw_tables(markdown);
     assert_eq!(rendered.html.matches("<table>").count(), raw.len());
     assert_eq!(rendered.tables.len(), raw.len());
     for (lines, table) in raw.iter().zip(&rendered.tables) {
@@ -432,7 +439,11 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
 
     // The tables a reader looks for, with their headers and row counts.
     let summary = table_with_header(&rendered, &["", "hello-go:1.0", "hello-rs:1.0"]);
-    assert_eq!(summary.len(), 3, "summary, categories, anatomy");
+    assert_eq!(
+        summary.len(),
+        4,
+        "summary, categories, anatomy, cost per image"
+    );
     let labels: Vec<&str> = summary[0].rows.iter().map(|r| r[0].as_str()).collect();
     for wanted in [
         "compressed (pull)",
@@ -488,7 +499,7 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
         ],
     );
     assert_eq!(suggestions.len(), 2);
-    for (table, bundle) in suggestions.iter().zip(&bundles) {
+    for (table, bundle) in suggestions.iter().zip(bundles) {
         let advice = bundle.advice.as_ref().expect("advice");
         assert_eq!(table.rows.len(), advice.suggestions.len());
     }
@@ -520,8 +531,58 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
         .expect("cold start table");
     assert_eq!(cold.rows.len(), 4);
 
-    // Charts: categories, anatomy, now-vs-after, cold start.
-    assert_eq!(rendered.mermaid.len(), 4, "{:#?}", rendered.mermaid);
+    // The answer first: the verdict is the first section, its "why" chart the first
+    // chart, before any of the detail.
+    let sections: Vec<&str> = markdown
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            "Verdict",
+            "Charts",
+            "Comparison",
+            "Images",
+            "Image `hello-go:1.0`",
+            "Image `hello-rs:1.0`",
+            "Cost"
+        ],
+        "{markdown}"
+    );
+    let verdict_text = markdown.split("## Charts").next().expect("verdict section");
+    assert!(
+        verdict_text.contains("**`hello-rs:1.0` is the smaller image**"),
+        "{verdict_text}"
+    );
+    assert!(verdict_text.contains("Main reason: "), "{verdict_text}");
+    assert!(
+        verdict_text.contains("### Why: the main binaries, code vs debug info"),
+        "the binaries explain the difference: {verdict_text}"
+    );
+    // The per-image detail and the cost proofs are folded, with the blank lines GitHub
+    // needs to render the Markdown inside.
+    assert_eq!(markdown.matches("<details>").count(), 3);
+    assert_eq!(
+        markdown.matches("</summary>\n\n").count(),
+        markdown.matches("<details>").count()
+    );
+    assert_eq!(
+        markdown.matches("\n\n</details>\n").count(),
+        markdown.matches("<details>").count()
+    );
+    // Sizes keep number and unit on one line; the cost tables name images briefly.
+    assert!(markdown.contains("\u{a0}MB |"));
+    assert!(!markdown.contains(" MB |"), "a size with a breaking space");
+    let per_image = rendered
+        .tables
+        .iter()
+        .find(|t| t.rows.iter().any(|r| r[0] == "pulled/month"))
+        .expect("per-image cost table");
+    assert_eq!(per_image.header[1..], ["hello-go:1.0", "hello-rs:1.0"]);
+
+    // Charts: the why chart, categories, anatomy, now-vs-after, cold start.
+    assert_eq!(rendered.mermaid.len(), 5, "{:#?}", rendered.mermaid);
     for block in &rendered.mermaid {
         let (labels, _) = check_mermaid(block);
         assert_eq!(labels, 2);
@@ -575,10 +636,92 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
     assert!(!scrubbed.contains(&dir), "a local path leaked");
     assert!(markdown.ends_with('\n') && !markdown.ends_with("\n\n"));
     // Deterministic: the same inputs give the same document.
+    assert_eq!(*markdown, document::render(bundles, comparison, Some(cost)));
+}
+
+/// The report as a reader's browser draws it: the Markdown rendered to HTML, every
+/// Mermaid block drawn by mermaid 11 in headless chromium. Fails on any block mermaid
+/// cannot parse, on a chart without the palette's colours, and on a table wider than
+/// GitHub's column; a block known to be broken proves the harness sees errors.
+#[test]
+fn report_draws_in_a_browser() {
+    let Some(browser) = browser::browser() else {
+        return;
+    };
+    let GoAndRust { markdown, .. } = go_and_rust();
+    let rendered = render_gfm(markdown);
+    let broken =
+        "<pre><code class=\"language-mermaid\">xychart-beta\n    bar [1, oops\n</code></pre>";
+    let page = browser.render(&format!("{}{broken}", rendered.html));
     assert_eq!(
-        markdown,
-        document::render(&bundles, &comparison, Some(&cost))
+        page.diagrams.len(),
+        rendered.mermaid.len() + 1,
+        "one diagram per Mermaid block: {}",
+        page.dom
     );
+    let (known_broken, diagrams) = page.diagrams.split_last().expect("diagrams");
+    assert!(
+        !known_broken.error.is_empty() && known_broken.svg.is_empty(),
+        "the harness must see a syntax error: {known_broken:?}"
+    );
+    for (diagram, block) in diagrams.iter().zip(&rendered.mermaid) {
+        assert!(
+            diagram.error.is_empty(),
+            "mermaid 11 cannot draw this block: {}\n{block}",
+            diagram.error
+        );
+        assert!(diagram.svg.starts_with("<svg"), "no <svg> for\n{block}");
+        let svg = diagram.svg.to_ascii_lowercase();
+        // Mermaid's error drawing says so in its text (its stylesheet names error
+        // classes in every diagram, so that part is left out).
+        let drawn = svg.split("</style>").last().unwrap_or(&svg);
+        for failure in ["syntax error", "parse error"] {
+            assert!(
+                !drawn.contains(failure),
+                "{failure} in the drawing of\n{block}"
+            );
+        }
+        // Every palette colour is a bar's fill: the legend's squares match what is drawn.
+        let palette = block
+            .split("\"plotColorPalette\": \"")
+            .nth(1)
+            .and_then(|p| p.split('"').next())
+            .expect("palette");
+        for colour in palette.split(", ") {
+            assert!(
+                svg.contains(&format!("fill=\"{}\"", colour.to_ascii_lowercase())),
+                "no bar drawn in {colour}:\n{block}"
+            );
+        }
+        // The mask bars start at the zero tick, so every visible bar does too.
+        let background = ballast::report::chart::BACKGROUND;
+        let zero = diagram.zero_tick().expect("a 0 tick on the y axis");
+        let masks = diagram.bar_tops(background);
+        assert_eq!(masks.len(), 2, "one mask bar per image:\n{block}");
+        for top in masks {
+            assert!(
+                (top - zero).abs() < 0.5,
+                "mask at {top}, zero tick at {zero}"
+            );
+        }
+    }
+    assert_eq!(page.table_widths.len(), rendered.tables.len());
+    for (width, table) in page.table_widths.iter().zip(&rendered.tables) {
+        // Tables of figures fit GitHub's column; those with paths and commands may
+        // scroll, as a long path cannot wrap.
+        let figures_only = !table
+            .header
+            .iter()
+            .any(|h| ["path", "created by", "suggestion", "digest", "layer"].contains(&h.as_str()));
+        if figures_only {
+            assert!(
+                *width <= f64::from(browser::PAGE_WIDTH),
+                "a table is {width} px wide, more than GitHub's {} px: {:?}",
+                browser::PAGE_WIDTH,
+                table.header
+            );
+        }
+    }
 }
 
 /// One image, no advice and no cost: the report says so instead of inventing figures.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use testkit::samples::Samples;
 use testkit::BuiltImage;
 
+pub mod browser;
 pub mod engine;
 pub mod hostile;
 pub mod proxy;
