@@ -428,6 +428,7 @@ mod tests {
             entries,
             binaries: vec![],
             zstd: None,
+            gzip_level: None,
         }
     }
 

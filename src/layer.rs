@@ -5,6 +5,8 @@
 
 use std::io::{self, Read};
 
+use crate::advice::gzip_level::GzipLevelMatch;
+
 use crate::binary::{self, BinaryReport, ElfKind};
 use crate::digest::{Digest, HashingReader};
 use crate::source::LayerDescriptor;
@@ -201,6 +203,9 @@ pub struct LayerScan {
     pub binaries: Vec<BinaryReport>,
     /// The tar recompressed with zstd on its way past, when asked for.
     pub zstd: Option<crate::recompress::ZstdMeasurement>,
+    /// The gzip level the layer was written at, judged on the way past when advice
+    /// follows.
+    pub gzip_level: Option<GzipLevelMatch>,
 }
 
 /// Measurements taken on the way past, beyond what inspect itself needs.
@@ -252,9 +257,15 @@ fn scan(
             media_type: descriptor.media_type.clone(),
         })?;
     let compressed_so_far = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    // Advice rebuilds gzip layers at the level they were written at: judged here, on
+    // a thread of its own, from the first stored bytes as they pass, so the rebuild
+    // (which the image's advice waits for) need not.
+    let level_probe = (extras.zstd && compression == Compression::Gzip)
+        .then(|| std::rc::Rc::new(std::cell::RefCell::new(LevelProbe::default())));
     let counted = CountingReader {
         inner: io::BufReader::with_capacity(256 * 1024, blob),
         count: std::rc::Rc::clone(&compressed_so_far),
+        level_probe: level_probe.clone(),
     };
     // A blob of a stream read front to back (`verify_digest` false) has the layer
     // pipeline to itself: its hash goes to the other core.
@@ -353,6 +364,7 @@ fn scan(
         .map(crate::recompress::ZstdProbe::finish)
         .transpose()
         .map_err(|e| corrupt(digest, compression, &e))?;
+    let gzip_level = level_probe.and_then(|probe| probe.take().finish());
     Ok(LayerScan {
         descriptor,
         compression,
@@ -362,7 +374,42 @@ fn scan(
         entries,
         binaries,
         zstd,
+        gzip_level,
     })
+}
+
+/// The first [`crate::advice::gzip_level::PROBE_COMPRESSED_BYTES`] of a gzip blob,
+/// then their level match, worked out on a thread while the layer is read.
+#[derive(Default)]
+struct LevelProbe {
+    head: Vec<u8>,
+    matching: Option<std::thread::JoinHandle<Option<GzipLevelMatch>>>,
+}
+
+impl LevelProbe {
+    fn see(&mut self, bytes: &[u8]) {
+        let limit = crate::advice::gzip_level::PROBE_COMPRESSED_BYTES;
+        if self.matching.is_some() || self.head.len() >= limit {
+            return;
+        }
+        let take = (limit - self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..take]);
+        if self.head.len() == limit {
+            let head = std::mem::take(&mut self.head);
+            // Without a thread, the match is made at the end, inline.
+            self.matching = std::thread::Builder::new()
+                .name("gzip-level".into())
+                .spawn(move || crate::advice::gzip_level::match_level(&head))
+                .ok();
+        }
+    }
+
+    fn finish(self) -> Option<GzipLevelMatch> {
+        match self.matching {
+            Some(matching) => matching.join().ok().flatten(),
+            None => crate::advice::gzip_level::match_level(&self.head),
+        }
+    }
 }
 
 /// The decompressing reader for a layer's bytes.
@@ -569,12 +616,16 @@ impl<R: Read> Read for ZstdTee<'_, R> {
 struct CountingReader<R> {
     inner: R,
     count: std::rc::Rc<std::cell::Cell<u64>>,
+    level_probe: Option<std::rc::Rc<std::cell::RefCell<LevelProbe>>>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.set(self.count.get() + n as u64);
+        if let Some(probe) = &self.level_probe {
+            probe.borrow_mut().see(&buf[..n]);
+        }
         Ok(n)
     }
 }

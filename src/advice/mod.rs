@@ -434,6 +434,7 @@ pub async fn advise(
         }
     }
     for (index, request) in requests.iter_mut() {
+        request.gzip_level = analysis.layers[*index].gzip_level.clone();
         // The original, the rebuilt baseline and each variant.
         let outputs = request.variants.len() as u64 + 2;
         let work = analysis.layers[*index]

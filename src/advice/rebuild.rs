@@ -34,6 +34,8 @@ pub struct RebuildRequest {
     pub variants: Vec<Variant>,
     pub measure_zstd: bool,
     pub method: Method,
+    /// The layer's gzip level when the first read judged it (else the rebuild does).
+    pub gzip_level: Option<GzipLevelMatch>,
 }
 
 /// How a layer's variants are compressed to measure them.
@@ -263,7 +265,9 @@ pub fn rebuild(
     // The level is judged from bytes read ahead, which then flow into the walk as if
     // never taken out: still one pass, still hashed.
     let mut probe = Vec::new();
-    let gzip_match = if compression == Compression::Gzip {
+    let gzip_match = if request.gzip_level.is_some() {
+        request.gzip_level.clone()
+    } else if compression == Compression::Gzip {
         (&mut compressed)
             .take(gzip_level::PROBE_COMPRESSED_BYTES as u64)
             .read_to_end(&mut probe)

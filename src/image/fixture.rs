@@ -172,6 +172,7 @@ pub(crate) fn analysis(
                 entries: fixture.entries.clone(),
                 binaries: fixture.binaries.clone(),
                 zstd: None,
+                gzip_level: None,
             })
         })
         .collect();
