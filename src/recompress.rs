@@ -12,7 +12,7 @@ use crate::layer::Compression;
 /// zstd level for the what-if: the level `docker buildx --compression zstd` defaults to.
 pub const ZSTD_LEVEL: i32 = 3;
 /// Bytes of the layer's tar used to time gzip against zstd decompression.
-const TIMING_SAMPLE_BYTES: usize = 2 * 1024 * 1024;
+const TIMING_SAMPLE_BYTES: usize = 1024 * 1024;
 /// gzip level the timing sample is written at: decompression speed barely depends on
 /// it, and this is what image builders use.
 const SAMPLE_GZIP_LEVEL: i32 = 6;

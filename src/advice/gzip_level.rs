@@ -12,18 +12,11 @@ use serde::Serialize;
 
 /// Compressed bytes of the layer read ahead to judge the level: enough deflate blocks
 /// to be representative, small enough to keep memory bounded.
-pub const PROBE_COMPRESSED_BYTES: usize = 1024 * 1024;
-/// Cap on what the probe inflates to, so a highly compressible (or hostile) layer
-/// cannot make the probe large or slow: one deflate of it at the default level (about
-/// 0.1 s), then, when that does not match, the other eight levels on its first
-/// [`SEARCH_LIMIT`] bytes (nine deflates of the whole probe took up to 1.2 s on a
-/// text-heavy layer another compressor wrote, levels 7-9 the slowest).
-const PROBE_UNCOMPRESSED_LIMIT: usize = 2 * 1024 * 1024;
-/// Inflated bytes the non-default levels are compared on.
+pub const PROBE_COMPRESSED_BYTES: usize = 384 * 1024;
+/// Inflated bytes the levels are compared on. Nine deflates of a 2 MB probe took up
+/// to 1.2 s on a text-heavy layer another compressor wrote (levels 7-9 the slowest);
+/// a quarter of a megabyte already tells neighbouring levels apart.
 const SEARCH_LIMIT: usize = 256 * 1024;
-/// A default-level match this close ends the search: most layers are written at
-/// zlib's or Go's default, and the other eight deflates would only confirm it.
-const DEFAULT_LEVEL_EXACT_PERCENT: f64 = 0.02;
 /// zlib's default, and what docker/buildkit/containerd (Go's compress/gzip) use.
 pub const DEFAULT_LEVEL: u32 = 6;
 
@@ -60,6 +53,8 @@ impl GzipLevelMatch {
 pub(super) struct GzipHeader {
     pub(super) deflate_offset: usize,
     hint: Option<&'static str>,
+    /// The level the XFL byte names (9 or 1), tried first.
+    hint_level: Option<u32>,
 }
 
 /// RFC 1952 member header; `None` when `bytes` does not hold a complete one (the
@@ -95,6 +90,11 @@ pub(super) fn parse_header(bytes: &[u8]) -> Option<GzipHeader> {
     (offset <= bytes.len()).then_some(GzipHeader {
         deflate_offset: offset,
         hint,
+        hint_level: match bytes[8] {
+            2 => Some(9),
+            4 => Some(1),
+            _ => None,
+        },
     })
 }
 
@@ -175,7 +175,7 @@ impl Candidate {
 /// Judges the level from the first bytes of a stored gzip layer. `None` when the probe
 /// is not gzip or holds too little to judge; the caller then uses the default level.
 pub fn match_level(probe: &[u8]) -> Option<GzipLevelMatch> {
-    match_level_within(probe, PROBE_UNCOMPRESSED_LIMIT)
+    match_level_within(probe, SEARCH_LIMIT)
 }
 
 /// As [`match_level`], inflating at most `limit` bytes (the fuzz target keeps it
@@ -183,76 +183,91 @@ pub fn match_level(probe: &[u8]) -> Option<GzipLevelMatch> {
 pub fn match_level_within(probe: &[u8], limit: usize) -> Option<GzipLevelMatch> {
     let header = parse_header(probe)?;
     let deflate = probe.get(header.deflate_offset..)?;
-    let (inflated, consumed, ended) = inflate_prefix(deflate, limit);
-    let stored = deflate.get(..consumed as usize)?;
-    if inflated.is_empty() || consumed == 0 {
-        return None;
-    }
-    // This compressor at the default level reproducing the probe's first part byte
-    // for byte wrote the layer: no other level would, and the whole probe would only
-    // confirm it (0.3 s of deflate on a 2 MB Go binary).
+    // This compressor at the default level reproducing the probe's start byte for
+    // byte wrote the layer: no other level would.
     let (small, small_consumed, small_ended) = inflate_prefix(deflate, limit.min(SEARCH_LIMIT));
     let small_stored = deflate.get(..small_consumed as usize)?;
-    let small_default = Candidate::of(&small, small_stored, DEFAULT_LEVEL)?;
-    if small_default.reproduces(small_consumed) {
-        return Some(GzipLevelMatch {
-            level: DEFAULT_LEVEL,
-            probe_compressed_bytes: small_consumed,
-            probe_uncompressed_bytes: small.len() as u64,
-            probe_recompressed_bytes: small_default.size,
-            same_compressor: true,
-            whole_layer: small_ended,
-            header_hint: header.hint,
-        });
+    if small.is_empty() || small_consumed == 0 {
+        return None;
     }
-    let default = Candidate::of(&inflated, stored, DEFAULT_LEVEL)?;
-    let default_is_exact = default.reproduces(consumed)
-        || default.gap(consumed) as f64 * 100.0 <= DEFAULT_LEVEL_EXACT_PERCENT * consumed as f64;
-    let best = default;
-    if !default_is_exact {
-        // The other levels are tried on the probe's first part (a quarter of the
-        // work); the winner is then deflated over the whole probe.
-        let mut found = small_default;
-        for level in (1..=9).filter(|level| *level != DEFAULT_LEVEL) {
-            let candidate = Candidate::of(&small, small_stored, level)?;
-            // A byte-for-byte reproduction beats any size match; among sizes, the
-            // closest wins, ties going to the default level, then to the lowest.
-            let better = match (
-                candidate.reproduces(small_consumed),
-                found.reproduces(small_consumed),
-            ) {
-                (true, false) => true,
-                (false, true) => false,
-                (true, true) => candidate.shared > found.shared,
-                (false, false) => candidate.gap(small_consumed) < found.gap(small_consumed),
-            };
-            if better {
-                found = candidate;
-            }
-        }
-        if found.level != DEFAULT_LEVEL {
-            // Reported on the part the levels were compared on: deflating the whole
-            // probe again at level 9 cost a third of a second on text.
-            return Some(GzipLevelMatch {
-                level: found.level,
-                probe_compressed_bytes: small_consumed,
-                probe_uncompressed_bytes: small.len() as u64,
-                probe_recompressed_bytes: found.size,
-                same_compressor: found.reproduces(small_consumed),
-                whole_layer: ended && small.len() == inflated.len(),
-                header_hint: header.hint,
-            });
-        }
-    }
+    let found = search_levels(&small, small_stored, small_consumed, header.hint_level)?;
     Some(GzipLevelMatch {
-        level: best.level,
-        probe_compressed_bytes: consumed,
-        probe_uncompressed_bytes: inflated.len() as u64,
-        probe_recompressed_bytes: best.size,
-        same_compressor: best.reproduces(consumed),
-        whole_layer: ended,
+        level: found.level,
+        probe_compressed_bytes: small_consumed,
+        probe_uncompressed_bytes: small.len() as u64,
+        probe_recompressed_bytes: found.size,
+        same_compressor: found.reproduces(small_consumed),
+        whole_layer: small_ended,
         header_hint: header.hint,
     })
+}
+
+/// The level closest to the stored bytes, deflating as few levels as it can. The
+/// level the header names, then the default, are tried first: one that reproduces
+/// the stored bytes (this compressor wrote the layer) ends the search. Otherwise
+/// sizes mostly fall as levels rise, so the stored size is bracketed from the
+/// default level outwards: four or five deflates, where trying all nine cost half
+/// a second per layer on the Debian service image (the slow levels 7-9 every time).
+/// A layer another implementation wrote is matched by size only, and sizes are not
+/// strictly monotone in the level, so the bracket can settle one level off the
+/// closest: the rebuild then says "measured", never "exact".
+fn search_levels(
+    inflated: &[u8],
+    stored: &[u8],
+    consumed: u64,
+    hint: Option<u32>,
+) -> Option<Candidate> {
+    let mut tried: Vec<Candidate> = Vec::new();
+    for level in hint.into_iter().chain([DEFAULT_LEVEL]) {
+        if tried.iter().any(|c| c.level == level) {
+            continue;
+        }
+        let candidate = Candidate::of(inflated, stored, level)?;
+        if candidate.reproduces(consumed) {
+            return Some(candidate);
+        }
+        tried.push(candidate);
+    }
+    let mut of = |level: u32, tried: &mut Vec<Candidate>| -> Option<(u64, bool)> {
+        if let Some(known) = tried.iter().find(|c| c.level == level) {
+            return Some((known.size, false));
+        }
+        let candidate = Candidate::of(inflated, stored, level)?;
+        let result = (candidate.size, candidate.reproduces(consumed));
+        tried.push(candidate);
+        Some(result)
+    };
+    let (default_size, _) = of(DEFAULT_LEVEL, &mut tried)?;
+    // Bracketed: `above` deflates to more than the stored size, `below` to less.
+    let (mut above, mut below) = if default_size > consumed {
+        let (size, reproduces) = of(9, &mut tried)?;
+        if reproduces || size >= consumed {
+            return tried.into_iter().find(|c| c.level == 9);
+        }
+        (DEFAULT_LEVEL, 9)
+    } else {
+        let (size, reproduces) = of(1, &mut tried)?;
+        if reproduces || size <= consumed {
+            return tried.into_iter().find(|c| c.level == 1);
+        }
+        (1, DEFAULT_LEVEL)
+    };
+    while below.abs_diff(above) > 1 {
+        let middle = (above + below) / 2;
+        let (size, reproduces) = of(middle, &mut tried)?;
+        if reproduces {
+            return tried.into_iter().find(|c| c.level == middle);
+        }
+        if size > consumed {
+            above = middle;
+        } else {
+            below = middle;
+        }
+    }
+    // The closest of those tried; ties go to the default level, then the lowest.
+    tried
+        .into_iter()
+        .min_by_key(|c| (c.gap(consumed), c.level != DEFAULT_LEVEL, c.level))
 }
 
 #[cfg(test)]
