@@ -228,7 +228,7 @@ fn search_levels(
         }
         tried.push(candidate);
     }
-    let mut of = |level: u32, tried: &mut Vec<Candidate>| -> Option<(u64, bool)> {
+    let of = |level: u32, tried: &mut Vec<Candidate>| -> Option<(u64, bool)> {
         if let Some(known) = tried.iter().find(|c| c.level == level) {
             return Some((known.size, false));
         }
