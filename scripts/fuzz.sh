@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target (or those in TARGETS) for a while (SECONDS_PER_TARGET,
 # default 120), each with
 # a corpus seeded from real material built here: the Go, Rust and C samples and the
-# hand-laid Go build-info blobs (analyze), the sample images' manifests, configs and
+# hand-laid Go build-info blobs (analyze), the Go samples' .gopclntab sections (pclntab), the sample images' manifests, configs and
 # layers (manifest, layer, rebuild), small layouts as tars (save_stream), registry answers (registry_response), gzip layers' first 64 KiB (gzip_level), references (reference), the built-in tables (pricing).
 # Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
@@ -11,7 +11,7 @@ seconds=${SECONDS_PER_TARGET:-120}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 target=${CARGO_TARGET_DIR:-target}
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{analyze,reference,manifest,layer,pricing,gzip_level,rebuild,save_stream,registry_response}
+mkdir -p "$corpus"/{analyze,pclntab,reference,manifest,layer,pricing,gzip_level,rebuild,save_stream,registry_response}
 
 for source in fuzz/seeds/*.c; do
   name=$(basename "$source" .c)
@@ -19,6 +19,10 @@ for source in fuzz/seeds/*.c; do
 done
 cargo run --quiet --release --example sample_images -- --layout "$target/ballast-demo" >/dev/null 2>&1
 find "$target/ballast-samples" -maxdepth 1 -type f -name 'hello-*' ! -name '*.partial*' -exec cp {} "$corpus/analyze/" \;
+for go in "$target"/ballast-samples/hello-go-*; do
+  case "$go" in *.partial*) continue ;; esac
+  objcopy -O binary --only-section=.gopclntab "$go" "$corpus/pclntab/$(basename "$go")" 2>/dev/null || true
+done
 for layout in "$target"/ballast-demo/*/; do
   for blob in "$layout"blobs/sha256/*; do
     size=$(stat -c %s "$blob")

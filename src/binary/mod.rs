@@ -8,6 +8,7 @@
 //! whatever could still be read.
 
 mod anatomy;
+pub mod attribution;
 pub mod budget;
 mod elf;
 mod go;
@@ -18,6 +19,7 @@ mod strip;
 use serde::Serialize;
 
 pub use anatomy::{Anatomy, AnatomyGroup};
+pub use attribution::{Attribution, AttributionItem};
 pub use go::{GoInfo, GoModule, GoSettings};
 pub use kinds::{AnatomyPart, ElfClass, ElfKind, ElfType, Endian, Language, Linkage, Machine};
 pub use rust::{RustCrate, RustInfo};
@@ -57,6 +59,9 @@ pub struct BinaryReport {
     pub rust: Option<RustInfo>,
     pub anatomy: Option<Anatomy>,
     pub strip: Option<StripPrediction>,
+    /// Which packages, crates or symbols the text section holds; `null` for files
+    /// other than executables and shared objects with a `.text` section.
+    pub attribution: Option<Attribution>,
     /// Why `strip` is null for a file that was analysed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strip_error: Option<String>,
@@ -94,6 +99,7 @@ impl BinaryReport {
             rust: None,
             anatomy: None,
             strip: None,
+            attribution: None,
             strip_error: None,
             malformed: None,
         }
@@ -237,6 +243,18 @@ pub fn analyze(path: &str, bytes: &[u8]) -> BinaryReport {
     }
 
     report.anatomy = Some(anatomy::anatomy(&parsed.sections, report.size));
+    if matches!(
+        report.elf_type,
+        ElfType::Exec | ElfType::Pie | ElfType::Shared
+    ) {
+        report.attribution = attribution::attribute(
+            &parsed,
+            bytes,
+            report.language,
+            report.go.as_ref(),
+            report.rust.as_ref(),
+        );
+    }
 
     if parsed.section_headers_ok && problems.is_empty() {
         // `object`'s builder is third-party code doing layout arithmetic on values

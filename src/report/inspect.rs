@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::markdown::{code, text};
 use super::{new_table, MarkdownTable};
+use crate::binary::attribution::{Attribution, AttributionItem, Source, Unit};
 use crate::binary::BinaryReport;
 use crate::fs::{DiveFigures, WastedFile};
 use crate::image::{ImageAnalysis, ImageInfo, MissingLibrary, SCHEMA_VERSION};
@@ -150,6 +151,11 @@ impl InspectReport {
             .into_iter()
             .map(|binary| {
                 let mut report = binary.report.clone();
+                // What an image's own programs are made of is the question; the
+                // base's libraries would only bury the answer (and the JSON).
+                if !report.is_application() {
+                    report.attribution = None;
+                }
                 report.path = format!("/{}", report.path);
                 BinaryRow {
                     layer: binary.layer,
@@ -329,6 +335,48 @@ impl InspectReport {
                     );
                 }
             }
+            for binary in self
+                .binaries
+                .iter()
+                .filter(|b| b.report.is_application())
+                .take(3)
+            {
+                if let Some(attribution) = &binary.report.attribution {
+                    let _ = writeln!(
+                        out,
+                        "\n{}",
+                        attribution_title(&binary.report.path, attribution)
+                    );
+                    if attribution.source == Source::None {
+                        let _ = writeln!(out, "{}", unmeasured(attribution));
+                        continue;
+                    }
+                    let mut table = new_table(
+                        &[
+                            unit_label(attribution.unit),
+                            "module",
+                            "bytes",
+                            "share",
+                            "functions",
+                        ],
+                        &[2, 3, 4],
+                    );
+                    for item in attribution.items.iter().take(TOP_ITEMS) {
+                        let row = attribution_row(attribution, item);
+                        table.add_row(vec![
+                            truncate(&row[0], 60),
+                            truncate(&row[1], 40),
+                            row[2].clone(),
+                            row[3].clone(),
+                            row[4].clone(),
+                        ]);
+                    }
+                    let _ = writeln!(out, "{table}");
+                    if let Some(more) = more_items(attribution) {
+                        let _ = writeln!(out, "{more}");
+                    }
+                }
+            }
             for missing in &self.missing_libraries {
                 let _ = writeln!(
                     out,
@@ -480,6 +528,45 @@ impl InspectReport {
                     let _ = writeln!(out, "{}", table.render());
                 }
             }
+            for binary in self
+                .binaries
+                .iter()
+                .filter(|b| b.report.is_application())
+                .take(3)
+            {
+                if let Some(attribution) = &binary.report.attribution {
+                    let _ = writeln!(
+                        out,
+                        "{}:\n",
+                        attribution_title(&code(&binary.report.path), attribution)
+                    );
+                    if attribution.source == Source::None {
+                        let _ = writeln!(out, "{}\n", text(&unmeasured(attribution)));
+                        continue;
+                    }
+                    let mut table = MarkdownTable::new(&[
+                        unit_label(attribution.unit),
+                        "module",
+                        ">bytes",
+                        ">share",
+                        ">functions",
+                    ]);
+                    for item in attribution.items.iter().take(TOP_ITEMS) {
+                        let row = attribution_row(attribution, item);
+                        table.row(vec![
+                            code(&row[0]),
+                            text(&row[1]),
+                            row[2].clone(),
+                            row[3].clone(),
+                            row[4].clone(),
+                        ]);
+                    }
+                    let _ = writeln!(out, "{}", table.render());
+                    if let Some(more) = more_items(attribution) {
+                        let _ = writeln!(out, "{}\n", text(&more));
+                    }
+                }
+            }
             for missing in &self.missing_libraries {
                 let _ = writeln!(
                     out,
@@ -522,6 +609,87 @@ impl InspectReport {
         }
         table.render()
     }
+}
+
+/// Items of a binary's code attribution shown in tables; JSON has them all.
+const TOP_ITEMS: usize = 10;
+
+fn unit_label(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Package => "package",
+        Unit::Crate => "crate",
+        Unit::Symbol => "symbol",
+    }
+}
+
+fn attribution_title(path: &str, attribution: &Attribution) -> String {
+    let source = match attribution.source {
+        Source::Pclntab => "Go's function table (.gopclntab)",
+        Source::Symtab => "the symbol table (.symtab)",
+        Source::Dynsym => "the dynamic symbols (.dynsym)",
+        Source::None => "no symbols",
+    };
+    let share = attribution.attributed_bytes as f64 * 100.0 / attribution.code_bytes.max(1) as f64;
+    format!(
+        "Code of {path} by {}, from {source}: {share:.1}% of {} of .text attributed",
+        unit_label(attribution.unit),
+        human(attribution.code_bytes)
+    )
+}
+
+/// Name, module (with version, or `std`), bytes, share of `.text`, functions.
+fn attribution_row(attribution: &Attribution, item: &AttributionItem) -> [String; 5] {
+    let module = match (&item.module, &item.version) {
+        (Some(module), Some(version)) => format!("{module} {version}"),
+        (Some(module), None) => module.clone(),
+        (None, Some(version)) => version.clone(),
+        (None, None) if item.std => "std".into(),
+        (None, None) => "-".into(),
+    };
+    let bytes = item.bytes.unwrap_or(0);
+    [
+        item.name.clone(),
+        module,
+        human(bytes),
+        format!(
+            "{:.1}%",
+            bytes as f64 * 100.0 / attribution.code_bytes.max(1) as f64
+        ),
+        item.functions.map_or("-".into(), |f| f.to_string()),
+    ]
+}
+
+fn more_items(attribution: &Attribution) -> Option<String> {
+    let rest = attribution.items.get(TOP_ITEMS..)?;
+    if rest.is_empty() {
+        return None;
+    }
+    let bytes: u64 = rest.iter().filter_map(|i| i.bytes).sum();
+    Some(format!(
+        "… and {} more ({}); the JSON lists them all",
+        rest.len(),
+        human(bytes)
+    ))
+}
+
+/// A binary without symbols: only what `.dep-v0` lists, and no sizes.
+fn unmeasured(attribution: &Attribution) -> String {
+    if attribution.items.is_empty() {
+        return "No symbol table and no cargo-auditable crate list: nothing says what the code is."
+            .into();
+    }
+    let crates: Vec<String> = attribution
+        .items
+        .iter()
+        .map(|i| match &i.version {
+            Some(v) => format!("{} {v}", i.name),
+            None => i.name.clone(),
+        })
+        .collect();
+    format!(
+        "No symbol table, so no sizes; cargo-auditable lists {}",
+        crates.join(", ")
+    )
 }
 
 fn toolchain(report: &BinaryReport) -> String {

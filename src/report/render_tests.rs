@@ -12,7 +12,8 @@ use super::{render, Format, Render};
 use crate::advice::{
     Advice, Confidence, LayerMeasurement, Mention, Projection, Suggestion, SuggestionKind,
 };
-use crate::binary::{ElfKind, Language, Linkage};
+use crate::binary::attribution::{Source, Unit};
+use crate::binary::{Attribution, AttributionItem, BinaryReport, ElfKind, Language, Linkage};
 use crate::compare::{self, ImageBundle};
 use crate::cost::{self, CostEstimate};
 use crate::gate::{self, Baseline, Budgets, Growth, Measured};
@@ -38,13 +39,13 @@ fn go_image() -> ImageAnalysis {
                     elf("srv/svc", 14_000_000, ElfKind::Executable),
                     file("tmp/cache/0a/0a1b-d", 3_000_000),
                 ],
-                vec![program(
+                vec![go_attribution(program(
                     "srv/svc",
                     14_000_000,
                     Language::Go,
                     Linkage::Static,
                     (3_500_000, 900_000),
-                )],
+                ))],
             ),
             layer(
                 "go-clean",
@@ -55,6 +56,49 @@ fn go_image() -> ImageAnalysis {
         ],
         &["/srv/svc"],
     )
+}
+
+/// Go code attribution as `.gopclntab` gives it: packages of the standard library,
+/// of the main module and of a dependency, more than the table shows, and the
+/// unattributed rest.
+fn go_attribution(mut report: BinaryReport) -> BinaryReport {
+    let item =
+        |name: &str, module: Option<(&str, &str)>, bytes: u64, functions: u64| AttributionItem {
+            name: name.into(),
+            module: module.map(|m| m.0.to_string()),
+            version: module.map(|m| m.1.to_string()),
+            bytes: Some(bytes),
+            functions: Some(functions),
+            std: module.is_none() && !name.starts_with('[') && name != "unattributed",
+        };
+    let dep = Some(("github.com/lib/pq", "v1.10.9"));
+    let main = Some(("registry.example/svc", "(devel)"));
+    let items = vec![
+        item("runtime", None, 1_200_000, 2_100),
+        item("net/http", None, 900_000, 1_500),
+        item("github.com/lib/pq", dep, 400_000, 700),
+        item("crypto/tls", None, 380_000, 640),
+        item("net", None, 300_000, 520),
+        item("unattributed", None, 160_000, 0),
+        item("main", main, 120_000, 90),
+        item("reflect", None, 110_000, 300),
+        item("fmt", None, 80_000, 150),
+        item("[C]", None, 40_000, 60),
+        item("strconv", None, 30_000, 80),
+        item("github.com/lib/pq/oid", dep, 5_000, 4),
+    ];
+    report.attribution = Some(Attribution {
+        unit: Unit::Package,
+        source: Source::Pclntab,
+        code_bytes: 3_725_000,
+        attributed_bytes: 3_565_000,
+        functions: 6_144,
+        padding_bytes: Some(120_000),
+        pclntab_layout: Some("go1.20"),
+        items,
+        error: None,
+    });
+    report
 }
 
 fn rust_image() -> ImageAnalysis {

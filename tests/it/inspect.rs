@@ -378,4 +378,33 @@ fn binary_forensics_in_the_report_and_missing_libraries() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("MISSING: /app needs libc.so.6"), "{text}");
     assert!(text.contains("Anatomy of /app"), "{text}");
+
+    // The code attribution: in JSON every item, in the table the top ten.
+    let attribution = &app["attribution"];
+    assert_eq!(attribution["unit"], "package");
+    assert_eq!(attribution["source"], "pclntab");
+    let items = attribution["items"].as_array().expect("items");
+    let total: u64 = items.iter().map(|i| u(&i["bytes"])).sum();
+    assert_eq!(total, u(&attribution["code_bytes"]));
+    assert!(u(&attribution["attributed_bytes"]) * 100 >= u(&attribution["code_bytes"]) * 95);
+    assert_eq!(items[0]["name"], "runtime");
+    assert!(items.iter().any(|i| i["name"] == "main"
+        && i["module"] == "example.com/hello"
+        && i.get("std").is_none()));
+    assert!(
+        text.contains("Code of /app by package, from Go's function table (.gopclntab)"),
+        "{text}"
+    );
+    let section = text
+        .split("Code of /app")
+        .nth(1)
+        .expect("attribution section");
+    let rows = section
+        .lines()
+        .skip(4)
+        .take_while(|l| !l.starts_with('└'))
+        .count();
+    assert_eq!(rows, 10, "{section}");
+    assert!(section.contains("│ runtime "), "{section}");
+    assert!(section.contains("the JSON lists them all"), "{section}");
 }

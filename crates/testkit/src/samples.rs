@@ -209,6 +209,94 @@ impl Samples {
     }
 }
 
+impl Samples {
+    /// The Go sample with a third-party module: `golang.org/x/text` from Debian's
+    /// `golang-golang-x-text-dev` (`/usr/share/gocode/src`), through a `replace`.
+    pub fn go_deps(&self) -> Result<PathBuf, SampleError> {
+        let source_dir = self.testdata.join("hello-go-deps");
+        let module = Path::new("/usr/share/gocode/src/golang.org/x/text/go.mod");
+        if !module.exists() {
+            return Err(SampleError::MissingTool {
+                tool: "golang.org/x/text".into(),
+                hint: "apt-get install -y golang-golang-x-text-dev".into(),
+            });
+        }
+        let key = fingerprint(
+            &[
+                &source_dir.join("main.go"),
+                &source_dir.join("go.mod"),
+                module,
+            ],
+            &tool_version("go", &["version"]),
+        )?;
+        let output = self.cache.join(format!("hello-go-deps-{key}"));
+        if output.exists() {
+            return Ok(output);
+        }
+        require_tool("go", &["version"], "apt-get install -y golang-go")?;
+        std::fs::create_dir_all(&self.cache)?;
+        let partial = partial_path(&output);
+        let mut command = Command::new("go");
+        command
+            .args(["build", "-buildvcs=false", "-o"])
+            .arg(&partial)
+            .arg(".")
+            .current_dir(&source_dir)
+            .env("GOCACHE", self.cache.join("gocache"))
+            .env("GOPATH", self.cache.join("gopath"))
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off");
+        run(command, "the Go sample with dependencies")?;
+        std::fs::rename(&partial, &output)?;
+        Ok(output)
+    }
+
+    /// The Rust sample with crates.io dependencies (`testdata/hello-rs-deps`), built
+    /// by Cargo in release mode, offline, against a copy of `lock` (ballast's own
+    /// `Cargo.lock`, whose crates the registry cache holds once ballast is built).
+    pub fn rust_deps(&self, lock: &Path) -> Result<PathBuf, SampleError> {
+        let source_dir = self.testdata.join("hello-rs-deps");
+        let key = fingerprint(
+            &[
+                &source_dir.join("Cargo.toml"),
+                &source_dir.join("src/main.rs"),
+                lock,
+            ],
+            &tool_version("rustc", &["-vV"]),
+        )?;
+        let output = self.cache.join(format!("hello-rs-deps-{key}"));
+        if output.exists() {
+            return Ok(output);
+        }
+        let build_dir = self.cache.join(format!("hello-rs-deps-src-{key}"));
+        std::fs::create_dir_all(build_dir.join("src"))?;
+        std::fs::copy(source_dir.join("Cargo.toml"), build_dir.join("Cargo.toml"))?;
+        std::fs::copy(
+            source_dir.join("src/main.rs"),
+            build_dir.join("src/main.rs"),
+        )?;
+        // Cargo drops the entries this crate does not use and keeps the versions.
+        std::fs::copy(lock, build_dir.join("Cargo.lock"))?;
+        let target = self.cache.join("hello-rs-deps-target");
+        let mut command = Command::new("cargo");
+        command
+            .args(["build", "--release", "--offline", "--quiet"])
+            .arg("--manifest-path")
+            .arg(build_dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_BUILD_RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        run(command, "the Rust sample with dependencies")?;
+        let partial = partial_path(&output);
+        std::fs::copy(target.join("release/hello-deps"), &partial)?;
+        std::fs::rename(&partial, &output)?;
+        Ok(output)
+    }
+}
+
 /// A temporary output path no other build (thread or process) uses at the same time.
 fn partial_path(output: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
