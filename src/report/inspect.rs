@@ -644,6 +644,7 @@ fn attribution_row(attribution: &Attribution, item: &AttributionItem) -> [String
         (Some(module), None) => module.clone(),
         (None, Some(version)) => version.clone(),
         (None, None) if item.std => "std".into(),
+        (None, None) if item.maybe_std => "std's or yours".into(),
         (None, None) => "-".into(),
     };
     let bytes = item.bytes.unwrap_or(0);

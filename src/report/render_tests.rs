@@ -70,6 +70,7 @@ fn go_attribution(mut report: BinaryReport) -> BinaryReport {
             bytes: Some(bytes),
             functions: Some(functions),
             std: module.is_none() && !name.starts_with('[') && name != "unattributed",
+            maybe_std: false,
         };
     let dep = Some(("github.com/lib/pq", "v1.10.9"));
     let main = Some(("registry.example/svc", "(devel)"));

@@ -134,6 +134,11 @@ pub struct AttributionItem {
     /// The Go standard library, or Rust's std/core/alloc and their kin.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub std: bool,
+    /// A crate std itself links in (backtraces, hash maps), in a binary without
+    /// cargo-auditable's list: std's copy or the program's own, the symbols do not
+    /// say which, so it is neither counted as std nor as the program's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub maybe_std: bool,
 }
 
 impl AttributionItem {
@@ -145,6 +150,7 @@ impl AttributionItem {
             bytes: Some(bytes),
             functions: Some(functions),
             std: false,
+            maybe_std: false,
         }
     }
 }
@@ -382,6 +388,7 @@ fn from_rust_symbols(data: &[u8], text: &Text, rust: Option<&RustInfo>) -> Attri
                 bytes: None,
                 functions: None,
                 std: false,
+                maybe_std: false,
             })
             .collect();
         items.sort_by(|a, b| a.name.cmp(&b.name).then(a.version.cmp(&b.version)));
@@ -440,6 +447,7 @@ fn from_rust_symbols(data: &[u8], text: &Text, rust: Option<&RustInfo>) -> Attri
                 || (known.is_some()
                     && listed.is_none()
                     && STD_PRIVATE_CRATES.contains(&item.name.as_str()));
+            item.maybe_std = known.is_none() && STD_PRIVATE_CRATES.contains(&item.name.as_str());
             item
         })
         .collect();
