@@ -16,7 +16,7 @@ target=${CARGO_TARGET_DIR:-target}
 work=${BENCH_DIR:-$target/bench}
 mkdir -p "$work"
 cargo build --release --locked --quiet --bin ballast --example bench_image --example push_layout \
-  --example debian_service_image --example zeros_image
+  --example debian_service_image --example zeros_image --example sample_images
 CARGO_TARGET_DIR="$target/zlib-rs" cargo build --release --locked --quiet --bin ballast --no-default-features --features zlib-rs
 if [ ! -f "$work/layers.txt" ]; then
   "$target/release/examples/bench_image" "$work" >"$work/layers.txt"
@@ -123,7 +123,11 @@ advise_pair() { # label, image
   measure "inspect_$label" "$ballast" inspect "$image" --format json
   measure "advise_$label" "$ballast" advise "$image" --format json
   if [ -n "${BALLAST_BEFORE:-}" ]; then
+    measure "before_inspect_$label" "$BALLAST_BEFORE" inspect "$image" --format json
     measure "before_advise_$label" "$BALLAST_BEFORE" advise "$image" --format json
+    eval "local bi=\$before_inspect_$label ba=\$before_advise_$label"
+    awk -v i="$bi" -v a="$ba" -v l="$label" -v ni="$(eval echo \$inspect_$label)" -v na="$(eval echo \$advise_$label)" 'BEGIN{
+      printf "ratio this/before on %s: inspect %.2f (issue 15: attribution adds at most 20%%), advise %.2f\n", l, ni/i, na/a }'
   fi
   eval "local i=\$inspect_$label a=\$advise_$label"
   awk -v i="$i" -v a="$a" -v l="$label" 'BEGIN{ printf "ratio advise/inspect on %s: %.2f (issue 14: at most 3)\n", l, a/i }'
@@ -138,3 +142,19 @@ measure report_debian "$ballast" report --stable "$go_image" "$rs_image" -o "$wo
 awk -v c="$compare_debian" -v r="$report_debian" -v g="$inspect_debian_go" -v s="$inspect_debian_rs" 'BEGIN{
   printf "ratio compare/(two inspects): %.2f, report/(two inspects): %.2f (issue 14: at most 3)\n", c/(g+s), r/(g+s) }'
 
+# Code attribution (Go packages from .gopclntab, Rust crates from the symbol table)
+# is part of inspect: on the lab's sample service images it is most of the work
+# besides the download. With BALLAST_BEFORE (a build from before attribution) the
+# ratio says what it adds.
+if [ ! -d "$work/samples/hello-go" ]; then
+  "$target/release/examples/sample_images" --layout "$work/samples" >/dev/null 2>&1
+fi
+for sample in hello-go hello-rs; do
+  label=${sample//-/_}
+  measure "inspect_$label" "$ballast" inspect "oci:$work/samples/$sample:1.0" --format json
+  if [ -n "${BALLAST_BEFORE:-}" ]; then
+    measure "before_inspect_$label" "$BALLAST_BEFORE" inspect "oci:$work/samples/$sample:1.0" --format json
+    now_var=inspect_$label before_var=before_inspect_$label
+    awk -v n="${!now_var}" -v b="${!before_var}" -v l="$sample" 'BEGIN{ printf "ratio inspect this/before on %s: %.2f (issue 15: at most 1.2)\n", l, n/b }'
+  fi
+done
