@@ -243,10 +243,14 @@ pub fn analyze(path: &str, bytes: &[u8]) -> BinaryReport {
     }
 
     report.anatomy = Some(anatomy::anatomy(&parsed.sections, report.size));
+    // The distribution's own files are not what the image was built to run: a
+    // Debian base holds hundreds of libraries, and demangling their symbols was most
+    // of what attribution added to inspect there.
     if matches!(
         report.elf_type,
         ElfType::Exec | ElfType::Pie | ElfType::Shared
-    ) {
+    ) && !crate::category::is_system_path(path)
+    {
         report.attribution = attribution::attribute(
             &parsed,
             bytes,
