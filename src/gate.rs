@@ -791,6 +791,77 @@ mod tests {
     }
 
     #[test]
+    fn binary_growth_names_the_top_growers() {
+        use crate::binary::attribution::{AttributionItem, Source, Unit};
+        let item = |name: &str, version: Option<&str>, bytes: u64| AttributionItem {
+            name: name.into(),
+            module: version.map(|_| "golang.org/x/net".to_string()),
+            version: version.map(str::to_string),
+            bytes: Some(bytes),
+            functions: Some(1),
+            std: version.is_none(),
+        };
+        let binary = |size: u64, items: Vec<AttributionItem>| BinarySide {
+            path: "/app".into(),
+            size,
+            attribution: Some(Attribution {
+                unit: Unit::Package,
+                source: Source::Pclntab,
+                code_bytes: items.iter().filter_map(|i| i.bytes).sum(),
+                attributed_bytes: 0,
+                functions: 0,
+                padding_bytes: None,
+                pclntab_layout: None,
+                items,
+                error: None,
+            }),
+        };
+        let baseline = Baseline {
+            reference: "main.json".into(),
+            compressed_bytes: 0,
+            uncompressed_bytes: 0,
+            main_binary: Some(binary(
+                15_000_000,
+                vec![
+                    item("runtime", None, 1_000_000),
+                    item("golang.org/x/net/http2", Some("v0.20.0"), 400_000),
+                ],
+            )),
+        };
+        let measured = Measured {
+            main_binary: Some(binary(
+                16_200_000,
+                vec![
+                    item("runtime", None, 1_100_000),
+                    item("golang.org/x/net/http2", Some("v0.23.0"), 1_000_000),
+                    item("runtime/cgo", None, 20_000),
+                ],
+            )),
+            ..Default::default()
+        };
+        let budgets = Budgets {
+            baseline: Some("main.json".into()),
+            max_binary_growth: vec![Growth::Percent(5.0), Growth::Bytes(2_000_000)],
+            ..Default::default()
+        };
+        let checks = evaluate(&budgets, &measured, Some(&baseline));
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].rule, "max_binary_growth_percent");
+        assert!(!checks[0].pass);
+        assert_eq!(checks[0].value, 8.0);
+        assert_eq!(
+            checks[0].detail,
+            "main binary /app grew 1.2 MB (+8.00%) against main.json (15.0 MB → 16.2 MB; \
+             limit +5%): golang.org/x/net/http2 v0.20.0→v0.23.0 +600.0 kB, runtime +100.0 kB, \
+             runtime/cgo added +20.0 kB"
+        );
+        assert!(checks[1].pass, "{:?}", checks[1]);
+        // Nothing to measure fails rather than passes.
+        let none = evaluate(&budgets, &Measured::default(), Some(&baseline));
+        assert!(none.iter().all(|c| !c.pass));
+    }
+
+    #[test]
     fn validation() {
         let missing_baseline = Budgets {
             max_growth: vec![Growth::Percent(5.0)],

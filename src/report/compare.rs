@@ -345,7 +345,7 @@ impl Comparison {
                             shown.push(' ');
                             shown.push_str(&name(version));
                         }
-                        if item.std {
+                        if item.std && item.name != "std" {
                             shown.push_str(" (std)");
                         }
                         row.extend([shown, human(item.bytes), percent(item.share)]);
@@ -359,6 +359,10 @@ impl Comparison {
         let mut total = vec!["".to_string()];
         for summary in &summaries {
             match summary {
+                Some(s) if s.rest_items == 0 => {
+                    rest.extend(["".into(), "".into(), "".into()]);
+                    total.extend([".text".into(), human(s.code_bytes), "100.0%".into()]);
+                }
                 Some(s) => {
                     rest.extend([
                         format!("{} more", s.rest_items),

@@ -422,7 +422,7 @@ fn code_section(comparison: &Comparison, labels: &[String]) -> String {
     for (index, summary) in summaries.iter().enumerate() {
         let Some(summary) = summary else { continue };
         for item in &summary.top {
-            let name = if item.std {
+            let name = if item.std && item.name != "std" {
                 format!("{} (std)", item.name)
             } else {
                 item.name.clone()

@@ -343,7 +343,7 @@ fn regex_free_host_redaction(text: &str) -> String {
     out
 }
 
-/// The Go sample, then the Go sample with `golang.org/x/text` linked in, at one path.
+/// The Go sample without cgo, then with it (runtime/cgo and C linked in), at one path.
 fn binary_images() -> &'static (String, String) {
     static IMAGES: OnceLock<(String, String)> = OnceLock::new();
     IMAGES.get_or_init(|| {
@@ -355,7 +355,7 @@ fn binary_images() -> &'static (String, String) {
                 .expect("build")
         };
         let main = build(samples.go(GoBuild::CgoOff).expect("go"));
-        let pr = build(samples.go_deps().expect("go with deps"));
+        let pr = build(samples.go(GoBuild::CgoOn).expect("go with cgo"));
         (
             push(registry(), "gate/bin:main", &[&main]),
             push(registry(), "gate/bin:pr", &[&pr]),
@@ -393,7 +393,7 @@ fn main_binary_growth_names_the_top_growers() {
     let (main, pr) = binary_images();
     let (before, before_items) = app_binary(dir.path(), main);
     let (after, after_items) = app_binary(dir.path(), pr);
-    assert!(after > before, "the dependency grows the binary");
+    assert!(after > before, "cgo grows the binary");
     let growth = after - before;
     // The largest grower as inspect's figures say.
     let grown = |name: &str, bytes: i64| {
