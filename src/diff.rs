@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::binary::attribution::summary::{self as attribution_summary, AttributionDiff};
 use crate::binary::BinaryReport;
 use crate::image::ImageAnalysis;
 use crate::layer::EntryKind;
@@ -84,6 +85,9 @@ pub struct BinaryChange {
     pub delta: i64,
     /// What changed in its make-up, in words ("debug info came back", …).
     pub changes: Vec<String>,
+    /// Packages (Go) or crates (Rust) of its code that came, went, grew or shrank;
+    /// `null` when either build's code is unmeasured or the unit differs.
+    pub code: Option<AttributionDiff>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -250,7 +254,11 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
             continue;
         };
         let changes = binary_changes(before, after);
-        if changes.is_empty() && before.size == after.size {
+        let code = match (&before.attribution, &after.attribution) {
+            (Some(b), Some(a)) => attribution_summary::diff(b, a).filter(|d| !d.items.is_empty()),
+            _ => None,
+        };
+        if changes.is_empty() && before.size == after.size && code.is_none() {
             continue;
         }
         binaries.push(BinaryChange {
@@ -259,6 +267,7 @@ pub fn diff(base: &ImageAnalysis, new: &ImageAnalysis) -> ImageDiff {
             after: after.size,
             delta: after.size as i64 - before.size as i64,
             changes,
+            code,
         });
     }
     binaries.sort_by(|a, b| {

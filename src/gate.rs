@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::size::{human, parse_size};
+use crate::binary::attribution::summary::{self as attribution_summary, SavedAttribution};
+use crate::binary::Attribution;
+use crate::size::{human, human_delta, parse_size};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
@@ -34,15 +36,20 @@ pub enum Growth {
 
 impl Growth {
     pub fn parse(text: &str) -> Result<Self, GateError> {
+        Self::parse_for("--max-growth", text)
+    }
+
+    /// As [`Growth::parse`], errors naming `flag`.
+    pub fn parse_for(flag: &str, text: &str) -> Result<Self, GateError> {
         let trimmed = text.trim();
         if let Some(number) = trimmed.strip_suffix('%') {
             let value: f64 = number.trim().parse().map_err(|_| GateError::Budget {
-                what: "--max-growth".into(),
+                what: flag.into(),
                 reason: format!("{text:?} is not a percentage such as 10%"),
             })?;
             if !value.is_finite() || value < 0.0 {
                 return Err(GateError::Budget {
-                    what: "--max-growth".into(),
+                    what: flag.into(),
                     reason: format!("{text:?} must be zero or more"),
                 });
             }
@@ -51,7 +58,7 @@ impl Growth {
         parse_size(trimmed)
             .map(Growth::Bytes)
             .map_err(|e| GateError::Budget {
-                what: "--max-growth".into(),
+                what: flag.into(),
                 reason: format!("{e}, or a percentage such as 10%"),
             })
     }
@@ -64,6 +71,8 @@ pub struct Budgets {
     pub max_size: Option<u64>,
     pub max_uncompressed_size: Option<u64>,
     pub max_growth: Vec<Growth>,
+    /// Growth of the main binary (file bytes) against the baseline's.
+    pub max_binary_growth: Vec<Growth>,
     pub max_wasted: Option<u64>,
     pub min_efficiency: Option<f64>,
     pub max_cold_start: Option<f64>,
@@ -77,6 +86,7 @@ impl Budgets {
         self.max_size.is_none()
             && self.max_uncompressed_size.is_none()
             && self.max_growth.is_empty()
+            && self.max_binary_growth.is_empty()
             && self.max_wasted.is_none()
             && self.min_efficiency.is_none()
             && self.max_cold_start.is_none()
@@ -93,6 +103,9 @@ impl Budgets {
         self.max_uncompressed_size = flags.max_uncompressed_size.or(self.max_uncompressed_size);
         if !flags.max_growth.is_empty() {
             self.max_growth = flags.max_growth;
+        }
+        if !flags.max_binary_growth.is_empty() {
+            self.max_binary_growth = flags.max_binary_growth;
         }
         self.max_wasted = flags.max_wasted.or(self.max_wasted);
         self.min_efficiency = flags.min_efficiency.or(self.min_efficiency);
@@ -123,25 +136,29 @@ impl Budgets {
                 });
             }
         }
-        let percents = self
-            .max_growth
-            .iter()
-            .filter(|g| matches!(g, Growth::Percent(_)))
-            .count();
-        let bytes = self.max_growth.len() - percents;
-        if percents > 1 || bytes > 1 {
-            return Err(GateError::Budget {
-                what: "--max-growth".into(),
-                reason: "give at most one percentage and one absolute budget".into(),
-            });
-        }
-        if !self.max_growth.is_empty() && self.baseline.is_none() {
-            return Err(GateError::Budget {
-                what: "--max-growth".into(),
-                reason:
-                    "needs --baseline (an image or a saved `ballast inspect --format json` report)"
-                        .into(),
-            });
+        for (flag, growth) in [
+            ("--max-growth", &self.max_growth),
+            ("--max-binary-growth", &self.max_binary_growth),
+        ] {
+            let percents = growth
+                .iter()
+                .filter(|g| matches!(g, Growth::Percent(_)))
+                .count();
+            let bytes = growth.len() - percents;
+            if percents > 1 || bytes > 1 {
+                return Err(GateError::Budget {
+                    what: flag.into(),
+                    reason: "give at most one percentage and one absolute budget".into(),
+                });
+            }
+            if !growth.is_empty() && self.baseline.is_none() {
+                return Err(GateError::Budget {
+                    what: flag.into(),
+                    reason:
+                        "needs --baseline (an image or a saved `ballast inspect --format json` report)"
+                            .into(),
+                });
+            }
         }
         Ok(())
     }
@@ -154,6 +171,7 @@ struct GateTable {
     max_size: Option<SizeValue>,
     max_uncompressed_size: Option<SizeValue>,
     max_growth: Option<GrowthValue>,
+    max_binary_growth: Option<GrowthValue>,
     max_wasted: Option<SizeValue>,
     min_efficiency: Option<f64>,
     max_cold_start: Option<f64>,
@@ -215,23 +233,22 @@ pub fn load_config(path: &Path) -> Result<Budgets, GateError> {
                 .map_err(|e| config_error(format!("gate.{key}: {e}"))),
         }
     };
-    let growth = match table.max_growth {
-        None => vec![],
-        Some(GrowthValue::One(text)) => {
-            vec![Growth::parse(&text).map_err(|e| config_error(format!("gate.max_growth: {e}")))?]
-        }
-        Some(GrowthValue::Many(list)) => list
-            .iter()
-            .map(|text| {
-                Growth::parse(text).map_err(|e| config_error(format!("gate.max_growth: {e}")))
-            })
-            .collect::<Result<_, _>>()?,
+    let growth = |key: &str, value: Option<GrowthValue>| -> Result<Vec<Growth>, GateError> {
+        let list = match value {
+            None => vec![],
+            Some(GrowthValue::One(text)) => vec![text],
+            Some(GrowthValue::Many(list)) => list,
+        };
+        list.iter()
+            .map(|text| Growth::parse(text).map_err(|e| config_error(format!("gate.{key}: {e}"))))
+            .collect()
     };
     Ok(Budgets {
         baseline: table.baseline,
         max_size: size("max_size", table.max_size)?,
         max_uncompressed_size: size("max_uncompressed_size", table.max_uncompressed_size)?,
-        max_growth: growth,
+        max_growth: growth("max_growth", table.max_growth)?,
+        max_binary_growth: growth("max_binary_growth", table.max_binary_growth)?,
         max_wasted: size("max_wasted", table.max_wasted)?,
         min_efficiency: table.min_efficiency,
         max_cold_start: table.max_cold_start,
@@ -247,10 +264,36 @@ pub struct Baseline {
     pub reference: String,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
+    /// The binary the binary-growth budget compares with: the one at the image's
+    /// main binary's path, else the baseline's own main binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_binary: Option<BinarySide>,
 }
 
-/// Reads the sizes out of a saved `ballast inspect --format json` report.
-pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
+/// A main binary as the binary-growth budget sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BinarySide {
+    /// Absolute path inside the image.
+    pub path: String,
+    pub size: u64,
+    /// Only to name what grew; the inspect report holds it all.
+    #[serde(skip)]
+    pub attribution: Option<Attribution>,
+}
+
+impl BinarySide {
+    fn of(path: &str, report: &crate::binary::BinaryReport) -> Self {
+        BinarySide {
+            path: format!("/{}", path.trim_start_matches('/')),
+            size: report.size,
+            attribution: report.attribution.clone(),
+        }
+    }
+}
+
+/// Reads the sizes out of a saved `ballast inspect --format json` report, and the
+/// binary at `main_path` (absolute), else its largest application executable.
+pub fn baseline_from_report(path: &Path, main_path: Option<&str>) -> Result<Baseline, GateError> {
     let baseline_error = |reason: String| GateError::Baseline {
         path: path.to_path_buf(),
         reason,
@@ -293,7 +336,51 @@ pub fn baseline_from_report(path: &Path) -> Result<Baseline, GateError> {
             .to_string(),
         compressed_bytes: number("compressed_bytes")?,
         uncompressed_bytes: number("uncompressed_bytes")?,
+        main_binary: saved_main_binary(&report, main_path).map_err(baseline_error)?,
     })
+}
+
+/// The saved report's binary at `main_path`, else the largest executable outside the
+/// system directories (as `inspect` picks a main program with no config to go by).
+fn saved_main_binary(
+    report: &serde_json::Value,
+    main_path: Option<&str>,
+) -> Result<Option<BinarySide>, String> {
+    let Some(binaries) = report["binaries"].as_array() else {
+        return Ok(None);
+    };
+    let application = |b: &&serde_json::Value| {
+        matches!(b["elf_type"].as_str(), Some("exec" | "pie"))
+            && b["path"]
+                .as_str()
+                .is_some_and(|p| !crate::category::is_system_path(p.trim_start_matches('/')))
+    };
+    let size = |b: &serde_json::Value| b["size"].as_u64().unwrap_or(0);
+    let chosen = main_path
+        .and_then(|main| binaries.iter().find(|b| b["path"].as_str() == Some(main)))
+        .or_else(|| binaries.iter().filter(application).max_by_key(|b| size(b)));
+    let Some(binary) = chosen else {
+        return Ok(None);
+    };
+    let path = binary["path"]
+        .as_str()
+        .ok_or("a binary without a path: not a ballast inspect report")?;
+    let shown = crate::text::escape_control(path);
+    let bytes = binary["size"]
+        .as_u64()
+        .ok_or_else(|| format!("binary {shown}: size is not a byte count"))?;
+    let attribution = match &binary["attribution"] {
+        serde_json::Value::Null => None,
+        value => Some(Attribution::from(
+            SavedAttribution::deserialize(value)
+                .map_err(|e| format!("binary {shown}: attribution: {e}"))?,
+        )),
+    };
+    Ok(Some(BinarySide {
+        path: path.to_string(),
+        size: bytes,
+        attribution,
+    }))
 }
 
 /// Where the baseline comes from: a saved report (a `.json` name or an existing
@@ -314,12 +401,25 @@ impl<'a> BaselineSource<'a> {
 }
 
 impl Baseline {
-    /// The sizes of an image read as the baseline.
-    pub fn of_image(analysis: &crate::image::ImageAnalysis) -> Self {
+    /// The sizes of an image read as the baseline, and its binary at `main_path`
+    /// (absolute) when it has one there, else its own main binary.
+    pub fn of_image(analysis: &crate::image::ImageAnalysis, main_path: Option<&str>) -> Self {
+        let same_path = main_path
+            .map(|p| p.trim_start_matches('/'))
+            .and_then(|p| Some((p, analysis.visible_binary(p)?)))
+            .filter(|(_, report)| report.elf_type.is_executable());
+        let main_binary = same_path
+            .map(|(path, report)| BinarySide::of(path, report))
+            .or_else(|| {
+                analysis
+                    .main_program()
+                    .map(|m| BinarySide::of(&m.path, m.report))
+            });
         Self {
             reference: analysis.image.reference.clone(),
             compressed_bytes: analysis.compressed_bytes(),
             uncompressed_bytes: analysis.uncompressed_bytes(),
+            main_binary,
         }
     }
 }
@@ -333,6 +433,9 @@ impl Measured {
             uncompressed_bytes: analysis.uncompressed_bytes(),
             wasted_bytes: analysis.fs.wasted_bytes(),
             dive_efficiency: analysis.fs.dive.efficiency,
+            main_binary: analysis
+                .main_program()
+                .map(|m| BinarySide::of(&m.path, m.report)),
             ..Default::default()
         };
         let mut binaries = analysis.visible_binaries();
@@ -391,6 +494,8 @@ pub struct Measured {
     pub unstripped: Vec<(String, u64)>,
     /// Binaries whose strip figures could not be computed.
     pub unknown_strip: Vec<String>,
+    /// The service's binary (see `ImageAnalysis::main_program`).
+    pub main_binary: Option<BinarySide>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -468,6 +573,11 @@ pub fn evaluate(budgets: &Budgets, measured: &Measured, baseline: Option<&Baseli
             }
         }
     }
+    if let Some(baseline) = baseline {
+        for growth in &budgets.max_binary_growth {
+            checks.push(binary_growth(*growth, measured, baseline));
+        }
+    }
     if let Some(limit) = budgets.min_efficiency {
         checks.push(Check {
             rule: "min_efficiency".into(),
@@ -536,6 +646,108 @@ pub fn evaluate(budgets: &Budgets, measured: &Measured, baseline: Option<&Baseli
     checks
 }
 
+/// Growers named in a binary-growth check's detail.
+const TOP_GROWERS: usize = 3;
+
+/// The main binary's growth against the baseline's, naming the packages or crates
+/// that grew most. A budget that cannot be checked (the image has no main binary)
+/// fails: a CI job must not pass on nothing measured.
+fn binary_growth(growth: Growth, measured: &Measured, baseline: &Baseline) -> Check {
+    let (rule, limit, limit_text) = match growth {
+        Growth::Bytes(limit) => (
+            "max_binary_growth_bytes",
+            limit as f64,
+            format!("+{}", human(limit)),
+        ),
+        Growth::Percent(limit) => ("max_binary_growth_percent", limit, format!("+{limit}%")),
+    };
+    let Some(now) = &measured.main_binary else {
+        return Check {
+            rule: rule.into(),
+            value: 0.0,
+            limit,
+            pass: false,
+            detail: "no main binary: the config runs no ELF program and the image has no \
+                     application executable"
+                .into(),
+        };
+    };
+    let before = baseline.main_binary.as_ref();
+    let before_size = before.map_or(0, |b| b.size);
+    let delta = now.size as i64 - before_size as i64;
+    let percent = if before_size == 0 {
+        if delta > 0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    } else {
+        delta as f64 / before_size as f64 * 100.0
+    };
+    let (value, pass) = match growth {
+        Growth::Bytes(limit) => (delta as f64, delta <= limit as i64),
+        Growth::Percent(limit) => ((percent * 1000.0).round() / 1000.0, percent <= limit),
+    };
+    let path = crate::text::escape_control(&now.path);
+    let reference = crate::text::escape_control(&baseline.reference);
+    let mut detail = match before {
+        None => format!(
+            "main binary {path} is new ({}; not in {reference}; limit {limit_text})",
+            human(now.size)
+        ),
+        Some(b) => {
+            let moved = if b.path == now.path {
+                String::new()
+            } else {
+                format!(", was {}", crate::text::escape_control(&b.path))
+            };
+            let verb = if delta < 0 { "shrank" } else { "grew" };
+            format!(
+                "main binary {path} {verb} {} ({percent:+.2}%) against {reference} ({} → {}{moved}; limit {limit_text})",
+                human(delta.unsigned_abs()),
+                human(b.size),
+                human(now.size),
+            )
+        }
+    };
+    let changes = match (
+        before.and_then(|b| b.attribution.as_ref()),
+        &now.attribution,
+    ) {
+        (Some(b), Some(a)) => attribution_summary::diff(b, a),
+        _ => None,
+    };
+    if let Some(changes) = changes.filter(|_| delta > 0) {
+        let growers: Vec<String> = changes
+            .growers()
+            .take(TOP_GROWERS)
+            .map(|item| {
+                let version = match (&item.version_before, &item.version_after) {
+                    (Some(b), Some(a)) if b != a => format!(" {b}→{a}"),
+                    _ if item.bytes_before == 0 => " added".to_string(),
+                    _ => String::new(),
+                };
+                format!(
+                    "{}{version} {}",
+                    crate::text::escape_control(&item.name),
+                    human_delta(item.delta)
+                )
+            })
+            .collect();
+        if !growers.is_empty() {
+            detail.push_str(": ");
+            detail.push_str(&growers.join(", "));
+        }
+    }
+    Check {
+        rule: rule.into(),
+        value,
+        limit,
+        pass,
+        detail,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +771,7 @@ mod tests {
             reference: "base".into(),
             compressed_bytes: 10_000,
             uncompressed_bytes: 20_000,
+            main_binary: None,
         };
         let grown = Measured {
             compressed_bytes: 11_500,
@@ -575,6 +788,77 @@ mod tests {
         assert!(evaluate(&budgets, &shrunk, Some(&baseline))
             .iter()
             .all(|c| c.pass));
+    }
+
+    #[test]
+    fn binary_growth_names_the_top_growers() {
+        use crate::binary::attribution::{AttributionItem, Source, Unit};
+        let item = |name: &str, version: Option<&str>, bytes: u64| AttributionItem {
+            name: name.into(),
+            module: version.map(|_| "golang.org/x/net".to_string()),
+            version: version.map(str::to_string),
+            bytes: Some(bytes),
+            functions: Some(1),
+            std: version.is_none(),
+        };
+        let binary = |size: u64, items: Vec<AttributionItem>| BinarySide {
+            path: "/app".into(),
+            size,
+            attribution: Some(Attribution {
+                unit: Unit::Package,
+                source: Source::Pclntab,
+                code_bytes: items.iter().filter_map(|i| i.bytes).sum(),
+                attributed_bytes: 0,
+                functions: 0,
+                padding_bytes: None,
+                pclntab_layout: None,
+                items,
+                error: None,
+            }),
+        };
+        let baseline = Baseline {
+            reference: "main.json".into(),
+            compressed_bytes: 0,
+            uncompressed_bytes: 0,
+            main_binary: Some(binary(
+                15_000_000,
+                vec![
+                    item("runtime", None, 1_000_000),
+                    item("golang.org/x/net/http2", Some("v0.20.0"), 400_000),
+                ],
+            )),
+        };
+        let measured = Measured {
+            main_binary: Some(binary(
+                16_200_000,
+                vec![
+                    item("runtime", None, 1_100_000),
+                    item("golang.org/x/net/http2", Some("v0.23.0"), 1_000_000),
+                    item("runtime/cgo", None, 20_000),
+                ],
+            )),
+            ..Default::default()
+        };
+        let budgets = Budgets {
+            baseline: Some("main.json".into()),
+            max_binary_growth: vec![Growth::Percent(5.0), Growth::Bytes(2_000_000)],
+            ..Default::default()
+        };
+        let checks = evaluate(&budgets, &measured, Some(&baseline));
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].rule, "max_binary_growth_percent");
+        assert!(!checks[0].pass);
+        assert_eq!(checks[0].value, 8.0);
+        assert_eq!(
+            checks[0].detail,
+            "main binary /app grew 1.2 MB (+8.00%) against main.json (15.0 MB → 16.2 MB; \
+             limit +5%): golang.org/x/net/http2 v0.20.0→v0.23.0 +600.0 kB, runtime +100.0 kB, \
+             runtime/cgo added +20.0 kB"
+        );
+        assert!(checks[1].pass, "{:?}", checks[1]);
+        // Nothing to measure fails rather than passes.
+        let none = evaluate(&budgets, &Measured::default(), Some(&baseline));
+        assert!(none.iter().all(|c| !c.pass));
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub struct DiffArgs {
     pub base: String,
     /// The image after
     pub new: String,
-    /// How many changed files to list
+    /// How many changed files, and changed packages or crates per binary, to list
     #[arg(long, default_value_t = 20)]
     pub top: usize,
     #[command(flatten)]
@@ -177,6 +177,10 @@ pub struct GateArgs {
     /// Growth allowed against the baseline: N% or a size; repeat for both
     #[arg(long, value_name = "N%|SIZE")]
     pub max_growth: Vec<String>,
+    /// Growth of the main binary allowed against the baseline's: N% or a size; repeat
+    /// for both. A failure names the packages or crates that grew most
+    #[arg(long, value_name = "N%|SIZE")]
+    pub max_binary_growth: Vec<String>,
     /// Hidden bytes allowed (deleted or overwritten by later layers)
     #[arg(long, value_name = "SIZE")]
     pub max_wasted: Option<String>,

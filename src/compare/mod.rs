@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::advice::{Advice, Confidence};
+use crate::binary::attribution::summary::{AttributionSummary, TOP_ITEMS};
 use crate::binary::{AnatomyGroup, AnatomyPart, ElfType, Language, Linkage, StripPrediction};
 use crate::cost::{ColdStartParts, CostEstimate, ImageCost};
 use crate::image::{FoundBy, ImageAnalysis, ImageInfo, MainProgram};
@@ -114,6 +115,9 @@ pub struct MainBinary {
     pub has_symbol_table: bool,
     pub anatomy: Vec<AnatomyGroup>,
     pub strip: Option<StripPrediction>,
+    /// The largest packages (Go) or crates (Rust) of its code and the standard
+    /// library's share of `.text`; `null` without a measured attribution.
+    pub attribution_summary: Option<AttributionSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -465,5 +469,9 @@ fn describe(program: MainProgram<'_>) -> MainBinary {
             .map(|a| a.groups.clone())
             .unwrap_or_default(),
         strip: report.strip.clone(),
+        attribution_summary: report
+            .attribution
+            .as_ref()
+            .and_then(|a| AttributionSummary::of(a, TOP_ITEMS)),
     }
 }

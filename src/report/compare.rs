@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use super::markdown::{code, text, unbreak_units};
 use super::{json, new_table, MarkdownTable};
+use crate::binary::attribution::summary::AttributionSummary;
+use crate::binary::attribution::Unit;
 use crate::binary::AnatomyPart;
 use crate::binary::StripPrediction;
 use crate::compare::{
@@ -186,6 +188,20 @@ impl Comparison {
             let _ = writeln!(out, "Main binary anatomy\n{anatomy}\n");
         }
 
+        if let Some(code) = self.code_rows(&labels, |s| s.to_string()) {
+            let header: Vec<&str> = code.header.iter().map(String::as_str).collect();
+            let right: Vec<usize> = (1..header.len()).filter(|i| i % 3 != 1).collect();
+            let mut table = new_table(&header, &right);
+            for row in code.rows {
+                table.add_row(row);
+            }
+            let _ = writeln!(out, "Main binary code, largest {}\n{table}", code.what);
+            if let Some(line) = std_line(&self.images, &labels) {
+                let _ = writeln!(out, "{line}");
+            }
+            out.push('\n');
+        }
+
         let _ = writeln!(out, "Verdict");
         for line in &self.verdict.summary {
             let _ = writeln!(out, "  {line}");
@@ -265,6 +281,10 @@ impl Comparison {
             let _ = writeln!(out, "{}", anatomy.render());
         }
 
+        if let Some(code) = self.code_markdown(&labels) {
+            out.push_str(&code);
+        }
+
         let _ = writeln!(out, "### Verdict\n");
         for line in &self.verdict.summary {
             let _ = writeln!(out, "- {}", text(line));
@@ -278,6 +298,164 @@ impl Comparison {
         header.extend(labels.iter().map(|l| format!(">{}", code(l))));
         header
     }
+}
+
+/// The main binaries' largest items side by side: a rank, then name, bytes and
+/// share for each image.
+struct CodeRows {
+    /// `packages`, `crates`, `symbols` or a mix of them.
+    what: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Comparison {
+    /// `None` when no main binary has a measured attribution. `name` quotes a name
+    /// for the format (a code span in Markdown).
+    fn code_rows(&self, labels: &[String], name: impl Fn(&str) -> String) -> Option<CodeRows> {
+        let summaries: Vec<Option<&AttributionSummary>> = self
+            .images
+            .iter()
+            .map(|i| i.main_binary.as_ref()?.attribution_summary.as_ref())
+            .collect();
+        if summaries.iter().all(Option::is_none) {
+            return None;
+        }
+        let mut units: Vec<&str> = summaries.iter().flatten().map(|s| units(s.unit)).collect();
+        units.dedup();
+        let mut header = vec!["#".to_string()];
+        for (label, summary) in labels.iter().zip(&summaries) {
+            header.push(match summary {
+                Some(s) => format!("{} {}", name(label), unit_name(s.unit)),
+                None => name(label),
+            });
+            header.push("bytes".into());
+            header.push("share".into());
+        }
+        let ranks = summaries.iter().flatten().map(|s| s.top.len()).max()?;
+        let percent = |share: f64| format!("{:.1}%", share * 100.0);
+        let mut rows = Vec::new();
+        for rank in 0..ranks {
+            let mut row = vec![(rank + 1).to_string()];
+            for summary in &summaries {
+                match summary.and_then(|s| s.top.get(rank)) {
+                    Some(item) => {
+                        let mut shown = name(&item.name);
+                        if let Some(version) = &item.version {
+                            shown.push(' ');
+                            shown.push_str(&name(version));
+                        }
+                        if item.std && item.name != "std" {
+                            shown.push_str(" (std)");
+                        }
+                        row.extend([shown, human(item.bytes), percent(item.share)]);
+                    }
+                    None => row.extend(["".into(), "".into(), "".into()]),
+                }
+            }
+            rows.push(row);
+        }
+        let mut rest = vec!["".to_string()];
+        let mut total = vec!["".to_string()];
+        for summary in &summaries {
+            match summary {
+                Some(s) if s.rest_items == 0 => {
+                    rest.extend(["".into(), "".into(), "".into()]);
+                    total.extend([".text".into(), human(s.code_bytes), "100.0%".into()]);
+                }
+                Some(s) => {
+                    rest.extend([
+                        format!("{} more", s.rest_items),
+                        human(s.rest_bytes),
+                        percent(s.rest_bytes as f64 / s.code_bytes.max(1) as f64),
+                    ]);
+                    total.extend([".text".into(), human(s.code_bytes), "100.0%".into()]);
+                }
+                None => {
+                    rest.extend(["-".into(), "".into(), "".into()]);
+                    total.extend(["-".into(), "".into(), "".into()]);
+                }
+            }
+        }
+        rows.push(rest);
+        rows.push(total);
+        Some(CodeRows {
+            what: units.join(" / "),
+            header,
+            rows,
+        })
+    }
+}
+
+impl Comparison {
+    /// The main binaries' largest items as a Markdown table, one column per image
+    /// (name · bytes · share, so it fits a page), then the standard library's share.
+    pub fn code_markdown(&self, labels: &[String]) -> Option<String> {
+        let code = self.code_rows(labels, code)?;
+        let mut out = format!("### Main binary code, largest {}\n\n", code.what);
+        let mut header = vec!["#".to_string()];
+        header.extend(code.header.iter().skip(1).step_by(3).cloned());
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut table = MarkdownTable::new(&header);
+        for row in code.rows {
+            let mut cells = vec![row.first().cloned().unwrap_or_default()];
+            for triple in row.get(1..).unwrap_or_default().chunks(3) {
+                let parts: Vec<&str> = triple
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                cells.push(parts.join(" · "));
+            }
+            table.row(cells);
+        }
+        let _ = writeln!(out, "{}", table.render());
+        if let Some(line) = std_line(&self.images, labels) {
+            let _ = writeln!(out, "{}.\n", text(&line));
+        }
+        Some(out)
+    }
+}
+
+fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Package => "package",
+        Unit::Crate => "crate",
+        Unit::Symbol => "symbol",
+    }
+}
+
+fn units(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Package => "packages",
+        Unit::Crate => "crates",
+        Unit::Symbol => "symbols",
+    }
+}
+
+/// The standard library's share of each main binary's code in one line:
+/// "Standard library share of .text: Go std (runtime included) 18.0% (go) vs Rust
+/// std/core/alloc 31.0% (rs)".
+pub fn std_line(images: &[ImageSide], labels: &[String]) -> Option<String> {
+    let parts: Vec<String> = images
+        .iter()
+        .zip(labels)
+        .filter_map(|(image, label)| {
+            let summary = image.main_binary.as_ref()?.attribution_summary.as_ref()?;
+            Some(format!(
+                "{} {:.1}% ({label})",
+                summary.std_label()?,
+                summary.std_share * 100.0
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Standard library share of .text: {}",
+        parts.join(" vs ")
+    ))
 }
 
 /// A label and one cell per image.

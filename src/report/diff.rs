@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{code, text};
+use super::markdown::{code, code as code_span, text};
 use super::{new_table, MarkdownTable};
+use crate::binary::attribution::summary::{AttributionDiff, MoreChanges};
+use crate::binary::attribution::Unit;
 use crate::diff::LayerChangeKind;
 use crate::diff::{ImageDiff, Totals};
 use crate::image::SCHEMA_VERSION;
@@ -30,6 +32,9 @@ impl DiffReport {
     pub fn new(diff: ImageDiff, top: usize) -> Self {
         let mut diff = diff;
         diff.files.truncate(top);
+        for code in diff.binaries.iter_mut().filter_map(|b| b.code.as_mut()) {
+            code.truncate(top);
+        }
         Self {
             schema_version: SCHEMA_VERSION,
             diff,
@@ -113,6 +118,37 @@ impl DiffReport {
             }
             let _ = writeln!(out, "\nBinaries\n{binaries}");
         }
+        for (binary, code) in d
+            .binaries
+            .iter()
+            .filter_map(|b| Some((b, b.code.as_ref()?)))
+        {
+            let mut table = new_table(
+                &[
+                    "change",
+                    unit_name(code.unit),
+                    "version",
+                    "before",
+                    "after",
+                    "delta",
+                ],
+                &[3, 4, 5],
+            );
+            for item in &code.items {
+                table.add_row(vec![
+                    item.change.to_string(),
+                    item.name.clone(),
+                    item.version_label(),
+                    human(item.bytes_before),
+                    human(item.bytes_after),
+                    human_delta(item.delta),
+                ]);
+            }
+            if let Some(more) = &code.more {
+                table.add_row(more_row(more));
+            }
+            let _ = writeln!(out, "\n{}\n{table}", code_title(&binary.path, code));
+        }
         out
     }
 
@@ -180,6 +216,65 @@ impl DiffReport {
             }
             let _ = writeln!(out, "### Binaries\n\n{}", binaries.render());
         }
+        for (binary, code) in d
+            .binaries
+            .iter()
+            .filter_map(|b| Some((b, b.code.as_ref()?)))
+        {
+            let mut table = MarkdownTable::new(&[
+                "change",
+                unit_name(code.unit),
+                "version",
+                ">before",
+                ">after",
+                ">delta",
+            ]);
+            for item in &code.items {
+                table.row(vec![
+                    item.change.to_string(),
+                    code_span(&item.name),
+                    text(&item.version_label()),
+                    human(item.bytes_before),
+                    human(item.bytes_after),
+                    human_delta(item.delta),
+                ]);
+            }
+            if let Some(more) = &code.more {
+                table.row(more_row(more));
+            }
+            let title = code_title(&code_span(&binary.path), code);
+            let _ = writeln!(out, "#### {title}\n\n{}", table.render());
+        }
         out
     }
+}
+
+fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Package => "package",
+        Unit::Crate => "crate",
+        Unit::Symbol => "symbol",
+    }
+}
+
+/// "Code of /app by package: .text 1.2 MB → 1.3 MB (+100 kB)".
+fn code_title(path: &str, code: &AttributionDiff) -> String {
+    format!(
+        "Code of {path} by {}: .text {} → {} ({})",
+        unit_name(code.unit),
+        human(code.code_bytes_before),
+        human(code.code_bytes_after),
+        human_delta(code.code_bytes_after as i64 - code.code_bytes_before as i64)
+    )
+}
+
+fn more_row(more: &MoreChanges) -> Vec<String> {
+    vec![
+        String::new(),
+        format!("{} more changed", more.items),
+        String::new(),
+        human(more.bytes_before),
+        human(more.bytes_after),
+        human_delta(more.delta),
+    ]
 }

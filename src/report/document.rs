@@ -14,6 +14,7 @@ use super::chart::{self, mermaid_label, Rows};
 use super::inspect::InspectReport;
 use super::markdown::{code, details, html, text, unbreak_units};
 use super::MarkdownTable;
+use crate::binary::attribution::summary::AttributionSummary;
 use crate::compare::{anatomy_groups, image_labels, Comparison, ImageBundle, ImageSide};
 use crate::cost::CostEstimate;
 use crate::size::human;
@@ -47,6 +48,7 @@ pub fn render(
     );
 
     out.push_str(&charts(comparison));
+    out.push_str(&code_section(comparison, &labels));
     out.push_str(&comparison.to_markdown());
     out.push('\n');
 
@@ -396,6 +398,70 @@ fn charts(comparison: &Comparison) -> String {
             &labels,
             &parts,
         ));
+    }
+    out
+}
+
+/// What each main binary's code is made of: one stacked bar per image of its largest
+/// packages or crates (standard-library ones marked, the small ones and the rest
+/// folded into "other"), the figures under it, and the standard library's share.
+/// Empty when no main binary has a measured attribution.
+fn code_section(comparison: &Comparison, labels: &[String]) -> String {
+    let images = &comparison.images;
+    let summaries: Vec<Option<&AttributionSummary>> = images
+        .iter()
+        .map(|i| i.main_binary.as_ref()?.attribution_summary.as_ref())
+        .collect();
+    if summaries.iter().all(Option::is_none) {
+        return String::new();
+    }
+    // One row per item name across the images; Go and Rust share none, so each
+    // bar's segments are its own.
+    let mut rows: Vec<(String, Vec<u64>)> = Vec::new();
+    let mut rest = vec![0u64; images.len()];
+    for (index, summary) in summaries.iter().enumerate() {
+        let Some(summary) = summary else { continue };
+        for item in &summary.top {
+            let name = if item.std && item.name != "std" {
+                format!("{} (std)", item.name)
+            } else {
+                item.name.clone()
+            };
+            let row = match rows.iter().position(|(n, _)| *n == name) {
+                Some(row) => row,
+                None => {
+                    rows.push((name, vec![0; images.len()]));
+                    rows.len() - 1
+                }
+            };
+            rows[row].1[index] += item.bytes;
+        }
+        rest[index] = summary.rest_bytes;
+    }
+    rows.sort_by(|a, b| {
+        let total = |r: &(String, Vec<u64>)| r.1.iter().sum::<u64>();
+        total(b).cmp(&total(a)).then_with(|| a.0.cmp(&b.0))
+    });
+    let mut chart_rows: Rows<'_, u64> = rows
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.clone()))
+        .collect();
+    chart_rows.push((chart::OTHER, rest));
+    let chart_labels: Vec<String> = labels.iter().map(|l| mermaid_label(l)).collect();
+    let mut out = String::from("## What the code is made of\n\n");
+    let _ = writeln!(
+        out,
+        "The main binaries' `.text` by Go package or Rust crate (from Go's function table \
+         or the symbol table), largest first; `(std)` marks the standard library \
+         (Go's includes the runtime).\n"
+    );
+    out.push_str(&chart::stacked_bytes(
+        "Main binary code by package or crate",
+        &chart_labels,
+        chart_rows,
+    ));
+    if let Some(line) = super::compare::std_line(images, labels) {
+        let _ = writeln!(out, "{}.\n", text(&line));
     }
     out
 }

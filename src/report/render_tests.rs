@@ -102,6 +102,80 @@ fn go_attribution(mut report: BinaryReport) -> BinaryReport {
     report
 }
 
+/// Rust code attribution as the symbol table gives it: std and core, crates.io
+/// crates with cargo-auditable's versions, the program's own crate and C.
+fn rust_attribution(mut report: BinaryReport) -> BinaryReport {
+    let item = |name: &str, version: Option<&str>, bytes: u64, std: bool| AttributionItem {
+        name: name.into(),
+        module: None,
+        version: version.map(str::to_string),
+        bytes: Some(bytes),
+        functions: Some(bytes / 400),
+        std,
+    };
+    let items = vec![
+        item("std", None, 700_000, true),
+        item("tokio", Some("1.38.0"), 520_000, false),
+        item("core", None, 410_000, true),
+        item("hyper", Some("1.3.1"), 300_000, false),
+        item("svc", Some("0.1.0"), 150_000, false),
+        item("alloc", None, 90_000, true),
+        item("[C]", None, 60_000, false),
+        item("unattributed", None, 20_000, false),
+    ];
+    report.attribution = Some(Attribution {
+        unit: Unit::Crate,
+        source: Source::Symtab,
+        code_bytes: 2_250_000,
+        attributed_bytes: 2_230_000,
+        functions: 5_575,
+        padding_bytes: None,
+        pclntab_layout: None,
+        items,
+        error: None,
+    });
+    report
+}
+
+/// The Go service a release later: `github.com/lib/pq` upgraded and grown, cgo's
+/// runtime support linked in, `fmt` gone, `net/http` a little smaller.
+fn go_image_upgraded() -> ImageAnalysis {
+    let mut image = go_image();
+    for layer in &mut image.layers {
+        for report in &mut std::sync::Arc::make_mut(layer).binaries {
+            if report.path != "srv/svc" {
+                continue;
+            }
+            report.size += 460_000;
+            let Some(attribution) = report.attribution.as_mut() else {
+                continue;
+            };
+            attribution.items.retain(|i| i.name != "fmt");
+            for item in &mut attribution.items {
+                match item.name.as_str() {
+                    "github.com/lib/pq" => {
+                        item.version = Some("v1.10.11".into());
+                        item.bytes = Some(900_000);
+                    }
+                    "github.com/lib/pq/oid" => item.version = Some("v1.10.11".into()),
+                    "net/http" => item.bytes = Some(880_000),
+                    _ => {}
+                }
+            }
+            attribution.items.push(AttributionItem {
+                name: "runtime/cgo".into(),
+                module: None,
+                version: None,
+                bytes: Some(60_000),
+                functions: Some(40),
+                std: true,
+            });
+            attribution.code_bytes += 460_000;
+        }
+    }
+    image
+}
+
 fn rust_image() -> ImageAnalysis {
     analysis(
         "registry.example/svc-rs:1.4",
@@ -111,13 +185,13 @@ fn rust_image() -> ImageAnalysis {
                 "rust-build",
                 "COPY target/release/svc /srv/svc",
                 vec![elf("srv/svc", 6_000_000, ElfKind::Executable)],
-                vec![program(
+                vec![rust_attribution(program(
                     "srv/svc",
                     6_000_000,
                     Language::Rust,
                     Linkage::Dynamic,
                     (0, 450_000),
-                )],
+                ))],
             ),
         ],
         &["/srv/svc"],
@@ -258,6 +332,9 @@ fn cost_report_and_pricing_list() {
 fn diff_report() {
     let diff = crate::diff::diff(&go_image(), &rust_image());
     snapshot_all("diff", &DiffReport::new(diff, 10));
+    // Past the top 3 the rest of the code changes are summed.
+    let upgrade = crate::diff::diff(&go_image(), &go_image_upgraded());
+    snapshot_all("diff_code", &DiffReport::new(upgrade, 3));
 }
 
 #[test]
@@ -266,6 +343,7 @@ fn gate_report_in_every_format() {
     let budgets = Budgets {
         max_size: Some(10_000_000),
         max_growth: vec![Growth::Percent(5.0)],
+        max_binary_growth: vec![Growth::Percent(10.0)],
         min_efficiency: Some(0.9),
         no_unstripped: true,
         ..Budgets::default()
@@ -273,9 +351,9 @@ fn gate_report_in_every_format() {
     let checks = gate::evaluate(
         &budgets,
         &Measured::of(&rust),
-        Some(&Baseline::of_image(&go)),
+        Some(&Baseline::of_image(&go, None)),
     );
-    let verdict = GateReport::new(rust.info(), Some(Baseline::of_image(&go)), checks);
+    let verdict = GateReport::new(rust.info(), Some(Baseline::of_image(&go, None)), checks);
     snapshot_all("gate", &verdict);
     insta::assert_snapshot!("gate_github", verdict.to_github());
 }

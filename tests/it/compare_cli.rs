@@ -77,6 +77,16 @@ fn report_writes_markdown_with_charts() {
         !markdown.contains("decompression on this machine"),
         "--stable leaves timings out"
     );
+    let code = markdown
+        .split("## What the code is made of")
+        .nth(1)
+        .expect("the code section");
+    assert!(code.trim_start().contains("```mermaid"), "{code}");
+    assert!(code.contains("runtime (std)"), "{code}");
+    assert!(
+        code.contains("Standard library share of .text: Go std"),
+        "{code}"
+    );
 }
 
 /// The Markdown report on two images built from fixed bytes, as a snapshot (the
@@ -173,5 +183,100 @@ fn shared_layers_are_read_once_per_command() {
             "{}",
             proxy.describe()
         );
+    }
+}
+
+/// Bytes of a JSON number, 0 when absent.
+fn bytes(value: &serde_json::Value) -> u64 {
+    value.as_u64().unwrap_or(0)
+}
+
+/// The attribution inspect gives the binary at `path`.
+fn inspected_attribution(inspect: &serde_json::Value, path: &str) -> serde_json::Value {
+    inspect["binaries"]
+        .as_array()
+        .expect("binaries")
+        .iter()
+        .find(|b| b["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in {inspect}"))["attribution"]
+        .clone()
+}
+
+/// Σ of the std-flagged items' bytes over `.text`.
+fn std_share(attribution: &serde_json::Value) -> f64 {
+    let std: u64 = attribution["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["std"] == true)
+        .map(|i| bytes(&i["bytes"]))
+        .sum();
+    std as f64 / bytes(&attribution["code_bytes"]) as f64
+}
+
+#[test]
+fn compare_lists_the_main_binaries_code_with_the_std_share() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let (go, rust) = layouts(dir.path());
+    let comparison = json_of(home.path(), &["compare", &go, &rust, "--no-advice"]);
+    let mut shares = Vec::new();
+    for (index, (reference, unit)) in [(&go, "package"), (&rust, "crate")].iter().enumerate() {
+        let inspected =
+            inspected_attribution(&inspect_json(home.path(), &[reference]), "/app/hello");
+        let summary = &comparison["images"][index]["main_binary"]["attribution_summary"];
+        assert_eq!(summary["unit"], *unit, "{summary}");
+        assert_eq!(summary["source"], inspected["source"]);
+        assert_eq!(summary["code_bytes"], inspected["code_bytes"]);
+        let top = summary["top"].as_array().expect("top");
+        let items = inspected["items"].as_array().expect("items");
+        assert_eq!(top.len(), items.len().min(10));
+        for (shown, item) in top.iter().zip(items) {
+            assert_eq!(shown["name"], item["name"]);
+            assert_eq!(shown["bytes"], item["bytes"]);
+            assert_eq!(shown["version"], item["version"]);
+            let share = bytes(&item["bytes"]) as f64 / bytes(&inspected["code_bytes"]) as f64;
+            assert!((shown["share"].as_f64().expect("share") - share).abs() < 1e-9);
+        }
+        let rest: u64 = items.iter().skip(10).map(|i| bytes(&i["bytes"])).sum();
+        assert_eq!(bytes(&summary["rest_bytes"]), rest);
+        let share = std_share(&inspected);
+        assert!(share > 0.0, "std code in {reference}: {inspected}");
+        assert!((summary["std_share"].as_f64().expect("std_share") - share).abs() < 1e-9);
+        shares.push(share);
+    }
+    // Go's std flag includes the runtime; Rust's std, core and alloc are flagged too.
+    let items = |index: usize| {
+        comparison["images"][index]["main_binary"]["attribution_summary"]["top"]
+            .as_array()
+            .expect("top")
+            .clone()
+    };
+    assert!(items(0)
+        .iter()
+        .any(|i| i["name"] == "runtime" && i["std"] == true));
+    assert!(items(1)
+        .iter()
+        .any(|i| i["name"] == "std" && i["std"] == true));
+
+    for format in ["table", "markdown"] {
+        let output = succeed(ballast(home.path()).args([
+            "compare",
+            &go,
+            &rust,
+            "--no-advice",
+            "--format",
+            format,
+        ]));
+        let text = String::from_utf8_lossy(&output);
+        assert!(
+            text.contains("Main binary code, largest packages / crates"),
+            "{text}"
+        );
+        let line = format!("Go std (runtime included) {:.1}% (", shares[0] * 100.0);
+        assert!(text.contains("Standard library share of .text: "), "{text}");
+        assert!(text.contains(&line), "{line} in {text}");
+        let line = format!("Rust std/core/alloc {:.1}% (", shares[1] * 100.0);
+        assert!(text.contains(&line), "{line} in {text}");
     }
 }

@@ -124,3 +124,116 @@ fn the_same_image_from_a_layout_and_a_docker_save_shares_every_layer_by_content(
     assert_eq!(comparison["set"]["same_content_layers"], image.layers.len());
     assert_eq!(comparison["set"]["shared_layers"], 0);
 }
+
+/// Item name -> (bytes, version) of the attribution inspect gives the binary at `path`.
+fn inspected_items(
+    inspect: &serde_json::Value,
+    path: &str,
+) -> std::collections::BTreeMap<String, (u64, Option<String>)> {
+    let binary = inspect["binaries"]
+        .as_array()
+        .expect("binaries")
+        .iter()
+        .find(|b| b["path"] == path)
+        .unwrap_or_else(|| panic!("no {path}"));
+    binary["attribution"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().expect("name").to_string(),
+                (
+                    i["bytes"].as_u64().unwrap_or(0),
+                    i["version"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn code_that_came_went_grew_or_shrank_in_a_binary() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("dir");
+    let samples = samples();
+    let image = |build: GoBuild, tag: &str| {
+        let built = samples::service_image(&samples.go(build).expect("go"), "app", false)
+            .expect("spec")
+            .build()
+            .expect("build");
+        let layout = dir.path().join(tag);
+        testkit::write_oci_layout(&layout, &[(&built, Some(tag))]).expect("layout");
+        format!("oci:{}:{tag}", layout.display())
+    };
+    let (base, new) = (image(GoBuild::CgoOff, "off"), image(GoBuild::CgoOn, "on"));
+    let before = inspected_items(&inspect_json(home.path(), &[&base]), "/app");
+    let after = inspected_items(&inspect_json(home.path(), &[&new]), "/app");
+    let report = json_of(home.path(), &["diff", &base, &new, "--top", "5"]);
+    let binary = report["binaries"]
+        .as_array()
+        .expect("binaries")
+        .iter()
+        .find(|b| b["path"] == "/app")
+        .expect("/app changed");
+    let code = &binary["code"];
+    assert_eq!(code["unit"], "package");
+    let items = code["items"].as_array().expect("items");
+    assert_eq!(items.len(), 5, "--top 5: {code}");
+    // Every figure is inspect's; the list runs largest change first.
+    let mut last = u64::MAX;
+    for item in items {
+        let name = item["name"].as_str().expect("name");
+        let (b, vb) = before.get(name).cloned().unwrap_or((0, None));
+        let (a, va) = after.get(name).cloned().unwrap_or((0, None));
+        assert_eq!(item["bytes_before"].as_u64(), Some(b), "{item}");
+        assert_eq!(item["bytes_after"].as_u64(), Some(a), "{item}");
+        assert_eq!(item["version_before"].as_str(), vb.as_deref(), "{item}");
+        assert_eq!(item["version_after"].as_str(), va.as_deref(), "{item}");
+        let delta = item["delta"].as_i64().expect("delta");
+        assert_eq!(delta, a as i64 - b as i64);
+        let change = match (before.contains_key(name), after.contains_key(name)) {
+            (false, true) => "added",
+            (true, false) => "removed",
+            _ if a > b => "grown",
+            _ if a < b => "shrunk",
+            _ => "version",
+        };
+        assert_eq!(item["change"], change, "{item}");
+        assert!(delta.unsigned_abs() <= last);
+        last = delta.unsigned_abs();
+    }
+    // The rest are summed: all changes together are the change of `.text`.
+    let more = &code["more"];
+    let listed: i64 = items.iter().map(|i| i["delta"].as_i64().unwrap_or(0)).sum();
+    let text_delta = code["code_bytes_after"].as_i64().expect("after")
+        - code["code_bytes_before"].as_i64().expect("before");
+    assert_eq!(
+        listed + more["delta"].as_i64().expect("more delta"),
+        text_delta
+    );
+    // cgo links in C: runtime/cgo's own code is C (`x_cgo_*`, no `pcsp`), and so are
+    // the resolver's `_cgo_` wrappers.
+    assert!(!before.contains_key("[C]") && after.contains_key("[C]"));
+    let all = json_of(home.path(), &["diff", &base, &new, "--top", "1000"]);
+    let cgo = all["binaries"][0]["code"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["name"] == "[C]")
+        .cloned()
+        .expect("[C] listed");
+    assert_eq!(cgo["change"], "added");
+    assert_eq!(cgo["bytes_after"].as_u64(), Some(after["[C]"].0));
+
+    let table = succeed(
+        ballast(home.path()).args(["diff", &base, &new, "--top", "1000", "--format", "table"]),
+    );
+    let table = String::from_utf8_lossy(&table);
+    assert!(table.contains("Code of /app by package: .text"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(" [C] "))
+        .unwrap_or_else(|| panic!("[C] row in {table}"));
+    assert!(row.contains("added"), "{row}");
+}

@@ -342,3 +342,204 @@ fn regex_free_host_redaction(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// The Go sample without cgo, then with it (runtime/cgo and C linked in), at one path.
+fn binary_images() -> &'static (String, String) {
+    static IMAGES: OnceLock<(String, String)> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        let samples = samples();
+        let build = |binary: std::path::PathBuf| {
+            samples::service_image(&binary, "app", false)
+                .expect("spec")
+                .build()
+                .expect("build")
+        };
+        let main = build(samples.go(GoBuild::CgoOff).expect("go"));
+        let pr = build(samples.go(GoBuild::CgoOn).expect("go with cgo"));
+        (
+            push(registry(), "gate/bin:main", &[&main]),
+            push(registry(), "gate/bin:pr", &[&pr]),
+        )
+    })
+}
+
+/// `/app`'s size and item name -> bytes, as inspect reports them.
+fn app_binary(dir: &std::path::Path, image: &str) -> (u64, Vec<(String, i64)>) {
+    let inspect = inspect_json(dir, &[image]);
+    let app = inspect["binaries"]
+        .as_array()
+        .expect("binaries")
+        .iter()
+        .find(|b| b["path"] == "/app")
+        .cloned()
+        .expect("/app");
+    let items = app["attribution"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().expect("name").to_string(),
+                i["bytes"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    (app["size"].as_u64().expect("size"), items)
+}
+
+#[test]
+fn main_binary_growth_names_the_top_growers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (main, pr) = binary_images();
+    let (before, before_items) = app_binary(dir.path(), main);
+    let (after, after_items) = app_binary(dir.path(), pr);
+    assert!(after > before, "cgo grows the binary");
+    let growth = after - before;
+    // The largest grower as inspect's figures say.
+    let grown = |name: &str, bytes: i64| {
+        bytes
+            - before_items
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, b)| *b)
+    };
+    let top = after_items
+        .iter()
+        .map(|(name, bytes)| (name.clone(), grown(name, *bytes)))
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        .expect("a grower");
+
+    let percent = growth as f64 * 100.0 / before as f64;
+    let tight = format!("{:.3}%", percent / 2.0);
+    let loose = format!("{}", growth * 2);
+    let (code, verdict, stderr) = gate(
+        dir.path(),
+        &[
+            pr,
+            "--baseline",
+            main,
+            "--max-binary-growth",
+            &tight,
+            "--max-binary-growth",
+            &loose,
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let failed = check(&verdict, "max_binary_growth_percent");
+    assert_eq!(failed["pass"], false);
+    assert!((failed["value"].as_f64().expect("value") - percent).abs() < 0.001);
+    let detail = failed["detail"].as_str().expect("detail");
+    assert!(detail.starts_with("main binary /app grew "), "{detail}");
+    assert!(
+        detail.contains(&format!(": {} ", top.0)),
+        "top grower {top:?}: {detail}"
+    );
+    let bytes = check(&verdict, "max_binary_growth_bytes");
+    assert_eq!(bytes["pass"], true);
+    assert_eq!(bytes["value"].as_f64(), Some(growth as f64));
+    assert_eq!(
+        verdict["baseline"]["main_binary"]["size"].as_u64(),
+        Some(before)
+    );
+
+    // The same baseline from a saved report gives the same figures.
+    let saved = succeed(ballast(dir.path()).args(["inspect", main, "--format", "json"]));
+    std::fs::write(dir.path().join("base.json"), &saved).expect("save report");
+    let (code, from_report, stderr) = gate(
+        dir.path(),
+        &[pr, "--baseline", "base.json", "--max-binary-growth", &tight],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let failed_again = check(&from_report, "max_binary_growth_percent");
+    assert_eq!(failed_again["value"], failed["value"]);
+    assert!(failed_again["detail"]
+        .as_str()
+        .expect("detail")
+        .contains(&format!(": {} ", top.0)));
+
+    // Within budget it passes; the other way round the binary shrank.
+    let (code, _, stderr) = gate(
+        dir.path(),
+        &[pr, "--baseline", "base.json", "--max-binary-growth", &loose],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, verdict, stderr) = gate(
+        dir.path(),
+        &[main, "--baseline", pr, "--max-binary-growth", "0%"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let shrunk = check(&verdict, "max_binary_growth_percent");
+    assert!(
+        shrunk["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("shrank"),
+        "{shrunk}"
+    );
+}
+
+#[test]
+fn binary_growth_from_ballast_toml_in_the_step_summary() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (main, pr) = binary_images();
+    std::fs::write(
+        dir.path().join("ballast.toml"),
+        format!("[gate]\nbaseline = \"{main}\"\nmax_binary_growth = [\"0.001%\", \"1GB\"]\n"),
+    )
+    .expect("write config");
+    let summary = dir.path().join("summary.md");
+    let output = ballast(dir.path())
+        .current_dir(dir.path())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["gate", pr, "--format", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verdict: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(check(&verdict, "max_binary_growth_percent")["pass"], false);
+    assert_eq!(check(&verdict, "max_binary_growth_bytes")["pass"], true);
+    let written = std::fs::read_to_string(&summary).expect("summary");
+    assert!(
+        written.contains("| `max_binary_growth_percent` |"),
+        "{written}"
+    );
+    assert!(written.contains("main binary /app grew"), "{written}");
+
+    // Without a baseline the budget is a usage error, named.
+    let line = expect_bad_input(dir.path(), &["gate", main, "--max-binary-growth", "5%"]);
+    assert!(
+        line.contains("--max-binary-growth") && line.contains("--baseline"),
+        "{line}"
+    );
+    let line = expect_bad_input(
+        dir.path(),
+        &[
+            "gate",
+            main,
+            "--baseline",
+            pr,
+            "--max-binary-growth",
+            "1%",
+            "--max-binary-growth",
+            "2%",
+        ],
+    );
+    assert!(line.contains("at most one percentage"), "{line}");
+    let line = expect_bad_input(
+        dir.path(),
+        &[
+            "gate",
+            main,
+            "--baseline",
+            pr,
+            "--max-binary-growth",
+            "lots",
+        ],
+    );
+    assert!(line.contains("--max-binary-growth"), "{line}");
+}

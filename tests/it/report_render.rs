@@ -542,6 +542,7 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
         [
             "Verdict",
             "Charts",
+            "What the code is made of",
             "Comparison",
             "Images",
             "Image `hello-go:1.0`",
@@ -581,8 +582,32 @@ fn go_and_rust_report_renders_as_tables_and_charts() {
         .expect("per-image cost table");
     assert_eq!(per_image.header[1..], ["hello-go:1.0", "hello-rs:1.0"]);
 
-    // Charts: the why chart, categories, anatomy, now-vs-after, cold start.
-    assert_eq!(rendered.mermaid.len(), 5, "{:#?}", rendered.mermaid);
+    // Charts: the why chart, categories, anatomy, the code's packages and crates,
+    // now-vs-after, cold start.
+    assert_eq!(rendered.mermaid.len(), 6, "{:#?}", rendered.mermaid);
+    // Each code bar is its binary's whole `.text`, as the attribution measured it.
+    let code_chart = rendered
+        .mermaid
+        .iter()
+        .find(|b| b.contains("Main binary code by package or crate"))
+        .expect("code chart");
+    let code_bytes: Vec<String> = comparison
+        .images
+        .iter()
+        .map(|i| {
+            let summary = i
+                .main_binary
+                .as_ref()
+                .and_then(|b| b.attribution_summary.as_ref())
+                .expect("attribution summary");
+            let mb = format!("{:.3}", summary.code_bytes as f64 / 1e6);
+            mb.trim_end_matches('0').trim_end_matches('.').to_string()
+        })
+        .collect();
+    assert!(
+        code_chart.contains(&format!("    bar [{}]\n", code_bytes.join(", "))),
+        "{code_chart}"
+    );
     for block in &rendered.mermaid {
         let (labels, _) = check_mermaid(block);
         assert_eq!(labels, 2);
@@ -781,8 +806,10 @@ fn single_image_without_advice_or_cost() {
     // The pipe in a file name stays inside its cell.
     let largest = table_with_header(&rendered, &["path", "size", "layer"]);
     assert!(largest[0].rows.iter().any(|r| r[0] == "/etc/a|b.conf"));
-    // Categories and anatomy; no projection without advice, no cold start without cost.
-    assert_eq!(rendered.mermaid.len(), 2);
+    // Categories, anatomy and the code's packages; no projection without advice, no
+    // cold start without cost.
+    assert_eq!(rendered.mermaid.len(), 3);
+    assert!(markdown.contains("## What the code is made of"));
     for block in &rendered.mermaid {
         assert_eq!(check_mermaid(block).0, 1);
     }

@@ -9,12 +9,13 @@
 //! table gives a broken-table note, never a panic.
 
 mod pclntab;
+pub mod summary;
 mod symbols;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use pclntab::{owner, GoFunc, Owner, Pclntab, PclntabError, Version as PclntabVersion};
 pub use symbols::{crate_of, is_rust_symbol, CrateOf};
@@ -75,7 +76,7 @@ const STD_PRIVATE_CRATES: &[&str] = &[
     "cfg_if",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Unit {
     Package,
@@ -83,7 +84,7 @@ pub enum Unit {
     Symbol,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Pclntab,
@@ -118,7 +119,7 @@ pub struct Attribution {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttributionItem {
     pub name: String,
     /// Go: the module providing the package. Symbols: the object file (`STT_FILE`).
@@ -132,7 +133,7 @@ pub struct AttributionItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub functions: Option<u64>,
     /// The Go standard library, or Rust's std/core/alloc and their kin.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub std: bool,
     /// A crate std itself links in (backtraces, hash maps), in a binary without
     /// cargo-auditable's list: std's copy or the program's own, the symbols do not

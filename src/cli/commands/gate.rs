@@ -25,16 +25,17 @@ pub(crate) async fn gate(args: GateArgs) -> anyhow::Result<ExitStatus> {
     let options = inspect_options(&args.source)?;
     let progress = progress_reporter();
     let analysis = image::inspect(&image, &options, progress.clone()).await?;
+    let mut measured = Measured::of(&analysis);
+    let main_path = measured.main_binary.as_ref().map(|b| b.path.as_str());
     let baseline = match budgets.baseline.as_deref().map(BaselineSource::of) {
         None => None,
-        Some(BaselineSource::Report(path)) => Some(gate::baseline_from_report(path)?),
+        Some(BaselineSource::Report(path)) => Some(gate::baseline_from_report(path, main_path)?),
         Some(BaselineSource::Image(text)) => {
             let base = image::inspect(&ImageRef::parse(text)?, &options, progress.clone()).await?;
-            Some(Baseline::of_image(&base))
+            Some(Baseline::of_image(&base, main_path))
         }
     };
     progress.finish();
-    let mut measured = Measured::of(&analysis);
     if budgets.max_cold_start.is_some() || budgets.max_monthly_cost.is_some() {
         measured.price(&analysis, &budgets, config.as_deref())?;
     }
@@ -71,6 +72,11 @@ fn budgets(args: &GateArgs, config: Option<&Path>) -> anyhow::Result<Budgets> {
             .iter()
             .map(|g| Growth::parse(g))
             .collect::<Result<_, _>>()?,
+        max_binary_growth: args
+            .max_binary_growth
+            .iter()
+            .map(|g| Growth::parse_for("--max-binary-growth", g))
+            .collect::<Result<_, _>>()?,
         max_wasted: size_flag("--max-wasted", &args.max_wasted)?,
         min_efficiency: args.min_efficiency,
         max_cold_start: args.max_cold_start,
@@ -84,7 +90,7 @@ fn budgets(args: &GateArgs, config: Option<&Path>) -> anyhow::Result<Budgets> {
     };
     budgets.validate()?;
     if budgets.is_empty() {
-        return Err(UsageError("no budgets: give flags such as --max-size or --max-growth, or a ballast.toml with a [gate] table".into()).into());
+        return Err(UsageError("no budgets: give flags such as --max-size, --max-growth or --max-binary-growth, or a ballast.toml with a [gate] table".into()).into());
     }
     Ok(budgets)
 }
