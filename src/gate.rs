@@ -800,6 +800,7 @@ mod tests {
             bytes: Some(bytes),
             functions: Some(1),
             std: version.is_none(),
+            maybe_std: false,
         };
         let binary = |size: u64, items: Vec<AttributionItem>| BinarySide {
             path: "/app".into(),

@@ -442,8 +442,17 @@ pub fn std_line(images: &[ImageSide], labels: &[String]) -> Option<String> {
         .zip(labels)
         .filter_map(|(image, label)| {
             let summary = image.main_binary.as_ref()?.attribution_summary.as_ref()?;
+            let with_maybe = if summary.maybe_std_bytes > 0 {
+                format!(
+                    " to {:.1}% (with the crates std links in privately, which may be the program's own)",
+                    (summary.std_bytes + summary.maybe_std_bytes) as f64 * 100.0
+                        / summary.code_bytes.max(1) as f64
+                )
+            } else {
+                String::new()
+            };
             Some(format!(
-                "{} {:.1}% ({label})",
+                "{} {:.1}%{with_maybe} ({label})",
                 summary.std_label()?,
                 summary.std_share * 100.0
             ))

@@ -112,6 +112,7 @@ fn rust_attribution(mut report: BinaryReport) -> BinaryReport {
         bytes: Some(bytes),
         functions: Some(bytes / 400),
         std,
+        maybe_std: false,
     };
     let items = vec![
         item("std", None, 700_000, true),
@@ -169,6 +170,7 @@ fn go_image_upgraded() -> ImageAnalysis {
                 bytes: Some(60_000),
                 functions: Some(40),
                 std: true,
+                maybe_std: false,
             });
             attribution.code_bytes += 460_000;
         }

@@ -138,7 +138,7 @@ pub struct AttributionItem {
     /// A crate std itself links in (backtraces, hash maps), in a binary without
     /// cargo-auditable's list: std's copy or the program's own, the symbols do not
     /// say which, so it is neither counted as std nor as the program's.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub maybe_std: bool,
 }
 

@@ -25,6 +25,11 @@ pub struct AttributionSummary {
     pub std_bytes: u64,
     /// `std_bytes / code_bytes`, 0..1.
     pub std_share: f64,
+    /// Bytes of crates std links in privately that may as well be the program's own
+    /// (`maybe_std`: no `.dep-v0` to tell); counted in neither `std_bytes` nor the
+    /// program's share, so a reader sees the range.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub maybe_std_bytes: u64,
     /// The largest items, largest first.
     pub top: Vec<SummaryItem>,
     /// The items past `top`, counted and summed.
@@ -44,6 +49,10 @@ pub struct SummaryItem {
     pub share: f64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub std: bool,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 fn share(part: u64, whole: u64) -> f64 {
@@ -68,6 +77,12 @@ impl AttributionSummary {
             .filter(|i| i.std)
             .filter_map(|i| i.bytes)
             .sum();
+        let maybe_std_bytes: u64 = attribution
+            .items
+            .iter()
+            .filter(|i| i.maybe_std && !i.std)
+            .filter_map(|i| i.bytes)
+            .sum();
         let items = attribution.items.iter().take(top).map(|i| {
             let bytes = i.bytes.unwrap_or(0);
             SummaryItem {
@@ -87,6 +102,7 @@ impl AttributionSummary {
             attributed_bytes: attribution.attributed_bytes,
             std_bytes,
             std_share: share(std_bytes, code),
+            maybe_std_bytes,
             top: items.collect(),
             rest_items: rest.len(),
             rest_bytes: rest.iter().filter_map(|i| i.bytes).sum(),
@@ -304,6 +320,7 @@ mod tests {
             bytes: Some(bytes),
             functions: Some(1),
             std: name == "runtime",
+            maybe_std: false,
         }
     }
 
