@@ -14,6 +14,7 @@
 //!   `error::Fault` deciding the exit code.
 
 pub mod advice;
+pub mod apply;
 pub mod binary;
 pub mod cache;
 pub mod category;

@@ -30,7 +30,7 @@ ensure_packages() {
 # (peak RSS of a child), util-linux's setpriv (a non-root client) and chromium (the
 # headless browser that renders the report's Mermaid charts); golang.org/x/text is the
 # third-party module of the Go sample with dependencies (testdata/hello-go-deps).
-TEST_PACKAGES=(docker.io podman skopeo openssl time util-linux chromium golang-golang-x-text-dev)
+TEST_PACKAGES=(docker.io podman skopeo umoci openssl time util-linux chromium golang-golang-x-text-dev)
 
 # Installs mermaid 11 from npm into target/mermaid, where the report rendering test
 # finds target/mermaid/node_modules/mermaid/dist/mermaid.min.js: the same major

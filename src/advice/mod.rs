@@ -347,14 +347,13 @@ pub async fn advise(
     // One rebuild per affected layer, measuring every suggestion's variant and the
     // combination of all of them (for the projection).
     let mut requests: BTreeMap<usize, RebuildRequest> = BTreeMap::new();
-    for removal in &removals {
-        let mut per_layer: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for (path, _, layer) in &removal.files {
-            per_layer.entry(*layer).or_default().push(path.clone());
-        }
-        for (layer, paths) in per_layer {
+    let layer_paths: Vec<BTreeMap<usize, HashSet<String>>> = removals
+        .iter()
+        .map(|removal| removal_layers(removal, analysis))
+        .collect();
+    for (removal, per_layer) in removals.iter().zip(&layer_paths) {
+        for (layer, paths) in per_layer.clone() {
             let request = requests.entry(layer).or_default();
-            let paths: std::collections::HashSet<String> = paths.into_iter().collect();
             request.variants.push(if removal.strip {
                 Variant {
                     id: removal.kind.key().to_string(),
@@ -448,8 +447,10 @@ pub async fn advise(
 
     let mut suggestions: Vec<Suggestion> = removals
         .iter()
-        .map(|removal| {
-            let mut suggestion = removal_suggestion(removal, analysis, &results);
+        .zip(&layer_paths)
+        .map(|(removal, per_layer)| {
+            let layers: BTreeSet<usize> = per_layer.keys().copied().collect();
+            let mut suggestion = removal_suggestion(removal, &layers, analysis, &results);
             if let Some((kind, addition)) = &base_addition {
                 if *kind == removal.kind {
                     net_of_base(&mut suggestion, addition.clone());
@@ -567,6 +568,104 @@ pub async fn advise(
     })
 }
 
+/// What applying one in-image suggestion leaves out: per layer index, the tar paths
+/// (normalised, as [`crate::layer::normalise_path`] gives them) to drop. The same
+/// sets advise measures, so `ballast apply` makes exactly the change advise priced.
+#[derive(Debug, Clone)]
+pub struct LayerRemovals {
+    pub kind: SuggestionKind,
+    pub layers: BTreeMap<usize, HashSet<String>>,
+    /// The files (root-relative path, size, layer that adds them), whiteouts aside.
+    pub files: Vec<(String, u64, usize)>,
+}
+
+/// Every suggestion that leaves files out of the image's own layers (hidden files,
+/// package caches, toolchains, docs), as advise plans them.
+pub fn layer_removals(analysis: &ImageAnalysis) -> Vec<LayerRemovals> {
+    removals::plan(analysis)
+        .into_iter()
+        .filter(|r| !r.strip && !r.kind.replaces_base())
+        .map(|removal| LayerRemovals {
+            kind: removal.kind,
+            layers: removal_layers(&removal, analysis),
+            files: removal.files,
+        })
+        .collect()
+}
+
+/// The tar paths each layer leaves out for `removal`: its files and, for files a
+/// later layer deletes, the whiteouts that deleted them once nothing below is left
+/// for them to hide.
+fn removal_layers(removal: &Removal, analysis: &ImageAnalysis) -> BTreeMap<usize, HashSet<String>> {
+    let mut per_layer: BTreeMap<usize, HashSet<String>> = BTreeMap::new();
+    for (path, _, layer) in &removal.files {
+        per_layer.entry(*layer).or_default().insert(path.clone());
+    }
+    if removal.kind == SuggestionKind::DropDeletedFiles && !removal.strip {
+        for (layer, whiteout) in idle_whiteouts(analysis, &per_layer) {
+            per_layer.entry(layer).or_default().insert(whiteout);
+        }
+    }
+    per_layer
+}
+
+/// Whiteouts (as their tar paths, `dir/.wh.name`) that hide nothing once `removed`
+/// is gone from the layers below them. One ordered map of what stays, looked up once
+/// per whiteout: never a scan of the layers per whiteout.
+fn idle_whiteouts(
+    analysis: &ImageAnalysis,
+    removed: &BTreeMap<usize, HashSet<String>>,
+) -> Vec<(usize, String)> {
+    use crate::layer::EntryKind;
+    let whiteouts: Vec<(usize, &str)> = analysis
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(index, layer)| {
+            layer
+                .entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Whiteout && !e.path.is_empty())
+                .map(move |e| (index, e.path.as_str()))
+        })
+        .collect();
+    if whiteouts.is_empty() {
+        return vec![];
+    }
+    // Every entry that stays (whiteouts aside), by path, with the lowest layer it is in.
+    let mut kept: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, layer) in analysis.layers.iter().enumerate() {
+        let gone = removed.get(&index);
+        for entry in &layer.entries {
+            if entry.kind == EntryKind::Whiteout || gone.is_some_and(|g| g.contains(&entry.path)) {
+                continue;
+            }
+            let lowest = kept.entry(entry.path.as_str()).or_insert(index);
+            *lowest = (*lowest).min(index);
+        }
+    }
+    whiteouts
+        .into_iter()
+        .filter(|(layer, path)| {
+            let prefix = format!("{path}/");
+            let below = |(_, lowest): (&&str, &usize)| *lowest < *layer;
+            let hides_something = kept.get_key_value(path).is_some_and(below)
+                || kept
+                    .range(prefix.as_str()..)
+                    .take_while(|(p, _)| p.starts_with(&prefix))
+                    .any(below);
+            !hides_something
+        })
+        .map(|(layer, path)| {
+            let name = match path.rsplit_once('/') {
+                Some((dir, name)) => format!("{dir}/.wh.{name}"),
+                None => format!(".wh.{path}"),
+            };
+            (layer, name)
+        })
+        .collect()
+}
+
 async fn run_rebuilds(
     source: &Arc<Source>,
     analysis: &ImageAnalysis,
@@ -647,10 +746,11 @@ async fn run_rebuilds(
 
 fn removal_suggestion(
     removal: &Removal,
+    layers: &BTreeSet<usize>,
     analysis: &ImageAnalysis,
     results: &BTreeMap<usize, RebuildResult>,
 ) -> Suggestion {
-    let layers: BTreeSet<usize> = removal.files.iter().map(|(_, _, layer)| *layer).collect();
+    let layers = layers.clone();
     let saved_bytes: u64 = layers
         .iter()
         .filter_map(|l| results.get(l))

@@ -25,6 +25,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Ranked suggestions with the bytes each saves and how sure that figure is
     Advise(AdviseArgs),
+    /// Write the image with advise's in-image suggestions applied, then read it back
+    /// and compare with the projection
+    Apply(ApplyArgs),
     /// Side by side: sizes, shared layers, main binaries, waste, suggestions, cost
     Compare(CompareArgs),
     /// What changed between two images: layers, files and binaries, by impact
@@ -324,6 +327,37 @@ pub struct InspectArgs {
     /// Add ballast's suggestions (as `ballast advise` gives them)
     #[arg(long)]
     pub advise: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Image: registry reference, docker://REF, oci:DIR[:TAG] or docker-archive:FILE[:REF]
+    pub image: String,
+    /// Where to write the new image: an OCI layout, oci:DIR[:TAG] (a new or empty
+    /// directory, or a layout the tag is added to)
+    #[arg(long, value_name = "oci:DIR[:TAG]")]
+    pub to: String,
+    /// Apply only these suggestions (advise's ids, comma-separated)
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Apply every default suggestion but these
+    #[arg(
+        long,
+        value_name = "ID,...",
+        value_delimiter = ',',
+        conflicts_with = "only"
+    )]
+    pub skip: Vec<String>,
+    /// Print the plan (layers changed, files left out, projected sizes); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace the tag when the target layout already has it
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]

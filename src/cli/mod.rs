@@ -120,6 +120,7 @@ fn fault_of(cause: &(dyn std::error::Error + 'static)) -> Option<bool> {
     faults!(
         crate::image::InspectError,
         crate::advice::AdviceError,
+        crate::apply::ApplyError,
         crate::cost::CostError,
         crate::cost::calibrate::CalibrateError,
         crate::gate::GateError,

@@ -2,6 +2,7 @@
 //! terminal, JSON for scripts (with `schema_version`) or Markdown for pull requests.
 
 pub mod advise;
+pub mod apply;
 pub mod chart;
 pub mod compare;
 pub mod cost;
@@ -49,6 +50,7 @@ macro_rules! render_with_inherent_methods {
 
 render_with_inherent_methods!(
     advise::AdviseReport,
+    apply::ApplyReport,
     crate::compare::Comparison,
     cost::PricingList,
     crate::cost::CostEstimate,

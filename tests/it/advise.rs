@@ -118,6 +118,8 @@ fn layer_waste_savings_hold_when_the_change_is_made() {
         fixed.layers[2]
             .items
             .retain(|item| !matches!(item, Item::File { path, .. } if path == "tmp/build.log"));
+        // With nothing left to hide, the whiteout goes too.
+        fixed.layers[3].items.clear();
         let fixed_image = fixed.build().expect("build fixed");
         // The projection applies every exact and measured change, the strip included.
         let go_binary = samples.go(GoBuild::Default).expect("go");
@@ -151,10 +153,12 @@ fn layer_waste_savings_hold_when_the_change_is_made() {
         assert_eq!(deleted["paths"][0], "/tmp/build.log");
         assert_eq!(
             u(&deleted["saved_bytes"]),
-            tar_len(&spec.layers[2]) - tar_len(&fixed.layers[2])
+            tar_len(&spec.layers[2]) - tar_len(&fixed.layers[2]) + tar_len(&spec.layers[3])
+                - tar_len(&fixed.layers[3])
         );
-        let real_compressed =
-            (image.layers[2].blob.len() - fixed_image.layers[2].blob.len()) as u64;
+        let real_compressed = (image.layers[2].blob.len() - fixed_image.layers[2].blob.len()
+            + image.layers[3].blob.len()
+            - fixed_image.layers[3].blob.len()) as u64;
         assert!(
             within(u(&deleted["saved_compressed_bytes"]), real_compressed, 1.0),
             "{} vs {real_compressed}",
@@ -673,7 +677,13 @@ fn gzip_level_is_matched_before_savings_are_measured() {
             .unwrap_or_else(|| panic!("{label}: layer 0 not rebuilt: {report:#}"));
         let matched = u(&measurement["gzip_level"]["level"]);
         let deleted = suggestion(&report, "drop-deleted-files");
-        let real = (image.layers[0].blob.len() - fixed.layers[0].blob.len()) as u64;
+        // The whiteout goes too (nothing is left for it to hide); its layer stays, empty.
+        let emptied = ImageSpec::new(vec![LayerSpec::new("RUN rm /tmp/build.log", vec![])])
+            .build()
+            .expect("build emptied");
+        let real = (image.layers[0].blob.len() - fixed.layers[0].blob.len()
+            + image.layers[1].blob.len()
+            - emptied.layers[0].blob.len()) as u64;
         let reported = u(&deleted["saved_compressed_bytes"]);
         eprintln!(
             "{label}: matched level {matched}, reported {reported} B, real {real} B ({:+.2}%)",

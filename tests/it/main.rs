@@ -6,6 +6,7 @@
 mod common;
 
 mod advise;
+mod apply;
 mod auth;
 mod binary_forensics;
 mod bombs;

@@ -1,5 +1,6 @@
 //! One short function per command: read the images, run the analysis, render.
 
+mod apply;
 mod calibrate;
 mod compare;
 mod cost;
@@ -14,6 +15,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitStatus> {
     match command {
         Command::Inspect(args) => inspect::inspect(args).await,
         Command::Advise(args) => inspect::advise(args).await,
+        Command::Apply(args) => apply::apply(args).await,
         Command::Cost(args) => cost::cost(args).await,
         Command::Diff(args) => diff::diff(args).await,
         Command::Compare(args) => compare::compare(args).await,

@@ -1,0 +1,657 @@
+//! `ballast apply`: the image with advise's in-image suggestions made, written as an
+//! OCI layout, read back and compared with what advise projected.
+//!
+//! The planner takes advise's own removal sets ([`crate::advice::layer_removals`])
+//! and figures; the writer (`writer`) streams each changed layer once and copies the
+//! others byte for byte.
+
+mod writer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::advice::{self, AdviceError, AdviseOptions, Confidence, SuggestionKind};
+use crate::digest::Digest;
+use crate::image::{self, ImageAnalysis, InspectError, InspectOptions, Progress};
+use crate::layer::LayerError;
+use crate::reference::ImageRef;
+use crate::report::apply::{AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes};
+use crate::source::manifest::{OCI_INDEX, OCI_MANIFEST};
+use crate::source::{LayerDescriptor, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}: not applied yet (this slice of `ballast apply` makes drop-deleted-files, drop-package-caches and drop-docs)")]
+    NotYet(String),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the written image does not read back: {0}")]
+    Verify(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    #[error(transparent)]
+    Advice(#[from] AdviceError),
+    #[error("internal error: {0}")]
+    Task(String),
+}
+
+impl ApplyError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        ApplyError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl crate::error::Fault for ApplyError {
+    fn is_bad_input(&self) -> bool {
+        match self {
+            ApplyError::Task(_) | ApplyError::Verify(_) => false,
+            ApplyError::Inspect(e) => e.is_bad_input(),
+            ApplyError::Advice(e) => e.is_bad_input(),
+            ApplyError::Layer(e) => e.is_bad_input(),
+            _ => true,
+        }
+    }
+}
+
+/// The suggestions this slice applies: those that leave files out of the image's
+/// own layers.
+pub const APPLICABLE: &[SuggestionKind] = &[
+    SuggestionKind::DropDeletedFiles,
+    SuggestionKind::DropPackageCaches,
+    SuggestionKind::DropDocs,
+];
+
+/// Which suggestions to apply: `--only` and `--skip`, by advise's ids.
+#[derive(Debug, Clone, Default)]
+pub struct Choice {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl Choice {
+    /// The kinds `--only` names (`None`: every applicable one) and those `--skip`
+    /// leaves out; an unknown id, or `--only` of a kind not applied yet, is refused.
+    fn resolve(
+        &self,
+    ) -> Result<(Option<BTreeSet<SuggestionKind>>, BTreeSet<SuggestionKind>), ApplyError> {
+        let parse = |id: &str| -> Result<SuggestionKind, ApplyError> {
+            SuggestionKind::ALL
+                .iter()
+                .copied()
+                .find(|k| k.key() == id.trim())
+                .ok_or_else(|| {
+                    ApplyError::Refused(format!(
+                        "unknown suggestion id {:?} (advise's ids: {})",
+                        crate::text::escape_control(id),
+                        SuggestionKind::ALL
+                            .iter()
+                            .map(|k| k.key())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+        };
+        let mut only = BTreeSet::new();
+        for id in self.only.iter().filter(|id| !id.trim().is_empty()) {
+            let kind = parse(id)?;
+            if !APPLICABLE.contains(&kind) {
+                return Err(ApplyError::NotYet(format!("--only {}", kind.key())));
+            }
+            only.insert(kind);
+        }
+        let mut skip = BTreeSet::new();
+        for id in self.skip.iter().filter(|id| !id.trim().is_empty()) {
+            skip.insert(parse(id)?);
+        }
+        Ok(((!only.is_empty()).then_some(only), skip))
+    }
+}
+
+/// Where the image goes: an OCI layout directory and the tag it is listed under.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub dir: PathBuf,
+    pub tag: Option<String>,
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Result<Self, ApplyError> {
+        match ImageRef::parse(text) {
+            Ok(ImageRef::OciLayout { dir, tag }) => Ok(Target { dir, tag }),
+            Ok(_) => Err(ApplyError::NotYet(format!(
+                "--to {}: only oci:DIR[:TAG] is written",
+                crate::text::escape_control(text)
+            ))),
+            Err(e) => Err(ApplyError::Refused(format!("--to: {e}"))),
+        }
+    }
+
+    fn display(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("oci:{}:{tag}", self.dir.display()),
+            None => format!("oci:{}", self.dir.display()),
+        }
+    }
+}
+
+pub struct ApplyOptions {
+    pub choice: Choice,
+    pub dry_run: bool,
+    pub force: bool,
+    pub inspect: InspectOptions,
+    pub advise: AdviseOptions,
+}
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Refuses a target that would lose data: the source layout itself, a non-empty
+/// directory that is not an OCI layout, a tag already there (without `--force`).
+/// Returns the target's index.json entries, to keep.
+fn check_target(
+    image: &ImageRef,
+    target: &Target,
+    force: bool,
+) -> Result<Vec<serde_json::Value>, ApplyError> {
+    let dir = &target.dir;
+    let shown = crate::text::escape_control(&dir.display().to_string()).into_owned();
+    if let ImageRef::OciLayout { dir: source, .. } = image {
+        if let (Ok(a), Ok(b)) = (source.canonicalize(), dir.canonicalize()) {
+            if a == b {
+                return Err(ApplyError::Refused(format!(
+                    "--to {shown}: that is the source layout; apply never modifies its source"
+                )));
+            }
+        }
+    }
+    let metadata = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(ApplyError::io(dir, e)),
+    };
+    if !metadata.is_dir() {
+        return Err(ApplyError::Refused(format!(
+            "--to {shown}: not a directory"
+        )));
+    }
+    let empty = std::fs::read_dir(dir)
+        .map_err(|e| ApplyError::io(dir, e))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(vec![]);
+    }
+    if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
+        return Err(ApplyError::Refused(format!(
+            "--to {shown}: a non-empty directory that is not an OCI layout (no oci-layout and index.json); give an empty or new directory"
+        )));
+    }
+    let bytes = crate::source::read_metadata_file(&dir.join("index.json"), "index.json")?;
+    let index: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| SourceError::malformed(format!("{shown}/index.json"), e))?;
+    let entries = index
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(tag) = &target.tag else {
+        return Ok(entries);
+    };
+    let named = |entry: &serde_json::Value| {
+        entry
+            .get("annotations")
+            .and_then(|a| a.get(REF_NAME))
+            .and_then(|n| n.as_str())
+            == Some(tag.as_str())
+    };
+    if entries.iter().any(named) && !force {
+        return Err(ApplyError::Refused(format!(
+            "--to {}: the tag {tag:?} already exists there (--force replaces it)",
+            crate::text::escape_control(&target.display())
+        )));
+    }
+    Ok(entries.into_iter().filter(|e| !named(e)).collect())
+}
+
+/// What one chosen suggestion does.
+struct Chosen {
+    kind: SuggestionKind,
+    confidence: Confidence,
+    saved_bytes: u64,
+    saved_compressed_bytes: u64,
+    removal: advice::LayerRemovals,
+}
+
+pub async fn apply(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<ApplyReport, ApplyError> {
+    let (only, skip) = options.choice.resolve()?;
+    let kept_entries = check_target(image, target, options.force)?;
+    let (source, analysis) =
+        image::inspect_keeping_source(image, &options.inspect, Arc::clone(&progress)).await?;
+    let advice = advice::advise(
+        Arc::clone(&source),
+        &analysis,
+        &options.advise,
+        Arc::clone(&progress),
+    )
+    .await?;
+    let mut removals: HashMap<SuggestionKind, advice::LayerRemovals> =
+        advice::layer_removals(&analysis)
+            .into_iter()
+            .map(|r| (r.kind, r))
+            .collect();
+    let mut chosen = Vec::new();
+    for suggestion in &advice.suggestions {
+        let kind = suggestion.id;
+        let wanted = match &only {
+            Some(only) => only.contains(&kind),
+            None => {
+                APPLICABLE.contains(&kind)
+                    && matches!(
+                        suggestion.confidence,
+                        Confidence::Exact | Confidence::Measured
+                    )
+            }
+        };
+        if !wanted || skip.contains(&kind) {
+            continue;
+        }
+        let Some(removal) = removals.remove(&kind) else {
+            continue;
+        };
+        chosen.push(Chosen {
+            kind,
+            confidence: suggestion.confidence,
+            saved_bytes: suggestion.saved_bytes,
+            saved_compressed_bytes: suggestion.saved_compressed_bytes,
+            removal,
+        });
+    }
+    if let Some(only) = &only {
+        for kind in only {
+            if !chosen.iter().any(|c| c.kind == *kind) {
+                return Err(ApplyError::Refused(format!(
+                    "--only {}: advise makes no such suggestion for {}",
+                    kind.key(),
+                    crate::text::escape_control(&analysis.image.reference)
+                )));
+            }
+        }
+    }
+    // Per layer: every path to leave out, and the suggestion it is for.
+    let mut per_layer: BTreeMap<usize, HashMap<String, usize>> = BTreeMap::new();
+    for (index, c) in chosen.iter().enumerate() {
+        for (layer, paths) in &c.removal.layers {
+            let slot = per_layer.entry(*layer).or_default();
+            for path in paths {
+                slot.entry(path.clone()).or_insert(index);
+            }
+        }
+    }
+    let before = Sizes {
+        compressed_bytes: analysis.compressed_bytes(),
+        uncompressed_bytes: analysis.uncompressed_bytes(),
+    };
+    let projected = Sizes {
+        compressed_bytes: before
+            .compressed_bytes
+            .saturating_sub(chosen.iter().map(|c| c.saved_compressed_bytes).sum()),
+        uncompressed_bytes: before
+            .uncompressed_bytes
+            .saturating_sub(chosen.iter().map(|c| c.saved_bytes).sum()),
+    };
+    let created_by = analysis.created_by();
+    let mut report = ApplyReport {
+        schema_version: image::SCHEMA_VERSION,
+        image: analysis.info(),
+        target: target.display(),
+        dry_run: options.dry_run,
+        manifest_digest: None,
+        applied: chosen
+            .iter()
+            .map(|c| {
+                let mut files = c.removal.files.clone();
+                files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                AppliedSuggestion {
+                    id: c.kind,
+                    confidence: c.confidence,
+                    files: files.len(),
+                    file_bytes: files.iter().map(|f| f.1).sum(),
+                    layers: c.removal.layers.keys().copied().collect(),
+                    paths: files.iter().take(20).map(|f| format!("/{}", f.0)).collect(),
+                    projected_saved_bytes: c.saved_bytes,
+                    projected_saved_compressed_bytes: c.saved_compressed_bytes,
+                    saved_bytes: None,
+                    saved_compressed_bytes: None,
+                }
+            })
+            .collect(),
+        layers: analysis
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| LayerChange {
+                layer: index,
+                digest: layer.descriptor.digest.to_string(),
+                created_by: created_by.get(index).cloned().flatten(),
+                changed: per_layer.contains_key(&index),
+                entries_to_remove: per_layer.get(&index).map_or(0, |p| p.len()),
+                compressed_bytes: layer.compressed_bytes,
+                uncompressed_bytes: layer.uncompressed_bytes,
+                after: None,
+            })
+            .collect(),
+        before,
+        projected,
+        after: None,
+    };
+    if options.dry_run {
+        return Ok(report);
+    }
+    let written = write_image(
+        &source,
+        &analysis,
+        &chosen,
+        &per_layer,
+        target,
+        kept_entries,
+        options,
+        Arc::clone(&progress),
+    )
+    .await?;
+    // Read back as inspect would, every layer again (no memo from the first read).
+    let mut verify_options = options.inspect.clone();
+    verify_options.layer_memo = Default::default();
+    verify_options.extras = Default::default();
+    let reread = image::inspect(
+        &ImageRef::OciLayout {
+            dir: target.dir.clone(),
+            tag: target.tag.clone(),
+        },
+        &verify_options,
+        Arc::new(image::NoProgress),
+    )
+    .await
+    .map_err(|e| ApplyError::Verify(e.to_string()))?;
+    if reread.image.manifest_digest != written.manifest_digest {
+        return Err(ApplyError::Verify(format!(
+            "{} names manifest {}, not the {} written",
+            target.display(),
+            reread.image.manifest_digest,
+            written.manifest_digest
+        )));
+    }
+    reread_check(&analysis, &reread, &per_layer)?;
+    report.manifest_digest = Some(written.manifest_digest.to_string());
+    report.after = Some(Sizes {
+        compressed_bytes: reread.compressed_bytes(),
+        uncompressed_bytes: reread.uncompressed_bytes(),
+    });
+    for (change, after) in report.layers.iter_mut().zip(&reread.layers) {
+        change.after = Some(LayerAfter {
+            digest: after.descriptor.digest.to_string(),
+            compressed_bytes: after.compressed_bytes,
+            uncompressed_bytes: after.uncompressed_bytes,
+        });
+    }
+    // What each suggestion saved: its entries' tar bytes exactly; compressed bytes
+    // where its layers are its alone.
+    for (index, applied) in report.applied.iter_mut().enumerate() {
+        applied.saved_bytes = Some(
+            written
+                .removed
+                .values()
+                .filter_map(|by| by.get(&index))
+                .sum(),
+        );
+        let alone = applied.layers.iter().all(|layer| {
+            per_layer
+                .get(layer)
+                .is_some_and(|paths| paths.values().all(|s| *s == index))
+        });
+        if alone {
+            applied.saved_compressed_bytes = Some(
+                applied
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        analysis.layers[*l]
+                            .compressed_bytes
+                            .saturating_sub(reread.layers[*l].compressed_bytes)
+                    })
+                    .sum(),
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// Layers apply did not change must come out with the same digest.
+fn reread_check(
+    before: &ImageAnalysis,
+    after: &ImageAnalysis,
+    changed: &BTreeMap<usize, HashMap<String, usize>>,
+) -> Result<(), ApplyError> {
+    if before.layers.len() != after.layers.len() {
+        return Err(ApplyError::Verify(format!(
+            "{} layers written for {}",
+            after.layers.len(),
+            before.layers.len()
+        )));
+    }
+    for (index, (a, b)) in before.layers.iter().zip(&after.layers).enumerate() {
+        if !changed.contains_key(&index) && a.descriptor.digest != b.descriptor.digest {
+            return Err(ApplyError::Verify(format!(
+                "untouched layer {index} came out as {}, not {}",
+                b.descriptor.digest, a.descriptor.digest
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Written {
+    manifest_digest: Digest,
+    /// Per layer, the tar bytes left out per chosen suggestion.
+    removed: BTreeMap<usize, HashMap<usize, u64>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_image(
+    source: &Arc<crate::source::Source>,
+    analysis: &ImageAnalysis,
+    chosen: &[Chosen],
+    per_layer: &BTreeMap<usize, HashMap<String, usize>>,
+    target: &Target,
+    mut index_entries: Vec<serde_json::Value>,
+    options: &ApplyOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Written, ApplyError> {
+    let dir = &target.dir;
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).map_err(|e| ApplyError::io(&blobs, e))?;
+    progress.phase(
+        &format!("writing {}", crate::text::escape_control(&target.display())),
+        analysis.compressed_bytes(),
+    );
+    let mut descriptors: Vec<LayerDescriptor> = Vec::with_capacity(analysis.layers.len());
+    let mut diff_ids: Vec<Digest> = Vec::with_capacity(analysis.layers.len());
+    let mut removed = BTreeMap::new();
+    for (index, layer) in analysis.layers.iter().enumerate() {
+        let descriptor = layer.descriptor.clone();
+        let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+        match per_layer.get(&index) {
+            None => {
+                let blobs = blobs.clone();
+                let copied = descriptor.clone();
+                tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
+                    .await
+                    .map_err(|e| ApplyError::Task(e.to_string()))??;
+                descriptors.push(descriptor);
+                diff_ids.push(layer.diff_id.clone());
+            }
+            Some(remove) => {
+                progress.detail(&format!("layer {index}: {} entries left out", remove.len()));
+                let blobs = blobs.clone();
+                let remove = remove.clone();
+                let limits = options.inspect.limits;
+                let diff_id = layer.diff_id.clone();
+                let source_descriptor = descriptor.clone();
+                let rewritten = tokio::task::spawn_blocking(move || {
+                    writer::rewrite_layer(
+                        blob,
+                        &source_descriptor,
+                        &diff_id,
+                        &remove,
+                        &limits,
+                        &blobs,
+                    )
+                })
+                .await
+                .map_err(|e| ApplyError::Task(e.to_string()))??;
+                removed.insert(index, rewritten.removed_bytes.clone());
+                descriptors.push(LayerDescriptor {
+                    digest: rewritten.digest.clone(),
+                    media_type: descriptor.media_type.clone(),
+                    size: rewritten.size,
+                });
+                diff_ids.push(rewritten.diff_id.clone());
+            }
+        }
+    }
+
+    // The config: the source's, with the new diff_ids and one history entry.
+    let config_bytes = read_config(source, analysis).await?;
+    let mut config: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(|e| {
+        SourceError::malformed(format!("config {}", analysis.image.config_digest), e)
+    })?;
+    let object = config.as_object_mut().ok_or_else(|| {
+        SourceError::malformed(
+            format!("config {}", analysis.image.config_digest),
+            "not a JSON object",
+        )
+    })?;
+    let rootfs = object
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers"}));
+    if let Some(rootfs) = rootfs.as_object_mut() {
+        rootfs.insert(
+            "diff_ids".into(),
+            json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
+        );
+    }
+    let ids: Vec<&str> = chosen.iter().map(|c| c.kind.key()).collect();
+    let entry = json!({
+        "created_by": format!("ballast apply: {}", ids.join(",")),
+        "comment": format!(
+            "ballast {} left out what {} advised; untouched layers are byte-identical",
+            env!("CARGO_PKG_VERSION"),
+            ids.join(", ")
+        ),
+        "empty_layer": true,
+    });
+    match object.get_mut("history").and_then(|h| h.as_array_mut()) {
+        Some(history) => history.push(entry),
+        None => {
+            object.insert("history".into(), json!([entry]));
+        }
+    }
+    let config_out = serde_json::to_vec(&config)
+        .map_err(|e| ApplyError::Task(format!("serialising the config: {e}")))?;
+    let config_digest = Digest::of_bytes(&config_out);
+    writer::write_small(&blobs, &blobs.join(config_digest.hex()), &config_out)?;
+
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config_out.len(),
+        },
+        "layers": descriptors.iter().map(|d| json!({
+            "mediaType": d.media_type,
+            "digest": d.digest.to_string(),
+            "size": d.size,
+        })).collect::<Vec<_>>(),
+    });
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| ApplyError::Task(format!("serialising the manifest: {e}")))?;
+    let manifest_digest = Digest::of_bytes(&manifest_bytes);
+    writer::write_small(&blobs, &blobs.join(manifest_digest.hex()), &manifest_bytes)?;
+
+    let layout_file = dir.join("oci-layout");
+    if !layout_file.is_file() {
+        writer::write_small(dir, &layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    }
+    let platform = &analysis.image.platform;
+    let mut platform_json = json!({"architecture": platform.architecture, "os": platform.os});
+    if let Some(variant) = &platform.variant {
+        platform_json["variant"] = json!(variant);
+    }
+    let mut entry = json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": manifest_digest.to_string(),
+        "size": manifest_bytes.len(),
+        "platform": platform_json,
+    });
+    if let Some(tag) = &target.tag {
+        entry["annotations"] = json!({ REF_NAME: tag });
+    }
+    index_entries.push(entry);
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries});
+    let index_bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| ApplyError::Task(format!("serialising index.json: {e}")))?;
+    // Last: until index.json names it, the new image is not in the layout.
+    writer::write_small(dir, &dir.join("index.json"), &index_bytes)?;
+    Ok(Written {
+        manifest_digest,
+        removed,
+    })
+}
+
+/// The source's config as stored (what `inspect` parsed), verified by digest.
+async fn read_config(
+    source: &Arc<crate::source::Source>,
+    analysis: &ImageAnalysis,
+) -> Result<Vec<u8>, ApplyError> {
+    let digest = analysis.image.config_digest.clone();
+    let descriptor = LayerDescriptor {
+        digest: digest.clone(),
+        media_type: "application/vnd.oci.image.config.v1+json".into(),
+        size: crate::source::MAX_METADATA_BYTES,
+    };
+    let blob = source.open_blob(&descriptor).await?;
+    let bytes = tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        let mut blob = blob;
+        std::io::Read::read_to_end(&mut blob, &mut bytes).map(|_| bytes)
+    })
+    .await
+    .map_err(|e| ApplyError::Task(e.to_string()))?
+    .map_err(|e| LayerError::Read {
+        digest: digest.clone(),
+        reason: e.to_string(),
+    })?;
+    crate::source::verify_digest(&format!("config {digest}"), &bytes, &digest)?;
+    Ok(bytes)
+}

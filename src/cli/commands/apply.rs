@@ -1,0 +1,32 @@
+//! `apply`: advise's in-image suggestions made, written as an OCI layout, read back.
+
+use crate::apply::{self, ApplyOptions, Choice, Target};
+use crate::cli::args::ApplyArgs;
+use crate::cli::progress::progress_reporter;
+use crate::cli::settings::{advise_options, inspect_options, output_format};
+use crate::cli::{write_stdout, ExitStatus};
+use crate::reference::ImageRef;
+use crate::report;
+
+pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
+    let image = ImageRef::parse(&args.image)?;
+    let target = Target::parse(&args.to)?;
+    let inspect = inspect_options(&args.source)?;
+    let progress = progress_reporter();
+    let advise = advise_options(&args.source, &inspect, false, progress.clone()).await?;
+    let options = ApplyOptions {
+        choice: Choice {
+            only: args.only,
+            skip: args.skip,
+        },
+        dry_run: args.dry_run,
+        force: args.force,
+        inspect,
+        advise,
+    };
+    let result = apply::apply(&image, &target, &options, progress.clone()).await;
+    progress.finish();
+    let report = result?;
+    write_stdout(&report::render(&report, output_format(&args.output)))?;
+    Ok(ExitStatus::Success)
+}

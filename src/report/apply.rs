@@ -1,0 +1,242 @@
+//! The `apply` report: what was (or would be) left out, and the image before, as
+//! advise projected it, and as written and read back.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::markdown::{code, text};
+use super::{new_table, short_digest, MarkdownTable};
+use crate::advice::{Confidence, SuggestionKind};
+use crate::image::ImageInfo;
+use crate::size::human;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub schema_version: u32,
+    /// The source image.
+    pub image: ImageInfo,
+    /// Where the new image goes (`oci:DIR[:TAG]`).
+    pub target: String,
+    pub dry_run: bool,
+    /// The written image's manifest digest (`null` on a dry run).
+    pub manifest_digest: Option<String>,
+    pub applied: Vec<AppliedSuggestion>,
+    pub layers: Vec<LayerChange>,
+    pub before: Sizes,
+    /// advise's figures for the chosen suggestions.
+    pub projected: Sizes,
+    /// The written image as ballast reads it back (`null` on a dry run).
+    pub after: Option<Sizes>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedSuggestion {
+    pub id: SuggestionKind,
+    pub confidence: Confidence,
+    /// Files left out, and their bytes (tar headers aside).
+    pub files: usize,
+    pub file_bytes: u64,
+    pub layers: Vec<usize>,
+    /// The largest files (at most 20).
+    pub paths: Vec<String>,
+    pub projected_saved_bytes: u64,
+    pub projected_saved_compressed_bytes: u64,
+    /// Tar bytes its entries took in the layers written (exact).
+    pub saved_bytes: Option<u64>,
+    /// Compressed bytes saved in its layers, when no other suggestion changed them.
+    pub saved_compressed_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerChange {
+    pub layer: usize,
+    pub digest: String,
+    pub created_by: Option<String>,
+    pub changed: bool,
+    /// Tar entries the plan leaves out (files and whiteouts).
+    pub entries_to_remove: usize,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub after: Option<LayerAfter>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerAfter {
+    pub digest: String,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+fn opt(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".into(), human)
+}
+
+impl ApplyReport {
+    pub fn to_json(&self) -> String {
+        super::json(self)
+    }
+
+    fn headline(&self) -> String {
+        if self.dry_run {
+            format!(
+                "{} -> {} (dry run: nothing written)",
+                self.image.reference, self.target
+            )
+        } else {
+            format!(
+                "{} -> {} ({})",
+                self.image.reference,
+                self.target,
+                self.manifest_digest.as_deref().unwrap_or("-")
+            )
+        }
+    }
+
+    fn totals(&self) -> [(String, String, String, String); 2] {
+        [
+            (
+                "compressed (pull)".into(),
+                human(self.before.compressed_bytes),
+                human(self.projected.compressed_bytes),
+                opt(self.after.map(|a| a.compressed_bytes)),
+            ),
+            (
+                "uncompressed (disk)".into(),
+                human(self.before.uncompressed_bytes),
+                human(self.projected.uncompressed_bytes),
+                opt(self.after.map(|a| a.uncompressed_bytes)),
+            ),
+        ]
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.headline());
+        if self.applied.is_empty() {
+            let _ = writeln!(
+                out,
+                "Nothing to apply: advise has no in-image suggestion this slice makes."
+            );
+        }
+        let mut table = new_table(
+            &[
+                "suggestion",
+                "files",
+                "layers",
+                "projected (pull)",
+                "projected (disk)",
+                "saved (pull)",
+                "saved (disk)",
+            ],
+            &[1, 3, 4, 5, 6],
+        );
+        for s in &self.applied {
+            table.add_row(vec![
+                format!("{} ({})", s.id, s.confidence.as_str()),
+                s.files.to_string(),
+                s.layers
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                human(s.projected_saved_compressed_bytes),
+                human(s.projected_saved_bytes),
+                opt(s.saved_compressed_bytes),
+                opt(s.saved_bytes),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+        let mut layers = new_table(
+            &[
+                "layer",
+                "digest",
+                "change",
+                "before (pull)",
+                "after (pull)",
+                "before (disk)",
+                "after (disk)",
+            ],
+            &[0, 3, 4, 5, 6],
+        );
+        for l in &self.layers {
+            layers.add_row(vec![
+                l.layer.to_string(),
+                match &l.after {
+                    Some(after) if after.digest != l.digest => {
+                        format!(
+                            "{} -> {}",
+                            short_digest(&l.digest),
+                            short_digest(&after.digest)
+                        )
+                    }
+                    _ => short_digest(&l.digest),
+                },
+                if l.changed {
+                    format!("{} entries out", l.entries_to_remove)
+                } else {
+                    "kept as is".into()
+                },
+                human(l.compressed_bytes),
+                opt(l.after.as_ref().map(|a| a.compressed_bytes)),
+                human(l.uncompressed_bytes),
+                opt(l.after.as_ref().map(|a| a.uncompressed_bytes)),
+            ]);
+        }
+        let _ = writeln!(out, "{layers}");
+        let mut totals = new_table(&["image", "before", "projected", "after"], &[1, 2, 3]);
+        for (what, before, projected, after) in self.totals() {
+            totals.add_row(vec![what, before, projected, after]);
+        }
+        let _ = writeln!(out, "{totals}");
+        for s in &self.applied {
+            if !s.paths.is_empty() {
+                let _ = writeln!(out, "{}: {}", s.id, s.paths.join(" "));
+            }
+        }
+        out
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "## ballast apply\n\n{}\n", text(&self.headline()));
+        let mut table = MarkdownTable::new(&[
+            "suggestion",
+            ">files",
+            "layers",
+            ">projected (pull)",
+            ">projected (disk)",
+            ">saved (pull)",
+            ">saved (disk)",
+        ]);
+        for s in &self.applied {
+            table.row(vec![
+                code(s.id.key()),
+                s.files.to_string(),
+                s.layers
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                human(s.projected_saved_compressed_bytes),
+                human(s.projected_saved_bytes),
+                opt(s.saved_compressed_bytes),
+                opt(s.saved_bytes),
+            ]);
+        }
+        out.push_str(&table.render());
+        out.push('\n');
+        let mut totals = MarkdownTable::new(&["image", ">before", ">projected", ">after"]);
+        for (what, before, projected, after) in self.totals() {
+            totals.row(vec![what, before, projected, after]);
+        }
+        out.push_str(&totals.render());
+        out
+    }
+}
