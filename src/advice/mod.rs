@@ -784,16 +784,41 @@ fn removal_suggestion(
                 .unwrap_or_else(|| "no history".into())
         )
     };
+    // Layers that only lose a whiteout (the one that deleted a file removed here)
+    // hold none of the file data: named apart, so no reader looks for it there.
+    let file_layers: std::collections::BTreeSet<usize> = files.iter().map(|f| f.2).collect();
+    let whiteout_layers: Vec<usize> = layers
+        .iter()
+        .copied()
+        .filter(|l| !file_layers.contains(l))
+        .collect();
     let mut evidence = vec![format!(
-        "{} {}, {} bytes of file data, in {}",
+        "{} {}, {} bytes of file data, in {}{}",
         files.len(),
         if files.len() == 1 { "file" } else { "files" },
         file_bytes,
-        layers
+        file_layers
             .iter()
             .map(|l| layer_line(*l))
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; "),
+        if whiteout_layers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {}, left with nothing to hide, in {}",
+                if files.len() == 1 {
+                    "the whiteout that hid it"
+                } else {
+                    "the whiteouts that hid them"
+                },
+                whiteout_layers
+                    .iter()
+                    .map(|l| layer_line(*l))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
     )];
     if matches!(
         removal.kind,
