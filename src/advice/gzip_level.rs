@@ -50,8 +50,8 @@ impl GzipLevelMatch {
     }
 }
 
-pub(super) struct GzipHeader {
-    pub(super) deflate_offset: usize,
+pub(crate) struct GzipHeader {
+    pub(crate) deflate_offset: usize,
     hint: Option<&'static str>,
     /// The level the XFL byte names (9 or 1), tried first.
     hint_level: Option<u32>,
@@ -59,7 +59,7 @@ pub(super) struct GzipHeader {
 
 /// RFC 1952 member header; `None` when `bytes` does not hold a complete one (the
 /// main pass then reports the layer as corrupt with the decoder's own words).
-pub(super) fn parse_header(bytes: &[u8]) -> Option<GzipHeader> {
+pub(crate) fn parse_header(bytes: &[u8]) -> Option<GzipHeader> {
     const FHCRC: u8 = 2;
     const FEXTRA: u8 = 4;
     const FNAME: u8 = 8;

@@ -5,12 +5,14 @@
 //! and figures; the writer (`writer`) streams each changed layer once and copies the
 //! others byte for byte.
 
+mod splice;
 mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::advice::{self, AdviceError, AdviseOptions, Confidence, SuggestionKind};
@@ -18,7 +20,9 @@ use crate::digest::Digest;
 use crate::image::{self, ImageAnalysis, InspectError, InspectOptions, Progress};
 use crate::layer::LayerError;
 use crate::reference::ImageRef;
-use crate::report::apply::{AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes};
+use crate::report::apply::{
+    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes, WriteMethod,
+};
 use crate::source::manifest::{OCI_INDEX, OCI_MANIFEST};
 use crate::source::{LayerDescriptor, SourceError};
 
@@ -26,7 +30,7 @@ use crate::source::{LayerDescriptor, SourceError};
 pub enum ApplyError {
     #[error("{0}")]
     Refused(String),
-    #[error("{0}: not applied yet (this slice of `ballast apply` makes drop-deleted-files, drop-package-caches and drop-docs)")]
+    #[error("{0} (not made by `ballast apply` yet)")]
     NotYet(String),
     #[error("cannot write {path}: {source}")]
     Io {
@@ -110,8 +114,16 @@ impl Choice {
         let mut only = BTreeSet::new();
         for id in self.only.iter().filter(|id| !id.trim().is_empty()) {
             let kind = parse(id)?;
-            if !APPLICABLE.contains(&kind) {
-                return Err(ApplyError::NotYet(format!("--only {}", kind.key())));
+            if !APPLICABLE.contains(&kind) && kind != SuggestionKind::ZstdLayers {
+                return Err(ApplyError::NotYet(format!(
+                    "--only {}: apply makes {} and zstd-layers",
+                    kind.key(),
+                    APPLICABLE
+                        .iter()
+                        .map(|k| k.key())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
             only.insert(kind);
         }
@@ -152,6 +164,8 @@ impl Target {
 
 pub struct ApplyOptions {
     pub choice: Choice,
+    /// Every layer recompressed with this (`--zstd`, `--gzip`), not as it was.
+    pub recompress: Option<(crate::layer::Compression, i32)>,
     pub dry_run: bool,
     pub force: bool,
     pub inspect: InspectOptions,
@@ -259,9 +273,47 @@ pub async fn apply(
             .into_iter()
             .map(|r| (r.kind, r))
             .collect();
+    let recompress = match options.recompress {
+        None if only
+            .as_ref()
+            .is_some_and(|o| o.contains(&SuggestionKind::ZstdLayers)) =>
+        {
+            Some((
+                crate::layer::Compression::Zstd,
+                crate::recompress::ZSTD_LEVEL,
+            ))
+        }
+        other => other,
+    };
     let mut chosen = Vec::new();
     for suggestion in &advice.suggestions {
         let kind = suggestion.id;
+        if kind == SuggestionKind::ZstdLayers {
+            // Its figure is for every layer at advise's level; another level is an
+            // estimate from it.
+            let Some((crate::layer::Compression::Zstd, level)) = recompress else {
+                continue;
+            };
+            if skip.contains(&kind) {
+                continue;
+            }
+            chosen.push(Chosen {
+                kind,
+                confidence: if level == crate::recompress::ZSTD_LEVEL {
+                    suggestion.confidence
+                } else {
+                    Confidence::Estimate
+                },
+                saved_bytes: 0,
+                saved_compressed_bytes: suggestion.saved_compressed_bytes,
+                removal: advice::LayerRemovals {
+                    kind,
+                    layers: BTreeMap::new(),
+                    files: vec![],
+                },
+            });
+            continue;
+        }
         let wanted = match &only {
             Some(only) => only.contains(&kind),
             None => {
@@ -311,6 +363,22 @@ pub async fn apply(
         compressed_bytes: analysis.compressed_bytes(),
         uncompressed_bytes: analysis.uncompressed_bytes(),
     };
+    // zstd's figure is for the layers as they are; with files left out as well, it
+    // is scaled to what is left of them (an estimate, and marked so).
+    let removal_saved: u64 = chosen
+        .iter()
+        .filter(|c| c.kind != SuggestionKind::ZstdLayers)
+        .map(|c| c.saved_compressed_bytes)
+        .sum();
+    let left = before.compressed_bytes.saturating_sub(removal_saved);
+    for c in chosen.iter_mut() {
+        if c.kind == SuggestionKind::ZstdLayers && removal_saved > 0 {
+            c.saved_compressed_bytes = (c.saved_compressed_bytes as u128 * left as u128
+                / before.compressed_bytes.max(1) as u128)
+                as u64;
+            c.confidence = Confidence::Estimate;
+        }
+    }
     let projected = Sizes {
         compressed_bytes: before
             .compressed_bytes
@@ -363,18 +431,28 @@ pub async fn apply(
         before,
         projected,
         after: None,
+        notes: notes(&analysis, recompress, options.dry_run),
     };
     if options.dry_run {
         return Ok(report);
     }
+    // Where advise priced a layer stretch by stretch, the layer is written that way.
+    let spliced: BTreeSet<usize> = advice
+        .measurements
+        .iter()
+        .filter(|m| m.method == advice::rebuild::Method::Segments)
+        .map(|m| m.layer)
+        .collect();
     let written = write_image(
         &source,
         &analysis,
+        &spliced,
         &chosen,
         &per_layer,
         target,
         kept_entries,
         options,
+        recompress,
         Arc::clone(&progress),
     )
     .await?;
@@ -400,17 +478,24 @@ pub async fn apply(
             written.manifest_digest
         )));
     }
-    reread_check(&analysis, &reread, &per_layer)?;
+    reread_check(&analysis, &reread, &per_layer, recompress.is_some())?;
     report.manifest_digest = Some(written.manifest_digest.to_string());
     report.after = Some(Sizes {
         compressed_bytes: reread.compressed_bytes(),
         uncompressed_bytes: reread.uncompressed_bytes(),
     });
-    for (change, after) in report.layers.iter_mut().zip(&reread.layers) {
+    for ((change, after), (written, recompressed)) in report
+        .layers
+        .iter_mut()
+        .zip(&reread.layers)
+        .zip(&written.methods)
+    {
         change.after = Some(LayerAfter {
             digest: after.descriptor.digest.to_string(),
             compressed_bytes: after.compressed_bytes,
             uncompressed_bytes: after.uncompressed_bytes,
+            written: *written,
+            recompressed_bytes: *recompressed,
         });
     }
     // What each suggestion saved: its entries' tar bytes exactly; compressed bytes
@@ -445,11 +530,33 @@ pub async fn apply(
     Ok(report)
 }
 
+/// What a person must know besides the sizes.
+fn notes(
+    analysis: &ImageAnalysis,
+    recompress: Option<(crate::layer::Compression, i32)>,
+    dry_run: bool,
+) -> Vec<String> {
+    let mut notes = vec![format!(
+        "the new image has a new manifest digest: signatures and attestations made for {} (cosign, notation) do not apply to it; sign it again",
+        crate::text::escape_control(&analysis.image.manifest_digest.to_string())
+    )];
+    if recompress.is_some() {
+        notes.push(
+            "every layer is recompressed: the base layers no longer share blobs with other images in the registry or on the node".into(),
+        );
+    }
+    if dry_run {
+        notes.clear();
+    }
+    notes
+}
+
 /// Layers apply did not change must come out with the same digest.
 fn reread_check(
     before: &ImageAnalysis,
     after: &ImageAnalysis,
     changed: &BTreeMap<usize, HashMap<String, usize>>,
+    recompressed: bool,
 ) -> Result<(), ApplyError> {
     if before.layers.len() != after.layers.len() {
         return Err(ApplyError::Verify(format!(
@@ -459,7 +566,16 @@ fn reread_check(
         )));
     }
     for (index, (a, b)) in before.layers.iter().zip(&after.layers).enumerate() {
-        if !changed.contains_key(&index) && a.descriptor.digest != b.descriptor.digest {
+        if changed.contains_key(&index) {
+            continue;
+        }
+        if recompressed && a.diff_id != b.diff_id {
+            return Err(ApplyError::Verify(format!(
+                "recompressed layer {index} holds {}, not {}",
+                b.diff_id, a.diff_id
+            )));
+        }
+        if !recompressed && a.descriptor.digest != b.descriptor.digest {
             return Err(ApplyError::Verify(format!(
                 "untouched layer {index} came out as {}, not {}",
                 b.descriptor.digest, a.descriptor.digest
@@ -473,17 +589,21 @@ struct Written {
     manifest_digest: Digest,
     /// Per layer, the tar bytes left out per chosen suggestion.
     removed: BTreeMap<usize, HashMap<usize, u64>>,
+    /// Per layer, how its blob was written and the tar bytes compressed again.
+    methods: Vec<(WriteMethod, u64)>,
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn write_image(
     source: &Arc<crate::source::Source>,
     analysis: &ImageAnalysis,
+    spliced: &BTreeSet<usize>,
     chosen: &[Chosen],
     per_layer: &BTreeMap<usize, HashMap<String, usize>>,
     target: &Target,
     mut index_entries: Vec<serde_json::Value>,
     options: &ApplyOptions,
+    recompress: Option<(crate::layer::Compression, i32)>,
     progress: Arc<dyn Progress>,
 ) -> Result<Written, ApplyError> {
     let dir = &target.dir;
@@ -493,50 +613,94 @@ async fn write_image(
         &format!("writing {}", crate::text::escape_control(&target.display())),
         analysis.compressed_bytes(),
     );
-    let mut descriptors: Vec<LayerDescriptor> = Vec::with_capacity(analysis.layers.len());
-    let mut diff_ids: Vec<Digest> = Vec::with_capacity(analysis.layers.len());
-    let mut removed = BTreeMap::new();
-    for (index, layer) in analysis.layers.iter().enumerate() {
+    // Layers are written `concurrency` at a time, in order of the manifest.
+    let empty = HashMap::new();
+    let jobs = analysis.layers.iter().enumerate().map(|(index, layer)| {
+        let remove = per_layer.get(&index);
+        let source = Arc::clone(source);
+        let progress = Arc::clone(&progress);
+        let blobs = blobs.clone();
+        let limits = options.inspect.limits;
+        let output = match recompress {
+            Some((compression, level)) => Some(writer::Output::Recompressed(compression, level)),
+            None if remove.is_none() => None,
+            None if spliced.contains(&index) => Some(writer::Output::Spliced),
+            None => Some(writer::Output::Matched),
+        };
+        let remove = remove.unwrap_or(&empty).clone();
         let descriptor = layer.descriptor.clone();
-        let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
-        match per_layer.get(&index) {
-            None => {
-                let blobs = blobs.clone();
+        let diff_id = layer.diff_id.clone();
+        async move {
+            let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+            let Some(output) = output else {
                 let copied = descriptor.clone();
                 tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
                     .await
                     .map_err(|e| ApplyError::Task(e.to_string()))??;
-                descriptors.push(descriptor);
-                diff_ids.push(layer.diff_id.clone());
-            }
-            Some(remove) => {
+                return Ok::<_, ApplyError>((
+                    LayerDescriptor {
+                        media_type: oci_media_type(&descriptor.media_type),
+                        ..descriptor
+                    },
+                    diff_id,
+                    None,
+                    (WriteMethod::Copied, 0),
+                ));
+            };
+            if !remove.is_empty() {
                 progress.detail(&format!("layer {index}: {} entries left out", remove.len()));
-                let blobs = blobs.clone();
-                let remove = remove.clone();
-                let limits = options.inspect.limits;
-                let diff_id = layer.diff_id.clone();
-                let source_descriptor = descriptor.clone();
-                let rewritten = tokio::task::spawn_blocking(move || {
-                    writer::rewrite_layer(
-                        blob,
-                        &source_descriptor,
-                        &diff_id,
-                        &remove,
-                        &limits,
-                        &blobs,
-                    )
-                })
-                .await
-                .map_err(|e| ApplyError::Task(e.to_string()))??;
-                removed.insert(index, rewritten.removed_bytes.clone());
-                descriptors.push(LayerDescriptor {
-                    digest: rewritten.digest.clone(),
-                    media_type: descriptor.media_type.clone(),
-                    size: rewritten.size,
-                });
-                diff_ids.push(rewritten.diff_id.clone());
             }
+            let source_descriptor = descriptor.clone();
+            let rewritten = tokio::task::spawn_blocking(move || {
+                writer::rewrite_layer(
+                    blob,
+                    &source_descriptor,
+                    &diff_id,
+                    &remove,
+                    &limits,
+                    &blobs,
+                    output,
+                )
+            })
+            .await
+            .map_err(|e| ApplyError::Task(e.to_string()))??;
+            let method = match rewritten.splice {
+                Some(stats) => (WriteMethod::Spliced, stats.recompressed_bytes),
+                None => (WriteMethod::Recompressed, rewritten.kept_bytes),
+            };
+            let media_type = match output {
+                writer::Output::Recompressed(compression, _) => {
+                    layer_media_type(compression).to_string()
+                }
+                _ => oci_media_type(&descriptor.media_type),
+            };
+            Ok((
+                LayerDescriptor {
+                    digest: rewritten.digest.clone(),
+                    media_type,
+                    size: rewritten.size,
+                },
+                rewritten.diff_id.clone(),
+                Some(rewritten.removed_bytes),
+                method,
+            ))
         }
+    });
+    let results: Vec<_> = futures_util::stream::iter(jobs)
+        .buffered(options.advise.concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut descriptors: Vec<LayerDescriptor> = Vec::with_capacity(results.len());
+    let mut diff_ids: Vec<Digest> = Vec::with_capacity(results.len());
+    let mut removed = BTreeMap::new();
+    let mut methods = Vec::with_capacity(results.len());
+    for (index, (descriptor, diff_id, removed_bytes, method)) in results.into_iter().enumerate() {
+        descriptors.push(descriptor);
+        diff_ids.push(diff_id);
+        if let Some(bytes) = removed_bytes {
+            removed.insert(index, bytes);
+        }
+        methods.push(method);
     }
 
     // The config: the source's, with the new diff_ids and one history entry.
@@ -559,13 +723,30 @@ async fn write_image(
             json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
         );
     }
-    let ids: Vec<&str> = chosen.iter().map(|c| c.kind.key()).collect();
+    let ids: Vec<&str> = chosen
+        .iter()
+        .map(|c| c.kind.key())
+        .filter(|id| *id != SuggestionKind::ZstdLayers.key())
+        .collect();
+    let mut created_by = format!("ballast apply: {}", ids.join(","));
+    let layers_note = match recompress {
+        Some((compression, level)) => {
+            let name = match compression {
+                crate::layer::Compression::Zstd => "zstd",
+                crate::layer::Compression::Gzip => "gzip",
+                crate::layer::Compression::None => "none",
+            };
+            created_by.push_str(&format!(" --{name} {level}"));
+            format!("every layer recompressed with {name} at level {level}")
+        }
+        None => "untouched layers are byte-identical".into(),
+    };
     let entry = json!({
-        "created_by": format!("ballast apply: {}", ids.join(",")),
+        "created_by": created_by,
         "comment": format!(
-            "ballast {} left out what {} advised; untouched layers are byte-identical",
+            "ballast {} left out what {} advised; {layers_note}",
             env!("CARGO_PKG_VERSION"),
-            ids.join(", ")
+            if ids.is_empty() { "nothing".into() } else { ids.join(", ") },
         ),
         "empty_layer": true,
     });
@@ -626,7 +807,33 @@ async fn write_image(
     Ok(Written {
         manifest_digest,
         removed,
+        methods,
     })
+}
+
+/// The OCI media type of a layer the manifest lists (the manifest written is an
+/// OCI one): Docker's names for the same bytes are renamed, the blob is not touched.
+fn oci_media_type(media_type: &str) -> String {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            layer_media_type(crate::layer::Compression::Gzip).into()
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => {
+            layer_media_type(crate::layer::Compression::None).into()
+        }
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            layer_media_type(crate::layer::Compression::Zstd).into()
+        }
+        other => other.into(),
+    }
+}
+
+fn layer_media_type(compression: crate::layer::Compression) -> &'static str {
+    match compression {
+        crate::layer::Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        crate::layer::Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        crate::layer::Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
 }
 
 /// The source's config as stored (what `inspect` parsed), verified by digest.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use super::splice::{BlockReader, SharedBlocks, SpliceStats, Splicer};
 use super::ApplyError;
 use crate::advice::gzip_level;
 use crate::digest::{Digest, HashingReader};
@@ -96,6 +97,19 @@ impl<W: Write> HashingWriter<W> {
     }
 }
 
+impl<W: Write> HashingWriter<Encoder<W>> {
+    fn skip_original(&mut self, n: u64) -> io::Result<()> {
+        self.inner.skip_original(n)
+    }
+
+    #[allow(dead_code)]
+    fn write_new(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hasher.update(bytes);
+        self.bytes += bytes.len() as u64;
+        self.inner.write_new(bytes)
+    }
+}
+
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -108,33 +122,61 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// The layer's compressor, as its media type says.
+/// How a rewritten layer is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// As the source layer is: gzip at its matched level, zstd at ballast's level.
+    Matched,
+    /// gzip, copying the source's deflate blocks that the change leaves alone
+    /// (`splice`); the rest at the matched level.
+    Spliced,
+    /// Recompressed whole, with this compressor and level (`--zstd`, `--gzip`).
+    Recompressed(Compression, i32),
+}
+
+/// The layer's compressor.
 enum Encoder<W: Write> {
     Plain(W),
     Gzip(flate2::write::GzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
+    Spliced(Box<Splicer<W>>),
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(compression: Compression, level: u32, inner: W) -> io::Result<Self> {
+    fn new(compression: Compression, level: i32, inner: W) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Encoder::Plain(inner),
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 inner,
-                flate2::Compression::new(level),
+                flate2::Compression::new(level.clamp(0, 9) as u32),
             )),
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
-                inner,
-                crate::recompress::ZSTD_LEVEL,
-            )?),
+            Compression::Zstd => Encoder::Zstd(crate::recompress::encoder(inner, level)?),
         })
     }
 
-    fn finish(self) -> io::Result<W> {
+    fn finish(self) -> io::Result<(W, Option<SpliceStats>)> {
         match self {
-            Encoder::Plain(w) => Ok(w),
-            Encoder::Gzip(w) => w.finish(),
-            Encoder::Zstd(w) => w.finish(),
+            Encoder::Plain(w) => Ok((w, None)),
+            Encoder::Gzip(w) => Ok((w.finish()?, None)),
+            Encoder::Zstd(w) => Ok((w.finish()?, None)),
+            Encoder::Spliced(w) => w.finish().map(|(w, stats)| (w, Some(stats))),
+        }
+    }
+
+    /// The next `n` bytes of the source tar are left out.
+    fn skip_original(&mut self, n: u64) -> io::Result<()> {
+        match self {
+            Encoder::Spliced(w) => w.skip_original(n),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes the source tar does not have here (a rewritten entry).
+    #[allow(dead_code)]
+    fn write_new(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Encoder::Spliced(w) => w.write_new(bytes),
+            other => other.write_all(bytes),
         }
     }
 }
@@ -145,6 +187,7 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Plain(w) => w.write(buf),
             Encoder::Gzip(w) => w.write(buf),
             Encoder::Zstd(w) => w.write(buf),
+            Encoder::Spliced(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -152,6 +195,7 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::Plain(w) => w.flush(),
             Encoder::Gzip(w) => w.flush(),
             Encoder::Zstd(w) => w.flush(),
+            Encoder::Spliced(w) => w.flush(),
         }
     }
 }
@@ -186,6 +230,10 @@ pub(crate) struct Rewritten {
     /// Tar bytes left out (headers, extension entries and padding included) per
     /// suggestion index.
     pub removed_bytes: HashMap<usize, u64>,
+    /// A spliced gzip layer: how much was copied and how much compressed again.
+    pub splice: Option<SpliceStats>,
+    /// Tar bytes written.
+    pub kept_bytes: u64,
 }
 
 fn padding(size: u64) -> usize {
@@ -203,6 +251,7 @@ pub(crate) fn rewrite_layer(
     remove: &HashMap<String, usize>,
     limits: &LayerLimits,
     blobs: &Path,
+    output: Output,
 ) -> Result<Rewritten, ApplyError> {
     let digest = &descriptor.digest;
     let compression = layer::compression_of(&descriptor.media_type).ok_or_else(|| {
@@ -246,12 +295,31 @@ pub(crate) fn rewrite_layer(
     let file = temp.take()?;
     let out_io = |e: io::Error| ApplyError::io(blobs, e);
     let stored = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
-    let mut tar_out = HashingWriter::new(Encoder::new(compression, level, stored).map_err(out_io)?);
+    let blocks = SharedBlocks::default();
+    let spliced = output == Output::Spliced && compression == Compression::Gzip;
+    let encoder = match output {
+        _ if spliced => Ok(Encoder::Spliced(Box::new(Splicer::new(
+            stored,
+            blocks.clone(),
+            level,
+        )))),
+        Output::Recompressed(with, level) => Encoder::new(with, level, stored),
+        _ if compression == Compression::Zstd => {
+            Encoder::new(compression, crate::recompress::ZSTD_LEVEL, stored)
+        }
+        _ => Encoder::new(compression, level as i32, stored),
+    }
+    .map_err(out_io)?;
+    let mut tar_out = HashingWriter::new(encoder);
 
     let mut removed_bytes: HashMap<usize, u64> = HashMap::new();
     let (source_diff_id, _) = {
-        let decoder = layer::decoder(io::Cursor::new(&probe).chain(&mut compressed), compression)
-            .map_err(corrupt)?;
+        let stored_input = io::Cursor::new(&probe).chain(&mut compressed);
+        let decoder: Box<dyn Read + '_> = if spliced {
+            Box::new(BlockReader::new(stored_input, blocks.clone()))
+        } else {
+            layer::decoder(stored_input, compression).map_err(corrupt)?
+        };
         let hashed = HashingReader::new(decoder);
         let counting = Counting {
             inner: hashed,
@@ -351,8 +419,10 @@ pub(crate) fn rewrite_layer(
             if let Some(suggestion) = remove.get(&path).filter(|_| !global) {
                 *removed_bytes.entry(*suggestion).or_default() +=
                     pending.len() as u64 + block_bytes;
+                let left_out = pending.len() as u64 + block_bytes;
                 pending.clear();
                 io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
+                tar_out.skip_original(left_out).map_err(out_io)?;
                 continue;
             }
             tar_out.write_all(&pending).map_err(out_io)?;
@@ -401,8 +471,8 @@ pub(crate) fn rewrite_layer(
         }
         .into());
     }
-    let (encoder, diff_id, _) = tar_out.finish()?;
-    let stored = encoder.finish().map_err(out_io)?;
+    let (encoder, diff_id, kept_bytes) = tar_out.finish()?;
+    let (stored, splice) = encoder.finish().map_err(out_io)?;
     let (buffered, blob_digest, size) = stored.finish()?;
     let file = buffered
         .into_inner()
@@ -414,6 +484,8 @@ pub(crate) fn rewrite_layer(
         size,
         diff_id,
         removed_bytes,
+        splice,
+        kept_bytes,
     })
 }
 

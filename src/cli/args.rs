@@ -358,6 +358,16 @@ pub struct ApplyArgs {
     /// Replace the tag when the target layout already has it
     #[arg(long)]
     pub force: bool,
+    /// Recompress every layer with zstd (level 3 unless given; OCI media types). Base
+    /// layers then no longer share blobs with other images
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "3",
+          value_parser = clap::value_parser!(i32).range(1..=22), conflicts_with = "gzip")]
+    pub zstd: Option<i32>,
+    /// Recompress every layer with gzip (level 6 unless given) instead of at the
+    /// level each layer was written at
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "6",
+          value_parser = clap::value_parser!(i32).range(1..=9))]
+    pub gzip: Option<i32>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]

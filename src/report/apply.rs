@@ -28,6 +28,8 @@ pub struct ApplyReport {
     pub projected: Sizes,
     /// The written image as ballast reads it back (`null` on a dry run).
     pub after: Option<Sizes>,
+    /// What the change means beyond the sizes (signatures, shared base layers).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -72,6 +74,43 @@ pub struct LayerAfter {
     pub digest: String,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
+    pub written: WriteMethod,
+    /// Tar bytes compressed again to write it (none for `copied`).
+    pub recompressed_bytes: u64,
+}
+
+/// How a layer's blob was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMethod {
+    /// The source's blob, byte for byte.
+    Copied,
+    /// Every kept byte compressed again.
+    Recompressed,
+    /// The source's deflate blocks copied where the change left them and the 32 KiB
+    /// before them alone; the rest compressed again.
+    Spliced,
+}
+
+impl LayerChange {
+    /// What happened to the layer, and how its blob was written.
+    fn change(&self) -> String {
+        let out = format!("{} entries out", self.entries_to_remove);
+        match (&self.after, self.changed) {
+            (Some(after), _) if after.written == WriteMethod::Spliced => format!(
+                "{out}; spliced, {} compressed again",
+                human(after.recompressed_bytes)
+            ),
+            (Some(after), true) if after.written == WriteMethod::Recompressed => {
+                format!("{out}; recompressed")
+            }
+            (Some(after), false) if after.written == WriteMethod::Recompressed => {
+                "recompressed".into()
+            }
+            (_, true) => out,
+            (_, false) => "kept as is".into(),
+        }
+    }
 }
 
 fn opt(value: Option<u64>) -> String {
@@ -178,11 +217,7 @@ impl ApplyReport {
                     }
                     _ => short_digest(&l.digest),
                 },
-                if l.changed {
-                    format!("{} entries out", l.entries_to_remove)
-                } else {
-                    "kept as is".into()
-                },
+                l.change(),
                 human(l.compressed_bytes),
                 opt(l.after.as_ref().map(|a| a.compressed_bytes)),
                 human(l.uncompressed_bytes),
@@ -199,6 +234,9 @@ impl ApplyReport {
             if !s.paths.is_empty() {
                 let _ = writeln!(out, "{}: {}", s.id, s.paths.join(" "));
             }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
         }
         out
     }
@@ -237,6 +275,9 @@ impl ApplyReport {
             totals.row(vec![what, before, projected, after]);
         }
         out.push_str(&totals.render());
+        for note in &self.notes {
+            let _ = writeln!(out, "\n> {}", text(note));
+        }
         out
     }
 }

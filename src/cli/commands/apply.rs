@@ -11,14 +11,23 @@ use crate::report;
 pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     let image = ImageRef::parse(&args.image)?;
     let target = Target::parse(&args.to)?;
-    let inspect = inspect_options(&args.source)?;
+    let mut inspect = inspect_options(&args.source)?;
     let progress = progress_reporter();
-    let advise = advise_options(&args.source, &inspect, false, progress.clone()).await?;
+    // zstd is measured (advise's figure, the projection) only when it is wanted.
+    let zstd = args.zstd.is_some() || args.only.iter().any(|id| id.trim() == "zstd-layers");
+    inspect.extras.zstd = zstd;
+    let advise = advise_options(&args.source, &inspect, zstd, progress.clone()).await?;
+    let recompress = match (args.zstd, args.gzip) {
+        (Some(level), _) => Some((crate::layer::Compression::Zstd, level)),
+        (None, Some(level)) => Some((crate::layer::Compression::Gzip, level)),
+        (None, None) => None,
+    };
     let options = ApplyOptions {
         choice: Choice {
             only: args.only,
             skip: args.skip,
         },
+        recompress,
         dry_run: args.dry_run,
         force: args.force,
         inspect,
