@@ -158,3 +158,31 @@ for sample in hello-go hello-rs; do
     awk -v n="${!now_var}" -v b="${!before_var}" -v l="$sample" 'BEGIN{ printf "ratio inspect this/before on %s: %.2f (issue 15: at most 1.2)\n", l, n/b }'
   fi
 done
+
+# apply: the image written with advise's suggestions made, read back and checked,
+# against advise on the same image (issue 16: at most 1.5x), and, with --zstd,
+# against docker-repack (crates.io, needs cmake; it rewrites every layer with zstd)
+# on the Debian Go image, the waste-style one (apt lists, docs, a deleted build log
+# on a real Debian base). Sizes of the results are printed beside the times.
+ensure_packages cmake
+command -v docker-repack >/dev/null 2>&1 || cargo install --locked --quiet docker-repack >&2
+apply_pair() { # label, image
+  local label=$1 image=$2
+  measure "apply_$label" "$ballast" apply "$image" --to "oci:$work/apply-$label:slim" --force --format json
+  eval "local a=\$advise_$label p=\$apply_$label"
+  awk -v a="$a" -v p="$p" -v l="$label" 'BEGIN{ printf "ratio apply/advise on %s: %.2f (issue 16: at most 1.5)\n", l, p/a }'
+}
+apply_pair bench "oci:$work/layout:bench"
+apply_pair debian_go "$go_image"
+apply_pair debian_rs "$rs_image"
+measure apply_zstd_debian_go "$ballast" apply "$go_image" --to "oci:$work/apply-zstd:slim" --force --zstd --format json
+"$ballast" apply "$go_image" --to "oci:$work/apply-zstd:slim" --force --zstd --format json >"$work/apply-zstd.json"
+rm -rf "$work/repack-out"
+measure repack_debian_go sh -c "rm -rf '$work/repack-out' && docker-repack 'oci://$work/debian/debian-go:1.0' '$work/repack-out'"
+repacked=$(find "$work/repack-out" -type f -path '*blobs*' -printf '%s\n' 2>/dev/null | awk '{s+=$1} END{print s+0}')
+awk -v b="$apply_zstd_debian_go" -v r="$repack_debian_go" 'BEGIN{ printf "ratio apply --zstd / docker-repack on debian_go: %.2f (issue 16: below 1)\n", b/r }'
+python3 - "$work/apply-zstd.json" "$repacked" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+print(f"debian_go result: apply --zstd {report['after']['compressed_bytes']/1e6:.1f} MB (layers), docker-repack {int(sys.argv[2])/1e6:.1f} MB (every blob in its output)")
+PY
