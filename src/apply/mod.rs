@@ -1,24 +1,29 @@
 //! `ballast apply`: the image with advise's in-image suggestions made, written as an
 //! OCI layout, read back and compared with what advise projected.
 //!
-//! The planner takes advise's own removal sets ([`crate::advice::layer_removals`])
-//! and figures; the writer (`writer`) streams each changed layer once and copies the
-//! others byte for byte.
+//! The planner takes advise's own removal and strip sets
+//! ([`crate::advice::layer_removals`], [`crate::advice::layer_strips`]) and figures;
+//! the writer (`writer`) streams each changed layer once and copies the others byte
+//! for byte.
 
 mod writer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use writer::EntryChange;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::advice::{self, AdviceError, AdviseOptions, Confidence, SuggestionKind};
+use crate::advice::{self, AdviceError, AdviseOptions, Confidence, StripMode, SuggestionKind};
 use crate::digest::Digest;
 use crate::image::{self, ImageAnalysis, InspectError, InspectOptions, Progress};
 use crate::layer::LayerError;
 use crate::reference::ImageRef;
-use crate::report::apply::{AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes};
+use crate::report::apply::{
+    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes, StrippedBinary,
+};
 use crate::source::manifest::{OCI_INDEX, OCI_MANIFEST};
 use crate::source::{LayerDescriptor, SourceError};
 
@@ -26,8 +31,14 @@ use crate::source::{LayerDescriptor, SourceError};
 pub enum ApplyError {
     #[error("{0}")]
     Refused(String),
-    #[error("{0}: not applied yet (this slice of `ballast apply` makes drop-deleted-files, drop-package-caches and drop-docs)")]
+    #[error("{0}: not applied yet (this slice of `ballast apply` makes drop-deleted-files, drop-package-caches, drop-docs and the strips: go-ldflags-s-w, rust-strip, strip-debug)")]
     NotYet(String),
+    #[error("cannot strip {path} in layer {layer}: {reason}")]
+    Strip {
+        path: String,
+        layer: Digest,
+        reason: String,
+    },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -70,11 +81,14 @@ impl crate::error::Fault for ApplyError {
 }
 
 /// The suggestions this slice applies: those that leave files out of the image's
-/// own layers.
+/// own layers, and those that strip its binaries.
 pub const APPLICABLE: &[SuggestionKind] = &[
     SuggestionKind::DropDeletedFiles,
     SuggestionKind::DropPackageCaches,
     SuggestionKind::DropDocs,
+    SuggestionKind::GoLdflags,
+    SuggestionKind::RustStrip,
+    SuggestionKind::StripDebug,
 ];
 
 /// Which suggestions to apply: `--only` and `--skip`, by advise's ids.
@@ -154,6 +168,9 @@ pub struct ApplyOptions {
     pub choice: Choice,
     pub dry_run: bool,
     pub force: bool,
+    /// What the strips take out (`--strip-all`, the default, or `--strip-debug`);
+    /// advise prices them for it.
+    pub strip_mode: StripMode,
     pub inspect: InspectOptions,
     pub advise: AdviseOptions,
 }
@@ -234,7 +251,12 @@ struct Chosen {
     confidence: Confidence,
     saved_bytes: u64,
     saved_compressed_bytes: u64,
-    removal: advice::LayerRemovals,
+    /// Per layer, the tar paths it leaves out or strips.
+    layers: BTreeMap<usize, HashSet<String>>,
+    /// Root-relative path, size, layer (whiteouts aside).
+    files: Vec<(String, u64, usize)>,
+    /// The binaries a strip rewrites; `None` for a removal.
+    strip: Option<Vec<advice::StripFile>>,
 }
 
 pub async fn apply(
@@ -247,10 +269,15 @@ pub async fn apply(
     let kept_entries = check_target(image, target, options.force)?;
     let (source, analysis) =
         image::inspect_keeping_source(image, &options.inspect, Arc::clone(&progress)).await?;
+    // Strips priced for the strip that is made.
+    let advise_options = AdviseOptions {
+        strip_mode: options.strip_mode,
+        ..options.advise.clone()
+    };
     let advice = advice::advise(
         Arc::clone(&source),
         &analysis,
-        &options.advise,
+        &advise_options,
         Arc::clone(&progress),
     )
     .await?;
@@ -258,6 +285,11 @@ pub async fn apply(
         advice::layer_removals(&analysis)
             .into_iter()
             .map(|r| (r.kind, r))
+            .collect();
+    let mut strips: HashMap<SuggestionKind, advice::LayerStrips> =
+        advice::layer_strips(&analysis, options.strip_mode)
+            .into_iter()
+            .map(|s| (s.kind, s))
             .collect();
     let mut chosen = Vec::new();
     for suggestion in &advice.suggestions {
@@ -275,16 +307,39 @@ pub async fn apply(
         if !wanted || skip.contains(&kind) {
             continue;
         }
-        let Some(removal) = removals.remove(&kind) else {
-            continue;
-        };
-        chosen.push(Chosen {
-            kind,
-            confidence: suggestion.confidence,
-            saved_bytes: suggestion.saved_bytes,
-            saved_compressed_bytes: suggestion.saved_compressed_bytes,
-            removal,
-        });
+        if let Some(removal) = removals.remove(&kind) {
+            chosen.push(Chosen {
+                kind,
+                confidence: suggestion.confidence,
+                saved_bytes: suggestion.saved_bytes,
+                saved_compressed_bytes: suggestion.saved_compressed_bytes,
+                layers: removal.layers,
+                files: removal.files,
+                strip: None,
+            });
+        } else if let Some(strip) = strips.remove(&kind) {
+            // The tar bytes from each binary's predicted size in the mode asked for
+            // (`size_after_strip_all` or `size_after_strip_debug`): the same figure
+            // advise's rebuild measures, read from the ELF rewrite directly.
+            let saved_bytes = strip
+                .files
+                .iter()
+                .map(advice::StripFile::tar_bytes_saved)
+                .sum();
+            chosen.push(Chosen {
+                kind,
+                confidence: suggestion.confidence,
+                saved_bytes,
+                saved_compressed_bytes: suggestion.saved_compressed_bytes,
+                layers: strip.layers,
+                files: strip
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.size, f.layer))
+                    .collect(),
+                strip: Some(strip.files),
+            });
+        }
     }
     if let Some(only) = &only {
         for kind in only {
@@ -297,13 +352,23 @@ pub async fn apply(
             }
         }
     }
-    // Per layer: every path to leave out, and the suggestion it is for.
-    let mut per_layer: BTreeMap<usize, HashMap<String, usize>> = BTreeMap::new();
-    for (index, c) in chosen.iter().enumerate() {
-        for (layer, paths) in &c.removal.layers {
-            let slot = per_layer.entry(*layer).or_default();
-            for path in paths {
-                slot.entry(path.clone()).or_insert(index);
+    // Per layer: every path to leave out or strip, and the suggestion it is for. A
+    // file both removed and stripped is removed, as advise's combined rebuild has it.
+    let mut per_layer: BTreeMap<usize, HashMap<String, EntryChange>> = BTreeMap::new();
+    for removals_first in [true, false] {
+        for (index, c) in chosen.iter().enumerate() {
+            if c.strip.is_none() != removals_first {
+                continue;
+            }
+            for (layer, paths) in &c.layers {
+                let slot = per_layer.entry(*layer).or_default();
+                for path in paths {
+                    slot.entry(path.clone()).or_insert(if removals_first {
+                        EntryChange::Remove(index)
+                    } else {
+                        EntryChange::Strip(index)
+                    });
+                }
             }
         }
     }
@@ -329,15 +394,28 @@ pub async fn apply(
         applied: chosen
             .iter()
             .map(|c| {
-                let mut files = c.removal.files.clone();
+                let mut files = c.files.clone();
                 files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 AppliedSuggestion {
                     id: c.kind,
                     confidence: c.confidence,
                     files: files.len(),
                     file_bytes: files.iter().map(|f| f.1).sum(),
-                    layers: c.removal.layers.keys().copied().collect(),
+                    layers: c.layers.keys().copied().collect(),
                     paths: files.iter().take(20).map(|f| format!("/{}", f.0)).collect(),
+                    strip_mode: c.strip.as_ref().map(|_| options.strip_mode),
+                    binaries: c
+                        .strip
+                        .iter()
+                        .flatten()
+                        .map(|f| StrippedBinary {
+                            path: format!("/{}", f.path),
+                            layer: f.layer,
+                            size: f.size,
+                            projected_size: f.size_after,
+                            size_after: None,
+                        })
+                        .collect(),
                     projected_saved_bytes: c.saved_bytes,
                     projected_saved_compressed_bytes: c.saved_compressed_bytes,
                     saved_bytes: None,
@@ -354,7 +432,16 @@ pub async fn apply(
                 digest: layer.descriptor.digest.to_string(),
                 created_by: created_by.get(index).cloned().flatten(),
                 changed: per_layer.contains_key(&index),
-                entries_to_remove: per_layer.get(&index).map_or(0, |p| p.len()),
+                entries_to_remove: per_layer.get(&index).map_or(0, |p| {
+                    p.values()
+                        .filter(|c| matches!(c, EntryChange::Remove(_)))
+                        .count()
+                }),
+                entries_to_strip: per_layer.get(&index).map_or(0, |p| {
+                    p.values()
+                        .filter(|c| matches!(c, EntryChange::Strip(_)))
+                        .count()
+                }),
                 compressed_bytes: layer.compressed_bytes,
                 uncompressed_bytes: layer.uncompressed_bytes,
                 after: None,
@@ -363,6 +450,7 @@ pub async fn apply(
         before,
         projected,
         after: None,
+        notes: strip_notes(&chosen, options.strip_mode),
     };
     if options.dry_run {
         return Ok(report);
@@ -413,6 +501,14 @@ pub async fn apply(
             uncompressed_bytes: after.uncompressed_bytes,
         });
     }
+    for applied in report.applied.iter_mut() {
+        for binary in applied.binaries.iter_mut() {
+            binary.size_after = written
+                .stripped
+                .get(&(binary.layer, binary.path.clone()))
+                .copied();
+        }
+    }
     // What each suggestion saved: its entries' tar bytes exactly; compressed bytes
     // where its layers are its alone.
     for (index, applied) in report.applied.iter_mut().enumerate() {
@@ -426,7 +522,7 @@ pub async fn apply(
         let alone = applied.layers.iter().all(|layer| {
             per_layer
                 .get(layer)
-                .is_some_and(|paths| paths.values().all(|s| *s == index))
+                .is_some_and(|paths| paths.values().all(|c| c.suggestion() == index))
         });
         if alone {
             applied.saved_compressed_bytes = Some(
@@ -449,7 +545,7 @@ pub async fn apply(
 fn reread_check(
     before: &ImageAnalysis,
     after: &ImageAnalysis,
-    changed: &BTreeMap<usize, HashMap<String, usize>>,
+    changed: &BTreeMap<usize, HashMap<String, EntryChange>>,
 ) -> Result<(), ApplyError> {
     if before.layers.len() != after.layers.len() {
         return Err(ApplyError::Verify(format!(
@@ -471,8 +567,10 @@ fn reread_check(
 
 struct Written {
     manifest_digest: Digest,
-    /// Per layer, the tar bytes left out per chosen suggestion.
+    /// Per layer, the tar bytes left out (or stripped off) per chosen suggestion.
     removed: BTreeMap<usize, HashMap<usize, u64>>,
+    /// The size each stripped binary came out at, by layer and `/path`.
+    stripped: HashMap<(usize, String), u64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -480,7 +578,7 @@ async fn write_image(
     source: &Arc<crate::source::Source>,
     analysis: &ImageAnalysis,
     chosen: &[Chosen],
-    per_layer: &BTreeMap<usize, HashMap<String, usize>>,
+    per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
     target: &Target,
     mut index_entries: Vec<serde_json::Value>,
     options: &ApplyOptions,
@@ -496,6 +594,7 @@ async fn write_image(
     let mut descriptors: Vec<LayerDescriptor> = Vec::with_capacity(analysis.layers.len());
     let mut diff_ids: Vec<Digest> = Vec::with_capacity(analysis.layers.len());
     let mut removed = BTreeMap::new();
+    let mut stripped = HashMap::new();
     for (index, layer) in analysis.layers.iter().enumerate() {
         let descriptor = layer.descriptor.clone();
         let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
@@ -509,10 +608,18 @@ async fn write_image(
                 descriptors.push(descriptor);
                 diff_ids.push(layer.diff_id.clone());
             }
-            Some(remove) => {
-                progress.detail(&format!("layer {index}: {} entries left out", remove.len()));
+            Some(changes) => {
+                let strips = changes
+                    .values()
+                    .filter(|c| matches!(c, EntryChange::Strip(_)))
+                    .count();
+                progress.detail(&format!(
+                    "layer {index}: {} entries left out, {strips} stripped",
+                    changes.len() - strips
+                ));
                 let blobs = blobs.clone();
-                let remove = remove.clone();
+                let changes = changes.clone();
+                let strip_mode = options.strip_mode;
                 let limits = options.inspect.limits;
                 let diff_id = layer.diff_id.clone();
                 let source_descriptor = descriptor.clone();
@@ -521,7 +628,8 @@ async fn write_image(
                         blob,
                         &source_descriptor,
                         &diff_id,
-                        &remove,
+                        &changes,
+                        strip_mode,
                         &limits,
                         &blobs,
                     )
@@ -529,6 +637,9 @@ async fn write_image(
                 .await
                 .map_err(|e| ApplyError::Task(e.to_string()))??;
                 removed.insert(index, rewritten.removed_bytes.clone());
+                for (path, _, after) in &rewritten.stripped {
+                    stripped.insert((index, path.clone()), *after);
+                }
                 descriptors.push(LayerDescriptor {
                     digest: rewritten.digest.clone(),
                     media_type: descriptor.media_type.clone(),
@@ -560,12 +671,38 @@ async fn write_image(
         );
     }
     let ids: Vec<&str> = chosen.iter().map(|c| c.kind.key()).collect();
+    let key_list = |strip: bool| {
+        chosen
+            .iter()
+            .filter(|c| c.strip.is_some() == strip)
+            .map(|c| c.kind.key())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut done = Vec::new();
+    let removed_ids = key_list(false);
+    if !removed_ids.is_empty() {
+        done.push(format!("left out what {removed_ids} advised"));
+    }
+    let stripped_ids = key_list(true);
+    if !stripped_ids.is_empty() {
+        done.push(format!(
+            "stripped {} {} (strip {}) as {stripped_ids} advised",
+            stripped.len(),
+            if stripped.len() == 1 {
+                "binary"
+            } else {
+                "binaries"
+            },
+            options.strip_mode.flag()
+        ));
+    }
     let entry = json!({
         "created_by": format!("ballast apply: {}", ids.join(",")),
         "comment": format!(
-            "ballast {} left out what {} advised; untouched layers are byte-identical",
+            "ballast {} {}; untouched layers are byte-identical",
             env!("CARGO_PKG_VERSION"),
-            ids.join(", ")
+            done.join("; ")
         ),
         "empty_layer": true,
     });
@@ -626,7 +763,28 @@ async fn write_image(
     Ok(Written {
         manifest_digest,
         removed,
+        stripped,
     })
+}
+
+impl EntryChange {
+    fn suggestion(self) -> usize {
+        match self {
+            EntryChange::Remove(index) | EntryChange::Strip(index) => index,
+        }
+    }
+}
+
+/// What the report says about the strips: which strip was made and what its figures
+/// stand on.
+fn strip_notes(chosen: &[Chosen], mode: StripMode) -> Vec<String> {
+    if !chosen.iter().any(|c| c.strip.is_some()) {
+        return vec![];
+    }
+    vec![match mode {
+        StripMode::All => "strips: strip --strip-all (debug info and the symbol table), what advise prices; projected from each binary's size after it (size_after_strip_all), compressed as advise measured it".into(),
+        StripMode::Debug => "strips: strip --strip-debug (debug info only, the symbol table stays); projected from each binary's size_after_strip_debug, not the --strip-all figure advise shows by default, and compressed as advise measured it in that mode".into(),
+    }]
 }
 
 /// The source's config as stored (what `inspect` parsed), verified by digest.
