@@ -372,6 +372,39 @@ pub async fn apply(
             }
         }
     }
+    // A binary a removal leaves out is not stripped as well: the strip saves nothing
+    // on it. Its compressed figure was measured for all its binaries at once, so what
+    // is left of it is prorated by tar bytes, and is then an estimate.
+    let mut notes = Vec::new();
+    for c in chosen.iter_mut() {
+        let Some(files) = &mut c.strip else { continue };
+        let planned = files.len();
+        files.retain(|f| {
+            matches!(
+                per_layer.get(&f.layer).and_then(|p| p.get(&f.path)),
+                Some(EntryChange::Strip(_))
+            )
+        });
+        if files.len() == planned {
+            continue;
+        }
+        let kept: u64 = files.iter().map(advice::StripFile::tar_bytes_saved).sum();
+        c.saved_compressed_bytes = if c.saved_bytes == 0 {
+            0
+        } else {
+            (u128::from(c.saved_compressed_bytes) * u128::from(kept) / u128::from(c.saved_bytes))
+                as u64
+        };
+        c.saved_bytes = kept;
+        c.confidence = Confidence::Estimate;
+        c.files
+            .retain(|(path, _, layer)| files.iter().any(|f| f.layer == *layer && f.path == *path));
+        notes.push(format!(
+            "{}: {} of its {planned} binaries are left out by a removal, not stripped; its compressed saving is advise's prorated by the tar bytes still stripped (an estimate)",
+            c.kind.key(),
+            planned - files.len()
+        ));
+    }
     let before = Sizes {
         compressed_bytes: analysis.compressed_bytes(),
         uncompressed_bytes: analysis.uncompressed_bytes(),
@@ -450,7 +483,10 @@ pub async fn apply(
         before,
         projected,
         after: None,
-        notes: strip_notes(&chosen, options.strip_mode),
+        notes: strip_notes(&chosen, options.strip_mode)
+            .into_iter()
+            .chain(notes)
+            .collect(),
     };
     if options.dry_run {
         return Ok(report);

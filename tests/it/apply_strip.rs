@@ -818,3 +818,61 @@ fn a_binary_past_max_binary_size_is_not_stripped() {
         "{error}"
     );
 }
+
+#[test]
+fn a_binary_a_removal_leaves_out_is_not_also_counted_as_stripped() {
+    let home = tempfile::tempdir().expect("home");
+    let rust = std::fs::read(samples().rust(RustBuild::DebugInfo).expect("rust")).expect("rust");
+    // The same unstripped binary as the service and as a leftover in /tmp, which
+    // drop-package-caches removes and rust-strip would strip.
+    let spec = ImageSpec::new(vec![
+        samples::base_layer(),
+        LayerSpec::new(
+            "COPY hello /usr/local/bin/ && cp hello /tmp/",
+            vec![
+                testkit::Item::executable(INSTALL, rust.clone()),
+                testkit::Item::executable("tmp/hello-copy", rust.clone()),
+            ],
+        ),
+    ]);
+    let image = spec.build().expect("build");
+    let source = layout_with(&image);
+    let reference = format!("oci:{}:t", source.path().display());
+    let advice = json_of(home.path(), &["advise", &reference]);
+    let priced = suggestion(&advice, "rust-strip");
+    assert!(
+        priced["paths"].to_string().contains("/tmp/hello-copy"),
+        "{priced:#}"
+    );
+    let out = tempfile::tempdir().expect("out");
+    let target = format!("oci:{}:x", out.path().display());
+    let report = json_of(home.path(), &["apply", &reference, "--to", &target]);
+    assert_figures(&report);
+    let strip = applied(&report, "rust-strip");
+    let binaries = strip["binaries"].as_array().expect("binaries");
+    assert_eq!(binaries.len(), 1, "{strip:#}");
+    assert_eq!(binaries[0]["path"], format!("/{INSTALL}"));
+    assert_eq!(strip["confidence"], "estimate", "{strip:#}");
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("rust-strip: 1 of its 2 binaries are left out by a removal"),
+        "{:#}",
+        report["notes"]
+    );
+    // Half of what advise priced on its own: one binary of the two.
+    assert_eq!(
+        2 * u(&strip["projected_saved_bytes"]),
+        u(&priced["saved_bytes"]),
+        "{strip:#}"
+    );
+    let caches = applied(&report, "drop-package-caches");
+    assert!(caches["paths"].to_string().contains("/tmp/hello-copy"));
+    let (layers, _) = written_layers(out.path(), "x");
+    let archive_paths: Vec<String> = tar::Archive::new(layers[1].as_slice())
+        .entries()
+        .expect("entries")
+        .map(|e| String::from_utf8_lossy(&e.expect("entry").path_bytes()).into_owned())
+        .collect();
+    assert_eq!(archive_paths, [INSTALL]);
+}
