@@ -34,6 +34,50 @@ use crate::source::{Source, SourceError};
 use crate::vocabulary::vocabulary;
 use rebuild::{RebuildRequest, RebuildResult, Variant};
 
+/// What a strip takes out of a binary: `strip --strip-all` (debug info and the
+/// symbol table, what advise prices by default) or `strip --strip-debug` (debug info
+/// only, for those whose profilers need the symbols).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StripMode {
+    #[default]
+    All,
+    Debug,
+}
+
+impl StripMode {
+    pub fn key(self) -> &'static str {
+        match self {
+            StripMode::All => "all",
+            StripMode::Debug => "debug",
+        }
+    }
+
+    /// The binutils flag whose result the rewrite reproduces.
+    pub fn flag(self) -> &'static str {
+        match self {
+            StripMode::All => "--strip-all",
+            StripMode::Debug => "--strip-debug",
+        }
+    }
+
+    /// The file's size after this strip, as the ELF rewrite predicted it.
+    pub fn size_after(self, prediction: &crate::binary::StripPrediction) -> u64 {
+        match self {
+            StripMode::All => prediction.size_after_strip_all,
+            StripMode::Debug => prediction.size_after_strip_debug,
+        }
+    }
+
+    /// What this strip saves on the file.
+    pub fn saved(self, prediction: &crate::binary::StripPrediction) -> u64 {
+        match self {
+            StripMode::All => prediction.saved_by_strip_all,
+            StripMode::Debug => prediction.saved_by_strip_debug,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdviceError {
     #[error(transparent)]
@@ -284,6 +328,9 @@ pub struct AdviseOptions {
     /// The base a base change would move to (`--base-image`), read beforehand: its
     /// size is added back exactly instead of from published figures.
     pub base_image: Option<Arc<ImageAnalysis>>,
+    /// Which strip the strip suggestions are priced for (`ballast apply
+    /// --strip-debug` asks for the one it makes).
+    pub strip_mode: StripMode,
 }
 
 /// The default for [`AdviseOptions::full_rebuild_bytes`]: about a second of deflate
@@ -298,6 +345,7 @@ impl Default for AdviseOptions {
             limits: crate::layer::LayerLimits::default(),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             base_image: None,
+            strip_mode: StripMode::All,
         }
     }
 }
@@ -337,7 +385,7 @@ pub async fn advise(
     progress: Arc<dyn Progress>,
 ) -> Result<Advice, AdviceError> {
     let mut removals = removals::plan(analysis);
-    removals.extend(strip::plan(analysis));
+    removals.extend(strip::plan(analysis, options.strip_mode));
     let mut base_addition = None;
     if let Some(plan) = base::plan(analysis, options.base_image.as_deref()) {
         base_addition = Some((plan.removal.kind, plan.addition));
@@ -434,6 +482,7 @@ pub async fn advise(
     }
     for (index, request) in requests.iter_mut() {
         request.gzip_level = analysis.layers[*index].gzip_level.clone();
+        request.strip_mode = options.strip_mode;
         // The original, the rebuilt baseline and each variant.
         let outputs = request.variants.len() as u64 + 2;
         let work = analysis.layers[*index]
@@ -589,6 +638,72 @@ pub fn layer_removals(analysis: &ImageAnalysis) -> Vec<LayerRemovals> {
             kind: removal.kind,
             layers: removal_layers(&removal, analysis),
             files: removal.files,
+        })
+        .collect()
+}
+
+/// What applying one strip suggestion rewrites: per layer index, the tar paths
+/// (normalised) of the binaries to strip, the same ones advise strips to measure it.
+#[derive(Debug, Clone)]
+pub struct LayerStrips {
+    pub kind: SuggestionKind,
+    pub mode: StripMode,
+    pub layers: BTreeMap<usize, HashSet<String>>,
+    pub files: Vec<StripFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripFile {
+    /// Root-relative path, as in the layer that adds it.
+    pub path: String,
+    pub layer: usize,
+    pub size: u64,
+    /// The size the ELF rewrite predicted for `mode` (`size_after_strip_all` or
+    /// `size_after_strip_debug`).
+    pub size_after: u64,
+}
+
+impl StripFile {
+    /// Tar bytes the strip saves: the data blocks, the header staying as it is.
+    pub fn tar_bytes_saved(&self) -> u64 {
+        let blocks = |n: u64| n.div_ceil(512) * 512;
+        blocks(self.size).saturating_sub(blocks(self.size_after))
+    }
+}
+
+/// Every strip suggestion (`go-ldflags-s-w`, `rust-strip`, `strip-debug`) as advise
+/// plans it for `mode`.
+pub fn layer_strips(analysis: &ImageAnalysis, mode: StripMode) -> Vec<LayerStrips> {
+    let after: std::collections::HashMap<(usize, &str), u64> = analysis
+        .visible_binaries()
+        .into_iter()
+        .filter_map(|b| {
+            let prediction = b.report.strip.as_ref()?;
+            Some((
+                (b.layer, b.report.path.as_str()),
+                mode.size_after(prediction),
+            ))
+        })
+        .collect();
+    strip::plan(analysis, mode)
+        .into_iter()
+        .map(|removal| LayerStrips {
+            kind: removal.kind,
+            mode,
+            layers: removal_layers(&removal, analysis),
+            files: removal
+                .files
+                .iter()
+                .map(|(path, size, layer)| StripFile {
+                    path: path.clone(),
+                    layer: *layer,
+                    size: *size,
+                    size_after: after
+                        .get(&(*layer, path.as_str()))
+                        .copied()
+                        .unwrap_or(*size),
+                })
+                .collect(),
         })
         .collect()
 }

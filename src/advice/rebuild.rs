@@ -25,7 +25,7 @@ pub struct Variant {
     pub remove: HashSet<String>,
     /// Paths whose contents are replaced.
     pub replace: HashMap<String, Arc<Vec<u8>>>,
-    /// ELF files replaced by what `strip --strip-all` leaves of them.
+    /// ELF files replaced by what strip leaves of them (`RebuildRequest::strip_mode`).
     pub strip: HashSet<String>,
 }
 
@@ -36,6 +36,8 @@ pub struct RebuildRequest {
     pub method: Method,
     /// The layer's gzip level when the first read judged it (else the rebuild does).
     pub gzip_level: Option<GzipLevelMatch>,
+    /// `strip --strip-all` or `--strip-debug`, for every variant's strips.
+    pub strip_mode: super::StripMode,
 }
 
 /// How a layer's variants are compressed to measure them.
@@ -518,6 +520,7 @@ fn write_variants(
         request.variants.len(),
         segmenter.clone(),
     )?;
+    outputs.strip_all = request.strip_mode == super::StripMode::All;
     let mut current: Option<(Box<EntryMessage>, Vec<EntryPlan>, u64)> = None;
     let end = loop {
         let Ok(message) = messages.recv() else {
@@ -589,6 +592,7 @@ fn write_variants(
         baseline,
         variants: builders,
         segmenter: tapped,
+        ..
     } = outputs;
     drop(tapped);
     let (rebuilt_bytes, rebuilt_uncompressed_bytes) = finish(baseline)?;
@@ -659,6 +663,7 @@ struct Outputs {
     baseline: tar::Builder<Counted>,
     variants: Vec<tar::Builder<Counted>>,
     segmenter: Option<Shared>,
+    strip_all: bool,
 }
 
 impl Outputs {
@@ -683,6 +688,7 @@ impl Outputs {
             baseline: builder(0)?,
             variants: (1..=variants).map(builder).collect::<io::Result<_>>()?,
             segmenter,
+            strip_all: true,
         })
     }
 
@@ -742,7 +748,7 @@ impl Outputs {
                 })
                 .collect();
             if plans.iter().any(|p| matches!(p, EntryPlan::Strip)) {
-                stripped = Some(strip_all(data));
+                stripped = Some(strip(data, self.strip_all));
             }
             let strip = stripped.as_ref().map(|s| s.as_deref().unwrap_or(data));
             let contents: Vec<Option<&[u8]>> = plans
@@ -767,7 +773,7 @@ impl Outputs {
                 EntryPlan::Leave => continue,
                 EntryPlan::Replace(replacement) => replacement,
                 EntryPlan::Strip => stripped
-                    .get_or_insert_with(|| strip_all(data))
+                    .get_or_insert_with(|| strip(data, self.strip_all))
                     .as_deref()
                     .unwrap_or(data),
                 EntryPlan::Keep => data,
@@ -911,11 +917,12 @@ impl Outputs {
     }
 }
 
-/// `strip --strip-all` in memory; a file the rewrite cannot handle stays as it is
-/// (its saving then counts as zero rather than as a guess).
-fn strip_all(data: &[u8]) -> Option<Vec<u8>> {
+/// `strip --strip-all` (`all`) or `--strip-debug` in memory; a file the rewrite
+/// cannot handle stays as it is (its saving then counts as zero rather than as a
+/// guess).
+fn strip(data: &[u8], all: bool) -> Option<Vec<u8>> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::binary::stripped(data, true)
+        crate::binary::stripped(data, all)
     }))
     .ok()?
     .ok()

@@ -1,10 +1,11 @@
 //! Binaries that `strip --strip-all` would shrink, grouped by the fix their language
 //! calls for: `-ldflags="-s -w"` for Go, `strip = true` for Rust, strip(1) otherwise.
 //! The saving is exact: the ELF is rewritten in memory (`crate::binary::strip`).
+//! `ballast apply --strip-debug` has them priced for `strip --strip-debug` instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Prose, Removal, SuggestionKind};
+use super::{Prose, Removal, StripMode, SuggestionKind};
 use crate::binary::{AnatomyPart, BinaryReport, Language};
 use crate::image::ImageAnalysis;
 
@@ -37,13 +38,13 @@ impl StripFix {
 /// Binaries (with their layer) that one fix applies to.
 type Group<'a> = (StripFix, Vec<(usize, &'a BinaryReport)>);
 
-pub(super) fn plan(analysis: &ImageAnalysis) -> Vec<Removal> {
+pub(super) fn plan(analysis: &ImageAnalysis, mode: StripMode) -> Vec<Removal> {
     let mut by_kind: BTreeMap<&'static str, Group<'_>> = BTreeMap::new();
     for binary in analysis.visible_binaries() {
         let Some(strip) = &binary.report.strip else {
             continue;
         };
-        if strip.saved_by_strip_all == 0 {
+        if mode.saved(strip) == 0 {
             continue;
         }
         let fix = StripFix::of(binary.report.language);
@@ -62,13 +63,13 @@ pub(super) fn plan(analysis: &ImageAnalysis) -> Vec<Removal> {
                 .map(|(layer, report)| (report.path.clone(), report.size, *layer))
                 .collect(),
             strip: true,
-            prose: prose(fix, &binaries),
+            prose: prose(fix, &binaries, mode),
         })
         .collect()
 }
 
 /// What each binary carries, what removing it costs, and the fix.
-fn prose(fix: StripFix, binaries: &[(usize, &BinaryReport)]) -> Prose {
+fn prose(fix: StripFix, binaries: &[(usize, &BinaryReport)], mode: StripMode) -> Prose {
     let mut evidence = Vec::new();
     let mut go_versions = BTreeSet::new();
     for (_, report) in binaries {
@@ -97,6 +98,16 @@ fn prose(fix: StripFix, binaries: &[(usize, &BinaryReport)]) -> Prose {
             go_versions.insert(go.version.clone());
         }
     }
+    let mut prose = prose_for(fix, evidence, &go_versions);
+    if mode == StripMode::Debug {
+        prose.notes.push(
+            "priced for strip --strip-debug (debug info only, the symbol table stays): each binary's size after it, not the --strip-all figure".into(),
+        );
+    }
+    prose
+}
+
+fn prose_for(fix: StripFix, evidence: Vec<String>, go_versions: &BTreeSet<String>) -> Prose {
     match fix {
         StripFix::GoLdflags => {
             let old_go = go_versions
@@ -203,7 +214,7 @@ mod plan_tests {
             )],
             &[],
         );
-        let removals = plan(&image);
+        let removals = plan(&image, StripMode::All);
         let kinds: Vec<SuggestionKind> = removals.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,

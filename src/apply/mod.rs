@@ -1,27 +1,30 @@
 //! `ballast apply`: the image with advise's in-image suggestions made, written as an
 //! OCI layout, read back and compared with what advise projected.
 //!
-//! The planner takes advise's own removal sets ([`crate::advice::layer_removals`])
-//! and figures; the writer (`writer`) streams each changed layer once and copies the
-//! others byte for byte.
+//! The planner takes advise's own removal and strip sets
+//! ([`crate::advice::layer_removals`], [`crate::advice::layer_strips`]) and figures;
+//! the writer (`writer`) streams each changed layer once and copies the others byte
+//! for byte.
 
 mod splice;
 mod writer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use writer::EntryChange;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::advice::{self, AdviceError, AdviseOptions, Confidence, SuggestionKind};
+use crate::advice::{self, AdviceError, AdviseOptions, Confidence, StripMode, SuggestionKind};
 use crate::digest::Digest;
 use crate::image::{self, ImageAnalysis, InspectError, InspectOptions, Progress};
 use crate::layer::LayerError;
 use crate::reference::ImageRef;
 use crate::report::apply::{
-    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes, WriteMethod,
+    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes, StrippedBinary, WriteMethod,
 };
 use crate::source::manifest::{OCI_INDEX, OCI_MANIFEST};
 use crate::source::{LayerDescriptor, SourceError};
@@ -32,6 +35,12 @@ pub enum ApplyError {
     Refused(String),
     #[error("{0} (not made by `ballast apply` yet)")]
     NotYet(String),
+    #[error("cannot strip {path} in layer {layer}: {reason}")]
+    Strip {
+        path: String,
+        layer: Digest,
+        reason: String,
+    },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -74,11 +83,14 @@ impl crate::error::Fault for ApplyError {
 }
 
 /// The suggestions this slice applies: those that leave files out of the image's
-/// own layers.
+/// own layers, and those that strip its binaries.
 pub const APPLICABLE: &[SuggestionKind] = &[
     SuggestionKind::DropDeletedFiles,
     SuggestionKind::DropPackageCaches,
     SuggestionKind::DropDocs,
+    SuggestionKind::GoLdflags,
+    SuggestionKind::RustStrip,
+    SuggestionKind::StripDebug,
 ];
 
 /// Which suggestions to apply: `--only` and `--skip`, by advise's ids.
@@ -168,6 +180,9 @@ pub struct ApplyOptions {
     pub recompress: Option<(crate::layer::Compression, i32)>,
     pub dry_run: bool,
     pub force: bool,
+    /// What the strips take out (`--strip-all`, the default, or `--strip-debug`);
+    /// advise prices them for it.
+    pub strip_mode: StripMode,
     pub inspect: InspectOptions,
     pub advise: AdviseOptions,
 }
@@ -248,7 +263,12 @@ struct Chosen {
     confidence: Confidence,
     saved_bytes: u64,
     saved_compressed_bytes: u64,
-    removal: advice::LayerRemovals,
+    /// Per layer, the tar paths it leaves out or strips.
+    layers: BTreeMap<usize, HashSet<String>>,
+    /// Root-relative path, size, layer (whiteouts aside).
+    files: Vec<(String, u64, usize)>,
+    /// The binaries a strip rewrites; `None` for a removal.
+    strip: Option<Vec<advice::StripFile>>,
 }
 
 pub async fn apply(
@@ -261,10 +281,15 @@ pub async fn apply(
     let kept_entries = check_target(image, target, options.force)?;
     let (source, analysis) =
         image::inspect_keeping_source(image, &options.inspect, Arc::clone(&progress)).await?;
+    // Strips priced for the strip that is made.
+    let advise_options = AdviseOptions {
+        strip_mode: options.strip_mode,
+        ..options.advise.clone()
+    };
     let advice = advice::advise(
         Arc::clone(&source),
         &analysis,
-        &options.advise,
+        &advise_options,
         Arc::clone(&progress),
     )
     .await?;
@@ -285,6 +310,11 @@ pub async fn apply(
         }
         other => other,
     };
+    let mut strips: HashMap<SuggestionKind, advice::LayerStrips> =
+        advice::layer_strips(&analysis, options.strip_mode)
+            .into_iter()
+            .map(|s| (s.kind, s))
+            .collect();
     let mut chosen = Vec::new();
     for suggestion in &advice.suggestions {
         let kind = suggestion.id;
@@ -306,11 +336,9 @@ pub async fn apply(
                 },
                 saved_bytes: 0,
                 saved_compressed_bytes: suggestion.saved_compressed_bytes,
-                removal: advice::LayerRemovals {
-                    kind,
-                    layers: BTreeMap::new(),
-                    files: vec![],
-                },
+                layers: BTreeMap::new(),
+                files: vec![],
+                strip: None,
             });
             continue;
         }
@@ -327,16 +355,39 @@ pub async fn apply(
         if !wanted || skip.contains(&kind) {
             continue;
         }
-        let Some(removal) = removals.remove(&kind) else {
-            continue;
-        };
-        chosen.push(Chosen {
-            kind,
-            confidence: suggestion.confidence,
-            saved_bytes: suggestion.saved_bytes,
-            saved_compressed_bytes: suggestion.saved_compressed_bytes,
-            removal,
-        });
+        if let Some(removal) = removals.remove(&kind) {
+            chosen.push(Chosen {
+                kind,
+                confidence: suggestion.confidence,
+                saved_bytes: suggestion.saved_bytes,
+                saved_compressed_bytes: suggestion.saved_compressed_bytes,
+                layers: removal.layers,
+                files: removal.files,
+                strip: None,
+            });
+        } else if let Some(strip) = strips.remove(&kind) {
+            // The tar bytes from each binary's predicted size in the mode asked for
+            // (`size_after_strip_all` or `size_after_strip_debug`): the same figure
+            // advise's rebuild measures, read from the ELF rewrite directly.
+            let saved_bytes = strip
+                .files
+                .iter()
+                .map(advice::StripFile::tar_bytes_saved)
+                .sum();
+            chosen.push(Chosen {
+                kind,
+                confidence: suggestion.confidence,
+                saved_bytes,
+                saved_compressed_bytes: suggestion.saved_compressed_bytes,
+                layers: strip.layers,
+                files: strip
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.size, f.layer))
+                    .collect(),
+                strip: Some(strip.files),
+            });
+        }
     }
     if let Some(only) = &only {
         for kind in only {
@@ -349,15 +400,58 @@ pub async fn apply(
             }
         }
     }
-    // Per layer: every path to leave out, and the suggestion it is for.
-    let mut per_layer: BTreeMap<usize, HashMap<String, usize>> = BTreeMap::new();
-    for (index, c) in chosen.iter().enumerate() {
-        for (layer, paths) in &c.removal.layers {
-            let slot = per_layer.entry(*layer).or_default();
-            for path in paths {
-                slot.entry(path.clone()).or_insert(index);
+    // Per layer: every path to leave out or strip, and the suggestion it is for. A
+    // file both removed and stripped is removed, as advise's combined rebuild has it.
+    let mut per_layer: BTreeMap<usize, HashMap<String, EntryChange>> = BTreeMap::new();
+    for removals_first in [true, false] {
+        for (index, c) in chosen.iter().enumerate() {
+            if c.strip.is_none() != removals_first {
+                continue;
+            }
+            for (layer, paths) in &c.layers {
+                let slot = per_layer.entry(*layer).or_default();
+                for path in paths {
+                    slot.entry(path.clone()).or_insert(if removals_first {
+                        EntryChange::Remove(index)
+                    } else {
+                        EntryChange::Strip(index)
+                    });
+                }
             }
         }
+    }
+    // A binary a removal leaves out is not stripped as well: the strip saves nothing
+    // on it. Its compressed figure was measured for all its binaries at once, so what
+    // is left of it is prorated by tar bytes, and is then an estimate.
+    let mut notes = Vec::new();
+    for c in chosen.iter_mut() {
+        let Some(files) = &mut c.strip else { continue };
+        let planned = files.len();
+        files.retain(|f| {
+            matches!(
+                per_layer.get(&f.layer).and_then(|p| p.get(&f.path)),
+                Some(EntryChange::Strip(_))
+            )
+        });
+        if files.len() == planned {
+            continue;
+        }
+        let kept: u64 = files.iter().map(advice::StripFile::tar_bytes_saved).sum();
+        c.saved_compressed_bytes = if c.saved_bytes == 0 {
+            0
+        } else {
+            (u128::from(c.saved_compressed_bytes) * u128::from(kept) / u128::from(c.saved_bytes))
+                as u64
+        };
+        c.saved_bytes = kept;
+        c.confidence = Confidence::Estimate;
+        c.files
+            .retain(|(path, _, layer)| files.iter().any(|f| f.layer == *layer && f.path == *path));
+        notes.push(format!(
+            "{}: {} of its {planned} binaries are left out by a removal, not stripped; its compressed saving is advise's prorated by the tar bytes still stripped (an estimate)",
+            c.kind.key(),
+            planned - files.len()
+        ));
     }
     let before = Sizes {
         compressed_bytes: analysis.compressed_bytes(),
@@ -397,15 +491,28 @@ pub async fn apply(
         applied: chosen
             .iter()
             .map(|c| {
-                let mut files = c.removal.files.clone();
+                let mut files = c.files.clone();
                 files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 AppliedSuggestion {
                     id: c.kind,
                     confidence: c.confidence,
                     files: files.len(),
                     file_bytes: files.iter().map(|f| f.1).sum(),
-                    layers: c.removal.layers.keys().copied().collect(),
+                    layers: c.layers.keys().copied().collect(),
                     paths: files.iter().take(20).map(|f| format!("/{}", f.0)).collect(),
+                    strip_mode: c.strip.as_ref().map(|_| options.strip_mode),
+                    binaries: c
+                        .strip
+                        .iter()
+                        .flatten()
+                        .map(|f| StrippedBinary {
+                            path: format!("/{}", f.path),
+                            layer: f.layer,
+                            size: f.size,
+                            projected_size: f.size_after,
+                            size_after: None,
+                        })
+                        .collect(),
                     projected_saved_bytes: c.saved_bytes,
                     projected_saved_compressed_bytes: c.saved_compressed_bytes,
                     saved_bytes: None,
@@ -422,7 +529,16 @@ pub async fn apply(
                 digest: layer.descriptor.digest.to_string(),
                 created_by: created_by.get(index).cloned().flatten(),
                 changed: per_layer.contains_key(&index),
-                entries_to_remove: per_layer.get(&index).map_or(0, |p| p.len()),
+                entries_to_remove: per_layer.get(&index).map_or(0, |p| {
+                    p.values()
+                        .filter(|c| matches!(c, EntryChange::Remove(_)))
+                        .count()
+                }),
+                entries_to_strip: per_layer.get(&index).map_or(0, |p| {
+                    p.values()
+                        .filter(|c| matches!(c, EntryChange::Strip(_)))
+                        .count()
+                }),
                 compressed_bytes: layer.compressed_bytes,
                 uncompressed_bytes: layer.uncompressed_bytes,
                 after: None,
@@ -431,7 +547,11 @@ pub async fn apply(
         before,
         projected,
         after: None,
-        notes: notes(&analysis, recompress, options.dry_run),
+        notes: strip_notes(&chosen, options.strip_mode)
+            .into_iter()
+            .chain(notes)
+            .chain(change_notes(&analysis, recompress, options.dry_run))
+            .collect(),
     };
     if options.dry_run {
         return Ok(report);
@@ -498,6 +618,14 @@ pub async fn apply(
             recompressed_bytes: *recompressed,
         });
     }
+    for applied in report.applied.iter_mut() {
+        for binary in applied.binaries.iter_mut() {
+            binary.size_after = written
+                .stripped
+                .get(&(binary.layer, binary.path.clone()))
+                .copied();
+        }
+    }
     // What each suggestion saved: its entries' tar bytes exactly; compressed bytes
     // where its layers are its alone.
     for (index, applied) in report.applied.iter_mut().enumerate() {
@@ -511,7 +639,7 @@ pub async fn apply(
         let alone = applied.layers.iter().all(|layer| {
             per_layer
                 .get(layer)
-                .is_some_and(|paths| paths.values().all(|s| *s == index))
+                .is_some_and(|paths| paths.values().all(|c| c.suggestion() == index))
         });
         if alone {
             applied.saved_compressed_bytes = Some(
@@ -531,7 +659,7 @@ pub async fn apply(
 }
 
 /// What a person must know besides the sizes.
-fn notes(
+fn change_notes(
     analysis: &ImageAnalysis,
     recompress: Option<(crate::layer::Compression, i32)>,
     dry_run: bool,
@@ -555,7 +683,7 @@ fn notes(
 fn reread_check(
     before: &ImageAnalysis,
     after: &ImageAnalysis,
-    changed: &BTreeMap<usize, HashMap<String, usize>>,
+    changed: &BTreeMap<usize, HashMap<String, EntryChange>>,
     recompressed: bool,
 ) -> Result<(), ApplyError> {
     if before.layers.len() != after.layers.len() {
@@ -587,10 +715,12 @@ fn reread_check(
 
 struct Written {
     manifest_digest: Digest,
-    /// Per layer, the tar bytes left out per chosen suggestion.
+    /// Per layer, the tar bytes left out (or stripped off) per chosen suggestion.
     removed: BTreeMap<usize, HashMap<usize, u64>>,
     /// Per layer, how its blob was written and the tar bytes compressed again.
     methods: Vec<(WriteMethod, u64)>,
+    /// The size each stripped binary came out at, by layer and `/path`.
+    stripped: HashMap<(usize, String), u64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -599,7 +729,7 @@ async fn write_image(
     analysis: &ImageAnalysis,
     spliced: &BTreeSet<usize>,
     chosen: &[Chosen],
-    per_layer: &BTreeMap<usize, HashMap<String, usize>>,
+    per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
     target: &Target,
     mut index_entries: Vec<serde_json::Value>,
     options: &ApplyOptions,
@@ -628,6 +758,7 @@ async fn write_image(
             None => Some(writer::Output::Matched),
         };
         let remove = remove.unwrap_or(&empty).clone();
+        let strip_mode = options.strip_mode;
         let descriptor = layer.descriptor.clone();
         let diff_id = layer.diff_id.clone();
         async move {
@@ -644,11 +775,19 @@ async fn write_image(
                     },
                     diff_id,
                     None,
+                    Vec::new(),
                     (WriteMethod::Copied, 0),
                 ));
             };
             if !remove.is_empty() {
-                progress.detail(&format!("layer {index}: {} entries left out", remove.len()));
+                let strips = remove
+                    .values()
+                    .filter(|c| matches!(c, EntryChange::Strip(_)))
+                    .count();
+                progress.detail(&format!(
+                    "layer {index}: {} entries left out, {strips} stripped",
+                    remove.len() - strips
+                ));
             }
             let source_descriptor = descriptor.clone();
             let rewritten = tokio::task::spawn_blocking(move || {
@@ -657,6 +796,7 @@ async fn write_image(
                     &source_descriptor,
                     &diff_id,
                     &remove,
+                    strip_mode,
                     &limits,
                     &blobs,
                     output,
@@ -682,6 +822,7 @@ async fn write_image(
                 },
                 rewritten.diff_id.clone(),
                 Some(rewritten.removed_bytes),
+                rewritten.stripped,
                 method,
             ))
         }
@@ -694,11 +835,17 @@ async fn write_image(
     let mut diff_ids: Vec<Digest> = Vec::with_capacity(results.len());
     let mut removed = BTreeMap::new();
     let mut methods = Vec::with_capacity(results.len());
-    for (index, (descriptor, diff_id, removed_bytes, method)) in results.into_iter().enumerate() {
+    let mut stripped = HashMap::new();
+    for (index, (descriptor, diff_id, removed_bytes, strips, method)) in
+        results.into_iter().enumerate()
+    {
         descriptors.push(descriptor);
         diff_ids.push(diff_id);
         if let Some(bytes) = removed_bytes {
             removed.insert(index, bytes);
+        }
+        for (path, _, after) in strips {
+            stripped.insert((index, path), after);
         }
         methods.push(method);
     }
@@ -741,12 +888,41 @@ async fn write_image(
         }
         None => "untouched layers are byte-identical".into(),
     };
+    let key_list = |strip: bool| {
+        chosen
+            .iter()
+            .filter(|c| c.strip.is_some() == strip && c.kind != SuggestionKind::ZstdLayers)
+            .map(|c| c.kind.key())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut done = Vec::new();
+    let removed_ids = key_list(false);
+    if !removed_ids.is_empty() {
+        done.push(format!("left out what {removed_ids} advised"));
+    }
+    let stripped_ids = key_list(true);
+    if !stripped_ids.is_empty() {
+        done.push(format!(
+            "stripped {} {} (strip {}) as {stripped_ids} advised",
+            stripped.len(),
+            if stripped.len() == 1 {
+                "binary"
+            } else {
+                "binaries"
+            },
+            options.strip_mode.flag()
+        ));
+    }
+    if done.is_empty() {
+        done.push("left out nothing".into());
+    }
     let entry = json!({
         "created_by": created_by,
         "comment": format!(
-            "ballast {} left out what {} advised; {layers_note}",
+            "ballast {} {}; {layers_note}",
             env!("CARGO_PKG_VERSION"),
-            if ids.is_empty() { "nothing".into() } else { ids.join(", ") },
+            done.join("; ")
         ),
         "empty_layer": true,
     });
@@ -808,6 +984,7 @@ async fn write_image(
         manifest_digest,
         removed,
         methods,
+        stripped,
     })
 }
 
@@ -834,6 +1011,26 @@ fn layer_media_type(compression: crate::layer::Compression) -> &'static str {
         crate::layer::Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
         crate::layer::Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
     }
+}
+
+impl EntryChange {
+    fn suggestion(self) -> usize {
+        match self {
+            EntryChange::Remove(index) | EntryChange::Strip(index) => index,
+        }
+    }
+}
+
+/// What the report says about the strips: which strip was made and what its figures
+/// stand on.
+fn strip_notes(chosen: &[Chosen], mode: StripMode) -> Vec<String> {
+    if !chosen.iter().any(|c| c.strip.is_some()) {
+        return vec![];
+    }
+    vec![match mode {
+        StripMode::All => "strips: strip --strip-all (debug info and the symbol table), what advise prices; projected from each binary's size after it (size_after_strip_all), compressed as advise measured it".into(),
+        StripMode::Debug => "strips: strip --strip-debug (debug info only, the symbol table stays); projected from each binary's size_after_strip_debug, not the --strip-all figure advise shows by default, and compressed as advise measured it in that mode".into(),
+    }]
 }
 
 /// The source's config as stored (what `inspect` parsed), verified by digest.

@@ -61,6 +61,19 @@ struct Copyable {
     inflated: Vec<u8>,
 }
 
+impl Copyable {
+    /// BTYPE 00: the block holds its bytes as they are.
+    fn is_stored(&self) -> bool {
+        let bit = |i: u64| {
+            let at = u64::from(self.first_bit) + i;
+            self.bits
+                .get((at / 8) as usize)
+                .map_or(0, |byte| (byte >> (at % 8)) & 1)
+        };
+        bit(1) == 0 && bit(2) == 0
+    }
+}
+
 /// What the reader has found and the splicer has not decided yet.
 #[derive(Default)]
 pub(crate) struct Blocks {
@@ -466,6 +479,19 @@ impl<W: Write> BitWriter<W> {
         Ok(())
     }
 
+    /// A non-final stored block of `bytes` (at most 65,535 of them).
+    fn stored_block(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let length = u16::try_from(bytes.len())
+            .map_err(|_| io::Error::other("a stored block longer than 65,535 bytes"))?;
+        self.put(0, 3)?;
+        if self.held > 0 {
+            self.put(0, 8 - self.held)?;
+        }
+        self.aligned(&length.to_le_bytes())?;
+        self.aligned(&(!length).to_le_bytes())?;
+        self.aligned(bytes)
+    }
+
     /// Back to a byte boundary with an empty stored block (3 header bits, padding,
     /// LEN 0, NLEN 0xffff), which decoders skip.
     fn align(&mut self) -> io::Result<()> {
@@ -738,7 +764,14 @@ impl<W: Write> Splicer<W> {
                     let out = self.writer()?;
                     deflate.run(&[], TDEFLFlush::Sync, &mut |b| out.aligned(b))?;
                 }
-                self.writer()?.copy_bits(&c.bits, c.first_bit, c.bit_len)?;
+                if c.is_stored() {
+                    // A stored block pads to a byte boundary after its header, so its
+                    // bits only mean the same at the same bit position: it is written
+                    // again around its bytes, as they are.
+                    self.writer()?.stored_block(&c.inflated)?;
+                } else {
+                    self.writer()?.copy_bits(&c.bits, c.first_bit, c.bit_len)?;
+                }
                 self.stats.copied_blocks += 1;
                 self.stats.copied_bytes += bytes.len() as u64;
             }
@@ -820,11 +853,24 @@ impl<W: Write> Write for Splicer<W> {
     }
 }
 
+/// The splice tests and what they share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests_support {
+    pub(super) use super::*;
 
-    fn text(bytes: usize, seed: u64) -> Vec<u8> {
+    pub(super) fn noise(bytes: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..bytes)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    pub(super) fn text(bytes: usize, seed: u64) -> Vec<u8> {
         let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         let mut out = Vec::with_capacity(bytes + 64);
         let mut line = 0u64;
@@ -846,14 +892,14 @@ mod tests {
         out
     }
 
-    fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+    pub(super) fn gzip(data: &[u8], level: u32) -> Vec<u8> {
         let mut encoder =
             flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
         encoder.write_all(data).expect("gzip");
         encoder.finish().expect("gzip")
     }
 
-    fn gunzip(data: &[u8]) -> Vec<u8> {
+    pub(super) fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(data)
             .read_to_end(&mut out)
@@ -863,7 +909,7 @@ mod tests {
 
     /// Streams `stored` through the reader into the splicer, leaving out the
     /// original ranges in `skips` and inserting `new` bytes at original offsets.
-    fn splice(
+    pub(super) fn splice(
         stored: &[u8],
         skips: &[(u64, u64)],
         inserts: &[(u64, &[u8])],
@@ -962,5 +1008,44 @@ mod tests {
         assert!(splice(&trailer, &[], &[]).is_err());
         assert!(splice(b"not gzip at all", &[], &[]).is_err());
         assert!(splice(&[], &[], &[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::tests_support::*;
+
+    #[test]
+    fn a_long_entry_replaced_by_long_new_bytes() {
+        let mut original = text(2_000_000, 7);
+        original.extend_from_slice(&noise(3_000_000, 3));
+        original.extend_from_slice(&text(2_000_000, 8));
+        let stored = gzip(&original, 6);
+        let new = noise(1_500_000, 9);
+        let (out, expected, _) =
+            splice(&stored, &[(1_000_000, 5_000_000)], &[(5_000_000, &new)]).expect("splice");
+        assert_eq!(gunzip(&out).len(), expected.len());
+        assert_eq!(gunzip(&out), expected);
+    }
+}
+
+#[cfg(test)]
+mod stored_blocks {
+    use super::tests_support::*;
+
+    /// Incompressible bytes are stored blocks, which pad to a byte boundary: moved to
+    /// another bit position they must be written again, not shifted.
+    #[test]
+    fn stored_blocks_at_a_new_bit_position_still_inflate() {
+        for cut in [13u64, 1, 7, 4096] {
+            let mut original = text(300_000, 11);
+            original.extend_from_slice(&noise(2_000_000, 5));
+            original.extend_from_slice(&text(300_000, 12));
+            let stored = gzip(&original, 6);
+            let (out, expected, stats) =
+                splice(&stored, &[(100_000, 100_000 + cut)], &[]).expect("splice");
+            assert_eq!(gunzip(&out), expected, "cut {cut}");
+            assert!(stats.copied_bytes > 2_000_000, "{stats:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Writing the new image: changed layers streamed once (verified, entries kept byte
-//! for byte, recompressed at the level the layer was written at), untouched layers
-//! copied as they are, then config, manifest and `index.json`, each through a
-//! temporary file renamed into place.
+//! for byte or stripped, recompressed at the level the layer was written at),
+//! untouched layers copied as they are, then config, manifest and `index.json`, each
+//! through a temporary file renamed into place.
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::splice::{BlockReader, SharedBlocks, SpliceStats, Splicer};
 use super::ApplyError;
-use crate::advice::gzip_level;
+use crate::advice::{gzip_level, StripMode};
 use crate::digest::{Digest, HashingReader};
 use crate::layer::{self, Compression, LayerError, LayerLimits};
 use crate::source::LayerDescriptor;
@@ -102,7 +102,6 @@ impl<W: Write> HashingWriter<Encoder<W>> {
         self.inner.skip_original(n)
     }
 
-    #[allow(dead_code)]
     fn write_new(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.hasher.update(bytes);
         self.bytes += bytes.len() as u64;
@@ -172,7 +171,6 @@ impl<W: Write> Encoder<W> {
     }
 
     /// Bytes the source tar does not have here (a rewritten entry).
-    #[allow(dead_code)]
     fn write_new(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Encoder::Spliced(w) => w.write_new(bytes),
@@ -221,34 +219,68 @@ impl<R: Read> Read for Counting<R> {
 
 const LIMIT_MARK: &str = "ballast: decompressed-bytes limit";
 
+/// What becomes of one entry of a changed layer, with the index of the suggestion
+/// that asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryChange {
+    Remove(usize),
+    Strip(usize),
+}
+
+/// An extension entry (GNU long name or link, PAX records) waiting for the entry it
+/// describes.
+struct Extension {
+    header: tar::Header,
+    data: Vec<u8>,
+    pax: bool,
+}
+
+impl Extension {
+    fn tar_bytes(&self) -> u64 {
+        let size = self.data.len() as u64;
+        512 + size + padding(size) as u64
+    }
+
+    fn write(&self, to: &mut impl Write) -> io::Result<()> {
+        to.write_all(self.header.as_bytes())?;
+        to.write_all(&self.data)?;
+        to.write_all(&[0u8; 512][..padding(self.data.len() as u64)])
+    }
+}
+
 /// A rewritten layer blob, in place in the layout.
 #[derive(Debug, Clone)]
 pub(crate) struct Rewritten {
     pub digest: Digest,
     pub size: u64,
     pub diff_id: Digest,
-    /// Tar bytes left out (headers, extension entries and padding included) per
-    /// suggestion index.
+    /// Tar bytes left out (headers, extension entries and padding included), or
+    /// taken off by a strip, per suggestion index.
     pub removed_bytes: HashMap<usize, u64>,
     /// A spliced gzip layer: how much was copied and how much compressed again.
     pub splice: Option<SpliceStats>,
     /// Tar bytes written.
     pub kept_bytes: u64,
+    /// Binaries stripped: path, size before, size after.
+    pub stripped: Vec<(String, u64, u64)>,
 }
 
 fn padding(size: u64) -> usize {
     ((512 - size % 512) % 512) as usize
 }
 
-/// Streams one layer, leaving out the entries in `remove` (normalised path → the
-/// suggestion that removes it), into a new blob in `blobs`. Every kept entry is
-/// copied as the source has it: its header block, the extension entries before it
-/// (GNU long names, PAX records with xattrs and times) and its data.
+/// Streams one layer, leaving out or stripping the entries in `changes` (normalised
+/// path → what to do), into a new blob in `blobs`. Every kept entry is copied as the
+/// source has it: its header block, the extension entries before it (GNU long names,
+/// PAX records with xattrs and times) and its data. A stripped one keeps all of that
+/// but its size (header and PAX `size` record) and checksum.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn rewrite_layer(
     blob: impl Read,
     descriptor: &LayerDescriptor,
     expected_diff_id: &Digest,
-    remove: &HashMap<String, usize>,
+    changes: &HashMap<String, EntryChange>,
+    strip_mode: StripMode,
     limits: &LayerLimits,
     blobs: &Path,
     output: Output,
@@ -313,6 +345,7 @@ pub(crate) fn rewrite_layer(
     let mut tar_out = HashingWriter::new(encoder);
 
     let mut removed_bytes: HashMap<usize, u64> = HashMap::new();
+    let mut stripped = Vec::new();
     let (source_diff_id, _) = {
         let stored_input = io::Cursor::new(&probe).chain(&mut compressed);
         let decoder: Box<dyn Read + '_> = if spliced {
@@ -330,8 +363,8 @@ pub(crate) fn rewrite_layer(
         // Bytes of the entries walked so far, kept or not.
         let mut walked = 0u64;
         let mut entries = 0u64;
-        // Extension entries waiting for the entry they describe, as raw bytes.
-        let mut pending: Vec<u8> = Vec::new();
+        // Extension entries waiting for the entry they describe.
+        let mut pending: Vec<Extension> = Vec::new();
         let mut long_name: Option<Vec<u8>> = None;
         let mut pax_path: Option<Vec<u8>> = None;
         let mut pax_size: Option<u64> = None;
@@ -380,9 +413,11 @@ pub(crate) fn rewrite_layer(
                         }
                     }
                 }
-                pending.extend_from_slice(header.as_bytes());
-                pending.extend_from_slice(&data);
-                pending.resize(pending.len() + padding(size), 0);
+                pending.push(Extension {
+                    header,
+                    data,
+                    pax: kind.is_pax_local_extensions(),
+                });
                 continue;
             }
             if kind.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended()) {
@@ -390,7 +425,8 @@ pub(crate) fn rewrite_layer(
                     "layer {digest}: a GNU sparse file with extended sparse headers"
                 )));
             }
-            if pax_size.take().is_some_and(|s| s != size) {
+            let pax_sized = pax_size.take();
+            if pax_sized.is_some_and(|s| s != size) {
                 return Err(ApplyError::NotYet(format!(
                     "layer {digest}: a PAX size record that differs from its header's"
                 )));
@@ -416,17 +452,87 @@ pub(crate) fn rewrite_layer(
                 reason: reason.to_string(),
             })?;
             let global = kind.is_pax_global_extensions();
-            if let Some(suggestion) = remove.get(&path).filter(|_| !global) {
-                *removed_bytes.entry(*suggestion).or_default() +=
-                    pending.len() as u64 + block_bytes;
-                let left_out = pending.len() as u64 + block_bytes;
-                pending.clear();
-                io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
-                tar_out.skip_original(left_out).map_err(out_io)?;
-                continue;
+            let pending_bytes: u64 = pending.iter().map(Extension::tar_bytes).sum();
+            match changes.get(&path).filter(|_| !global) {
+                Some(EntryChange::Remove(suggestion)) => {
+                    *removed_bytes.entry(*suggestion).or_default() += pending_bytes + block_bytes;
+                    pending.clear();
+                    io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
+                    tar_out
+                        .skip_original(pending_bytes + block_bytes)
+                        .map_err(out_io)?;
+                    continue;
+                }
+                // Links carry no data: a hard link to a stripped file gets the
+                // stripped bytes, as advise's rebuild has it.
+                Some(EntryChange::Strip(suggestion))
+                    if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) =>
+                {
+                    let (data, _held) = read_whole(&mut entry, &name, size, limits, digest)
+                        .map_err(|e| match e {
+                            WholeError::Read(e) => corrupt(e),
+                            WholeError::Limit(e) => e,
+                        })?;
+                    let held = data.len();
+                    let new = strip(&data, strip_mode).map_err(|reason| ApplyError::Strip {
+                        path: format!("/{path}"),
+                        layer: digest.clone(),
+                        reason,
+                    })?;
+                    drop(data);
+                    let new_size = new.len() as u64;
+                    let mut extensions = std::mem::take(&mut pending);
+                    if pax_sized.is_some() {
+                        for extension in extensions.iter_mut().filter(|e| e.pax) {
+                            set_pax_size(extension, new_size).map_err(corrupt)?;
+                        }
+                    }
+                    let mut new_header = header.clone();
+                    new_header.set_size(new_size);
+                    new_header.set_cksum();
+                    // The entry replaces the source's (a spliced layer copies none of
+                    // the stored blocks around it).
+                    tar_out
+                        .skip_original(pending_bytes + block_bytes)
+                        .map_err(out_io)?;
+                    let mut head = Vec::new();
+                    for extension in &extensions {
+                        extension.write(&mut head).map_err(out_io)?;
+                    }
+                    head.extend_from_slice(new_header.as_bytes());
+                    tar_out.write_new(&head).map_err(out_io)?;
+                    tar_out.write_new(&new).map_err(out_io)?;
+                    tar_out
+                        .write_new(&[0u8; 512][..padding(new_size)])
+                        .map_err(out_io)?;
+                    let written: u64 = extensions.iter().map(Extension::tar_bytes).sum::<u64>()
+                        + 512
+                        + new_size
+                        + padding(new_size) as u64;
+                    let before = pending_bytes + block_bytes;
+                    if written > before {
+                        return Err(ApplyError::Strip {
+                            path: format!("/{path}"),
+                            layer: digest.clone(),
+                            reason: format!(
+                                "the stripped entry takes {written} tar bytes, more than the {before} it replaces"
+                            ),
+                        });
+                    }
+                    *removed_bytes.entry(*suggestion).or_default() += before - written;
+                    stripped.push((format!("/{path}"), held as u64, new_size));
+                    continue;
+                }
+                Some(EntryChange::Strip(_)) if kind.is_gnu_sparse() => {
+                    return Err(ApplyError::NotYet(format!(
+                        "layer {digest}: stripping {name}, a GNU sparse file"
+                    )));
+                }
+                _ => {}
             }
-            tar_out.write_all(&pending).map_err(out_io)?;
-            pending.clear();
+            for extension in pending.drain(..) {
+                extension.write(&mut tar_out).map_err(out_io)?;
+            }
             tar_out.write_all(header.as_bytes()).map_err(out_io)?;
             let copied = copy(&mut entry, &mut tar_out).map_err(|e| match e {
                 CopyError::Read(e) => corrupt(e),
@@ -486,7 +592,108 @@ pub(crate) fn rewrite_layer(
         removed_bytes,
         splice,
         kept_bytes,
+        stripped,
     })
+}
+
+enum WholeError {
+    Read(io::Error),
+    Limit(ApplyError),
+}
+
+/// An entry's data, held whole to strip it: refused past `--max-binary-size` (the
+/// limit under which the binary was analysed and its strip priced) before a byte is
+/// read, and held under the budget binary analysis holds ELF files in (the file and
+/// what strip leaves of it, as advise's rebuild counts them).
+fn read_whole(
+    entry: &mut impl Read,
+    name: &str,
+    size: u64,
+    limits: &LayerLimits,
+    digest: &Digest,
+) -> Result<(Vec<u8>, crate::binary::budget::Reservation), WholeError> {
+    if size > limits.max_binary_bytes {
+        return Err(WholeError::Limit(
+            LayerError::Limit {
+                digest: digest.clone(),
+                what: format!("binary {name} of {size} bytes to strip"),
+                limit: limits.max_binary_bytes,
+                flag: "--max-binary-size",
+            }
+            .into(),
+        ));
+    }
+    let held = crate::binary::budget::reserve(
+        size.saturating_mul(2),
+        limits.max_binary_bytes.saturating_mul(2),
+    );
+    let mut data = Vec::with_capacity(size as usize);
+    entry
+        .by_ref()
+        .take(size)
+        .read_to_end(&mut data)
+        .map_err(WholeError::Read)?;
+    if data.len() as u64 != size {
+        return Err(WholeError::Read(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{name}: {} of {size} bytes", data.len()),
+        )));
+    }
+    Ok((data, held))
+}
+
+/// The ELF rewrite advise priced the strip with; a file it cannot handle (or that
+/// makes it panic) is an error, never a silent copy.
+fn strip(data: &[u8], mode: StripMode) -> Result<Vec<u8>, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::binary::stripped(data, mode == StripMode::All)
+    }))
+    .map_err(|_| "the ELF rewriter failed on this file".to_string())?
+}
+
+/// Rewrites the `size` record of a PAX extension entry (every other record kept byte
+/// for byte), and its header's size and checksum to match.
+fn set_pax_size(extension: &mut Extension, size: u64) -> io::Result<()> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let mut out = Vec::with_capacity(extension.data.len() + 2);
+    let mut rest = extension.data.as_slice();
+    while let Some(&first) = rest.first() {
+        // Writers may pad the records with NULs; they end the list.
+        if first == 0 {
+            out.extend_from_slice(rest);
+            break;
+        }
+        let space = rest
+            .iter()
+            .position(|b| *b == b' ')
+            .ok_or_else(|| invalid("a PAX record without a length"))?;
+        let length: usize = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .filter(|n| *n > space && *n <= rest.len())
+            .ok_or_else(|| invalid("a PAX record with a bad length"))?;
+        let (record, tail) = rest.split_at(length);
+        if record[space + 1..].starts_with(b"size=") {
+            out.extend_from_slice(&pax_record("size", &size.to_string()));
+        } else {
+            out.extend_from_slice(record);
+        }
+        rest = tail;
+    }
+    extension.header.set_size(out.len() as u64);
+    extension.header.set_cksum();
+    extension.data = out;
+    Ok(())
+}
+
+/// `"%d %s=%s\n"`, the length counting its own digits (POSIX pax, "extended header").
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = key.len() + value.len() + 3;
+    let mut length = body + 1;
+    while length != body + length.to_string().len() {
+        length = body + length.to_string().len();
+    }
+    format!("{length} {key}={value}\n").into_bytes()
 }
 
 enum CopyError {
@@ -533,4 +740,109 @@ pub(crate) fn copy_blob(
         .map_err(|e| ApplyError::io(&target, e.into_error()))?;
     layer::finish_compressed(reader, descriptor)?;
     temp.persist(&target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pax(records: &[(&str, &str)]) -> Extension {
+        let data: Vec<u8> = records.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        Extension {
+            header,
+            data,
+            pax: true,
+        }
+    }
+
+    fn records(extension: &Extension) -> Vec<(String, String)> {
+        tar::PaxExtensions::new(&extension.data)
+            .map(|r| {
+                let r = r.expect("record");
+                (
+                    r.key().expect("key").to_string(),
+                    r.value().expect("value").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pax_record_lengths_count_their_own_digits() {
+        assert_eq!(pax_record("size", "1"), b"9 size=1\n");
+        // 9 bytes besides the length: a 1-digit length would make 10, so 2 digits.
+        assert_eq!(pax_record("size", "12"), b"11 size=12\n");
+        // 98 besides it: 2 digits would make 100, so 3.
+        let record = pax_record("path", &"x".repeat(91));
+        assert_eq!(record.len(), 101);
+        assert!(record.starts_with(b"101 path=x"));
+        assert_eq!(pax_record("path", &"x".repeat(90)).len(), 99);
+    }
+
+    #[test]
+    fn strip_rewrites_only_the_pax_size_record() {
+        let mut extension = pax(&[
+            ("mtime", "1234567890.25"),
+            ("size", "1000"),
+            ("SCHILY.xattr.user.a", "b"),
+        ]);
+        set_pax_size(&mut extension, 999).expect("rewrite");
+        assert_eq!(
+            records(&extension),
+            [
+                ("mtime".to_string(), "1234567890.25".to_string()),
+                ("size".to_string(), "999".to_string()),
+                ("SCHILY.xattr.user.a".to_string(), "b".to_string()),
+            ]
+        );
+        assert_eq!(
+            extension.header.size().expect("size"),
+            extension.data.len() as u64
+        );
+        let mut check = extension.header.clone();
+        check.set_cksum();
+        assert_eq!(check.as_bytes(), extension.header.as_bytes());
+    }
+
+    #[test]
+    fn strip_refuses_a_malformed_pax_record() {
+        let mut extension = pax(&[]);
+        extension.data = b"99 size=1\n".to_vec();
+        assert!(set_pax_size(&mut extension, 1).is_err());
+        extension.data = b"size=1\n".to_vec();
+        assert!(set_pax_size(&mut extension, 1).is_err());
+    }
+
+    #[test]
+    fn strip_refuses_an_entry_past_the_binary_limit_before_reading_it() {
+        let limits = LayerLimits {
+            max_binary_bytes: 1024,
+            ..LayerLimits::default()
+        };
+        let digest = Digest::of_bytes(b"layer");
+        let mut never = io::repeat(0);
+        match read_whole(&mut never, "usr/bin/big", 1 << 40, &limits, &digest) {
+            Err(WholeError::Limit(e)) => {
+                let text = e.to_string();
+                assert!(text.contains("usr/bin/big"), "{text}");
+                assert!(text.contains("--max-binary-size"), "{text}");
+            }
+            _ => panic!("a 1 TiB entry was not refused"),
+        }
+        let mut short = io::Cursor::new(vec![1u8; 10]);
+        assert!(matches!(
+            read_whole(&mut short, "usr/bin/cut", 20, &limits, &digest),
+            Err(WholeError::Read(_))
+        ));
+    }
+
+    #[test]
+    fn strip_of_a_file_that_is_not_elf_is_an_error() {
+        let error = strip(b"#!/bin/sh\necho hi\n", StripMode::All).expect_err("not ELF");
+        assert!(!error.is_empty());
+    }
 }

@@ -286,4 +286,67 @@ mod tests {
             assert!(!is_debug_section_name(name.as_bytes()), "{name}");
         }
     }
+
+    /// The real samples, compiled here (testkit caches them by source and flags).
+    fn sample(build: impl FnOnce(&testkit::samples::Samples) -> std::path::PathBuf) -> Vec<u8> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+        let samples =
+            testkit::samples::Samples::new(root.join("testdata"), target.join("ballast-samples"));
+        std::fs::read(build(&samples)).expect("read sample")
+    }
+
+    /// Section names, and whether each is loaded.
+    fn names(data: &[u8]) -> Vec<(String, bool)> {
+        use object::{Object, ObjectSection};
+        let file = object::read::elf::ElfFile64::<object::Endianness>::parse(data).expect("ELF");
+        file.sections()
+            .filter_map(|s| {
+                let alloc = matches!(s.flags(), object::SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & elf::SHF_ALLOC.0 != 0);
+                Some((s.name().ok()?.to_string(), alloc))
+            })
+            .collect()
+    }
+
+    /// What the programs need at run time, and what identifies the build, survives
+    /// either strip: Go's function table and build info, and every note (build ids).
+    #[test]
+    fn stripped_keeps_go_tables_and_build_ids() {
+        use testkit::samples::{GoBuild, RustBuild};
+        let go = sample(|s| s.go(GoBuild::Default).expect("go sample"));
+        let rust = sample(|s| s.rust(RustBuild::DebugInfo).expect("rust sample"));
+        for (label, data, needed) in [
+            (
+                "go",
+                &go,
+                &[".gopclntab", ".go.buildinfo", ".note.go.buildid"][..],
+            ),
+            ("rust", &rust, &[".note.gnu.build-id"][..]),
+        ] {
+            let before = names(data);
+            let dwarf = |sections: &[(String, bool)]| {
+                sections
+                    .iter()
+                    .filter(|(n, alloc)| !alloc && is_debug_section_name(n.as_bytes()))
+                    .count()
+            };
+            assert!(dwarf(&before) > 0, "{label}: no DWARF to strip");
+            let has =
+                |sections: &[(String, bool)], name: &str| sections.iter().any(|(n, _)| n == name);
+            for all in [true, false] {
+                let after = names(&stripped(data, all).expect("strip"));
+                let notes = before
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .filter(|n| n.starts_with(".note"));
+                for name in needed.iter().copied().chain(notes) {
+                    assert!(has(&before, name), "{label}: no {name}");
+                    assert!(has(&after, name), "{label}: {name} stripped");
+                }
+                assert_eq!(has(&after, ".symtab"), !all, "{label}");
+                assert_eq!(dwarf(&after), 0, "{label}: {after:?}");
+            }
+        }
+    }
 }

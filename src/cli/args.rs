@@ -352,6 +352,14 @@ pub struct ApplyArgs {
         conflicts_with = "only"
     )]
     pub skip: Vec<String>,
+    /// Strip binaries as `strip --strip-all` does: debug info and the symbol table
+    /// (the default, and what advise prices)
+    #[arg(long, conflicts_with = "strip_debug")]
+    pub strip_all: bool,
+    /// Strip only debug info, as `strip --strip-debug` does (the symbol table stays,
+    /// for profilers); the projection then uses each binary's size after that strip
+    #[arg(long)]
+    pub strip_debug: bool,
     /// Print the plan (layers changed, files left out, projected sizes); write nothing
     #[arg(long)]
     pub dry_run: bool,

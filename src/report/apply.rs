@@ -1,5 +1,5 @@
-//! The `apply` report: what was (or would be) left out, and the image before, as
-//! advise projected it, and as written and read back.
+//! The `apply` report: what was (or would be) left out or stripped, and the image
+//! before, as advise projected it, and as written and read back.
 
 use std::fmt::Write as _;
 
@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::markdown::{code, text};
 use super::{new_table, short_digest, MarkdownTable};
-use crate::advice::{Confidence, SuggestionKind};
+use crate::advice::{Confidence, StripMode, SuggestionKind};
 use crate::image::ImageInfo;
 use crate::size::human;
 
@@ -28,7 +28,8 @@ pub struct ApplyReport {
     pub projected: Sizes,
     /// The written image as ballast reads it back (`null` on a dry run).
     pub after: Option<Sizes>,
-    /// What the change means beyond the sizes (signatures, shared base layers).
+    /// What the figures stand on where that is not the default (e.g. the strip
+    /// made), and what the change means beyond them (signatures, shared base layers).
     pub notes: Vec<String>,
 }
 
@@ -48,12 +49,29 @@ pub struct AppliedSuggestion {
     pub layers: Vec<usize>,
     /// The largest files (at most 20).
     pub paths: Vec<String>,
+    /// Strips: `all` (`strip --strip-all`) or `debug` (`strip --strip-debug`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strip_mode: Option<StripMode>,
+    /// Strips: every binary rewritten.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binaries: Vec<StrippedBinary>,
     pub projected_saved_bytes: u64,
     pub projected_saved_compressed_bytes: u64,
     /// Tar bytes its entries took in the layers written (exact).
     pub saved_bytes: Option<u64>,
     /// Compressed bytes saved in its layers, when no other suggestion changed them.
     pub saved_compressed_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StrippedBinary {
+    pub path: String,
+    pub layer: usize,
+    pub size: u64,
+    /// The size the ELF rewrite predicted for the strip made (exact).
+    pub projected_size: u64,
+    /// The size written (`null` on a dry run).
+    pub size_after: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +82,8 @@ pub struct LayerChange {
     pub changed: bool,
     /// Tar entries the plan leaves out (files and whiteouts).
     pub entries_to_remove: usize,
+    /// Binaries the plan strips.
+    pub entries_to_strip: usize,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
     pub after: Option<LayerAfter>,
@@ -95,7 +115,11 @@ pub enum WriteMethod {
 impl LayerChange {
     /// What happened to the layer, and how its blob was written.
     fn change(&self) -> String {
-        let out = format!("{} entries out", self.entries_to_remove);
+        let out = match (self.entries_to_remove, self.entries_to_strip) {
+            (out, 0) => format!("{out} entries out"),
+            (0, stripped) => format!("{stripped} stripped"),
+            (out, stripped) => format!("{out} entries out, {stripped} stripped"),
+        };
         match (&self.after, self.changed) {
             (Some(after), _) if after.written == WriteMethod::Spliced => format!(
                 "{out}; spliced, {} compressed again",
@@ -231,8 +255,12 @@ impl ApplyReport {
         }
         let _ = writeln!(out, "{totals}");
         for s in &self.applied {
-            if !s.paths.is_empty() {
+            // A strip's binaries get a line each, with their sizes.
+            if !s.paths.is_empty() && s.binaries.is_empty() {
                 let _ = writeln!(out, "{}: {}", s.id, s.paths.join(" "));
+            }
+            for b in &s.binaries {
+                let _ = writeln!(out, "{}: {}", s.id, binary_line(b));
             }
         }
         for note in &self.notes {
@@ -275,9 +303,32 @@ impl ApplyReport {
             totals.row(vec![what, before, projected, after]);
         }
         out.push_str(&totals.render());
+        let binaries: Vec<(SuggestionKind, &StrippedBinary)> = self
+            .applied
+            .iter()
+            .flat_map(|s| s.binaries.iter().map(move |b| (s.id, b)))
+            .collect();
+        if !binaries.is_empty() {
+            out.push('\n');
+            for (id, b) in binaries {
+                let _ = writeln!(out, "- {}: {}", code(id.key()), text(&binary_line(b)));
+            }
+        }
         for note in &self.notes {
             let _ = writeln!(out, "\n> {}", text(note));
         }
         out
     }
+}
+
+/// `/app (layer 1): 9.1 MB -> 5.8 MB (projected 5.8 MB)`.
+fn binary_line(b: &StrippedBinary) -> String {
+    format!(
+        "{} (layer {}): {} -> {} (projected {})",
+        b.path,
+        b.layer,
+        human(b.size),
+        opt(b.size_after),
+        human(b.projected_size)
+    )
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod advise;
 mod apply;
+mod apply_strip;
 mod auth;
 mod binary_forensics;
 mod bombs;

@@ -1,5 +1,6 @@
 //! `apply`: advise's in-image suggestions made, written as an OCI layout, read back.
 
+use crate::advice::StripMode;
 use crate::apply::{self, ApplyOptions, Choice, Target};
 use crate::cli::args::ApplyArgs;
 use crate::cli::progress::progress_reporter;
@@ -30,6 +31,11 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         recompress,
         dry_run: args.dry_run,
         force: args.force,
+        strip_mode: if args.strip_debug {
+            StripMode::Debug
+        } else {
+            StripMode::All
+        },
         inspect,
         advise,
     };
