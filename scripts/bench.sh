@@ -178,7 +178,7 @@ apply_pair debian_rs "$rs_image"
 measure apply_zstd_debian_go "$ballast" apply "$go_image" --to "oci:$work/apply-zstd:slim" --force --zstd --format json
 "$ballast" apply "$go_image" --to "oci:$work/apply-zstd:slim" --force --zstd --format json >"$work/apply-zstd.json"
 rm -rf "$work/repack-out"
-measure repack_debian_go sh -c "rm -rf '$work/repack-out' && docker-repack 'oci://$work/debian/debian-go:1.0' '$work/repack-out'"
+measure repack_debian_go sh -c "rm -rf '$work/repack-out' && docker-repack --target-size 50MB 'oci://$work/debian/debian-go' 'oci://$work/repack-out'"
 repacked=$(find "$work/repack-out" -type f -path '*blobs*' -printf '%s\n' 2>/dev/null | awk '{s+=$1} END{print s+0}')
 awk -v b="$apply_zstd_debian_go" -v r="$repack_debian_go" 'BEGIN{ printf "ratio apply --zstd / docker-repack on debian_go: %.2f (issue 16: below 1)\n", b/r }'
 python3 - "$work/apply-zstd.json" "$repacked" <<'PY'
