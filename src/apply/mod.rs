@@ -7,7 +7,11 @@
 //! for byte.
 
 mod splice;
+mod target;
 mod writer;
+
+use target::LayoutTarget;
+pub use target::Target;
 
 use writer::EntryChange;
 
@@ -147,33 +151,6 @@ impl Choice {
     }
 }
 
-/// Where the image goes: an OCI layout directory and the tag it is listed under.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub dir: PathBuf,
-    pub tag: Option<String>,
-}
-
-impl Target {
-    pub fn parse(text: &str) -> Result<Self, ApplyError> {
-        match ImageRef::parse(text) {
-            Ok(ImageRef::OciLayout { dir, tag }) => Ok(Target { dir, tag }),
-            Ok(_) => Err(ApplyError::NotYet(format!(
-                "--to {}: only oci:DIR[:TAG] is written",
-                crate::text::escape_control(text)
-            ))),
-            Err(e) => Err(ApplyError::Refused(format!("--to: {e}"))),
-        }
-    }
-
-    fn display(&self) -> String {
-        match &self.tag {
-            Some(tag) => format!("oci:{}:{tag}", self.dir.display()),
-            None => format!("oci:{}", self.dir.display()),
-        }
-    }
-}
-
 pub struct ApplyOptions {
     pub choice: Choice,
     /// Every layer recompressed with this (`--zstd`, `--gzip`), not as it was.
@@ -194,7 +171,7 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Returns the target's index.json entries, to keep.
 fn check_target(
     image: &ImageRef,
-    target: &Target,
+    target: &LayoutTarget,
     force: bool,
 ) -> Result<Vec<serde_json::Value>, ApplyError> {
     let dir = &target.dir;
@@ -278,7 +255,18 @@ pub async fn apply(
     progress: Arc<dyn Progress>,
 ) -> Result<ApplyReport, ApplyError> {
     let (only, skip) = options.choice.resolve()?;
-    let kept_entries = check_target(image, target, options.force)?;
+    target.check_archive(image, options.force)?;
+    let kept_entries = match target {
+        Target::Layout { dir, tag } => check_target(
+            image,
+            &LayoutTarget {
+                dir: dir.clone(),
+                tag: tag.clone(),
+            },
+            options.force,
+        )?,
+        _ => vec![],
+    };
     let (source, analysis) =
         image::inspect_keeping_source(image, &options.inspect, Arc::clone(&progress)).await?;
     // Strips priced for the strip that is made.
@@ -563,34 +551,45 @@ pub async fn apply(
         .filter(|m| m.method == advice::rebuild::Method::Segments)
         .map(|m| m.layer)
         .collect();
+    let (layout, staging) = target.layout()?;
     let written = write_image(
         &source,
         &analysis,
         &spliced,
         &chosen,
         &per_layer,
-        target,
+        &layout,
         kept_entries,
         options,
         recompress,
         Arc::clone(&progress),
     )
     .await?;
+    target.export(&layout, &written.config_digest, &written.layer_digests)?;
+    drop(staging);
     // Read back as inspect would, every layer again (no memo from the first read).
     let mut verify_options = options.inspect.clone();
     verify_options.layer_memo = Default::default();
     verify_options.extras = Default::default();
     let reread = image::inspect(
-        &ImageRef::OciLayout {
-            dir: target.dir.clone(),
-            tag: target.tag.clone(),
-        },
+        &target.image_ref(),
         &verify_options,
         Arc::new(image::NoProgress),
     )
     .await
     .map_err(|e| ApplyError::Verify(e.to_string()))?;
-    if reread.image.manifest_digest != written.manifest_digest {
+    // A docker-archive has no registry manifest (its digest is that of its
+    // manifest.json entry); its config is what names the image.
+    if matches!(target, Target::DockerArchive { .. }) {
+        if reread.image.config_digest != written.config_digest {
+            return Err(ApplyError::Verify(format!(
+                "{} holds config {}, not the {} written",
+                target.display(),
+                reread.image.config_digest,
+                written.config_digest
+            )));
+        }
+    } else if reread.image.manifest_digest != written.manifest_digest {
         return Err(ApplyError::Verify(format!(
             "{} names manifest {}, not the {} written",
             target.display(),
@@ -715,6 +714,8 @@ fn reread_check(
 
 struct Written {
     manifest_digest: Digest,
+    config_digest: Digest,
+    layer_digests: Vec<Digest>,
     /// Per layer, the tar bytes left out (or stripped off) per chosen suggestion.
     removed: BTreeMap<usize, HashMap<usize, u64>>,
     /// Per layer, how its blob was written and the tar bytes compressed again.
@@ -730,7 +731,7 @@ async fn write_image(
     spliced: &BTreeSet<usize>,
     chosen: &[Chosen],
     per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
-    target: &Target,
+    target: &LayoutTarget,
     mut index_entries: Vec<serde_json::Value>,
     options: &ApplyOptions,
     recompress: Option<(crate::layer::Compression, i32)>,
@@ -982,6 +983,8 @@ async fn write_image(
     writer::write_small(dir, &dir.join("index.json"), &index_bytes)?;
     Ok(Written {
         manifest_digest,
+        config_digest,
+        layer_digests: descriptors.iter().map(|d| d.digest.clone()).collect(),
         removed,
         methods,
         stripped,

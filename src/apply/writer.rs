@@ -39,6 +39,10 @@ impl TempFile {
         })
     }
 
+    pub(crate) fn take_file(&mut self) -> Result<std::fs::File, ApplyError> {
+        self.take()
+    }
+
     fn take(&mut self) -> Result<std::fs::File, ApplyError> {
         self.file
             .take()

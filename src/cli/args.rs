@@ -337,9 +337,10 @@ pub struct InspectArgs {
 pub struct ApplyArgs {
     /// Image: registry reference, docker://REF, oci:DIR[:TAG] or docker-archive:FILE[:REF]
     pub image: String,
-    /// Where to write the new image: an OCI layout, oci:DIR[:TAG] (a new or empty
-    /// directory, or a layout the tag is added to)
-    #[arg(long, value_name = "oci:DIR[:TAG]")]
+    /// Where to write the new image: oci:DIR[:TAG] (a new or empty directory, or a
+    /// layout the tag is added to), oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG]
+    /// (what docker load and podman load read)
+    #[arg(long, value_name = "DEST")]
     pub to: String,
     /// Apply only these suggestions (advise's ids, comma-separated)
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]

@@ -37,7 +37,7 @@ const LONG_KEPT: &str = "opt/app/share/a-kept-file-whose-path-is-also-longer-tha
 
 /// A Debian-like image with each kind of waste this slice removes, and one layer
 /// nothing touches.
-fn wasteful_image() -> ImageSpec {
+pub(crate) fn wasteful_image() -> ImageSpec {
     let tool = std::fs::read("/bin/ls").unwrap_or_else(|_| text(2_000, 9));
     let mut spec = ImageSpec::new(vec![
         LayerSpec::new(
@@ -103,7 +103,7 @@ fn within(actual: u64, expected: u64, percent: f64) -> bool {
     (actual as f64 - expected as f64).abs() <= expected as f64 * percent / 100.0
 }
 
-fn layout_with(image: &testkit::BuiltImage) -> tempfile::TempDir {
+pub(crate) fn layout_with(image: &testkit::BuiltImage) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("layout dir");
     testkit::write_oci_layout(dir.path(), &[(image, Some("t"))]).expect("write layout");
     dir
@@ -427,7 +427,7 @@ fn apply_dry_run_writes_nothing_and_unsafe_targets_are_refused() {
     assert!(error.contains("not made by"), "{error}");
 }
 
-fn installed(program: &str) -> bool {
+pub(crate) fn installed(program: &str) -> bool {
     std::process::Command::new(program)
         .arg("--version")
         .output()

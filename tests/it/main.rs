@@ -8,6 +8,7 @@ mod common;
 mod advise;
 mod apply;
 mod apply_strip;
+mod apply_targets;
 mod auth;
 mod binary_forensics;
 mod bombs;
