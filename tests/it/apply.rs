@@ -422,7 +422,7 @@ fn apply_dry_run_writes_nothing_and_unsafe_targets_are_refused() {
     assert!(error.contains("unknown suggestion id"), "{error}");
     let error = expect_bad_input(
         home.path(),
-        &["apply", &reference, "--to", "docker-archive:/tmp/x.tar"],
+        &["apply", &reference, "--to", "127.0.0.1:9/ballast/x:1"],
     );
     assert!(error.contains("not made by"), "{error}");
 }
