@@ -6,6 +6,7 @@
 //! the writer (`writer`) streams each changed layer once and copies the others byte
 //! for byte.
 
+mod push;
 mod splice;
 mod target;
 mod writer;
@@ -256,6 +257,26 @@ pub async fn apply(
 ) -> Result<ApplyReport, ApplyError> {
     let (only, skip) = options.choice.resolve()?;
     target.check_archive(image, options.force)?;
+    let pusher = match target {
+        Target::Registry { reference } => {
+            let shown = crate::text::escape_control(&reference.whole()).into_owned();
+            if let ImageRef::Registry(source) = image {
+                if source.whole() == reference.whole() {
+                    return Err(ApplyError::Refused(format!(
+                        "--to {shown}: that is the source image; apply never modifies its source"
+                    )));
+                }
+            }
+            let push = push::Push::connect(reference, &options.inspect.registry).await?;
+            if !options.force && push.tag_exists().await? {
+                return Err(ApplyError::Refused(format!(
+                    "--to {shown}: the tag already exists in the registry (--force replaces it)"
+                )));
+            }
+            Some(push)
+        }
+        _ => None,
+    };
     let kept_entries = match target {
         Target::Layout { dir, tag } => check_target(
             image,
@@ -566,6 +587,30 @@ pub async fn apply(
     )
     .await?;
     target.export(&layout, &written.config_digest, &written.layer_digests)?;
+    if let (Some(push), Target::Registry { reference }) = (&pusher, target) {
+        // Blobs the source repository holds on the same registry are mounted.
+        let mount_from = match image {
+            ImageRef::Registry(source)
+                if source.resolve_registry() == reference.resolve_registry()
+                    && source.repository() != reference.repository() =>
+            {
+                Some(source)
+            }
+            _ => None,
+        };
+        let stats = push
+            .push(
+                &layout.dir,
+                &written.blobs,
+                &written.manifest_bytes,
+                OCI_MANIFEST,
+                mount_from,
+                options.advise.concurrency,
+                Arc::clone(&progress),
+            )
+            .await?;
+        report.notes.push(push_note(&stats, mount_from));
+    }
     drop(staging);
     // Read back as inspect would, every layer again (no memo from the first read).
     let mut verify_options = options.inspect.clone();
@@ -657,6 +702,27 @@ pub async fn apply(
     Ok(report)
 }
 
+/// How the push went: what was sent, what the registry had or took from the source.
+fn push_note(stats: &push::PushStats, mount_from: Option<&oci_client::Reference>) -> String {
+    let mut parts = vec![format!(
+        "pushed {} {} ({})",
+        stats.uploaded,
+        if stats.uploaded == 1 { "blob" } else { "blobs" },
+        crate::size::human(stats.uploaded_bytes)
+    )];
+    if stats.mounted > 0 {
+        parts.push(format!(
+            "{} mounted from {}",
+            stats.mounted,
+            crate::text::escape_control(mount_from.map(|r| r.repository()).unwrap_or(""))
+        ));
+    }
+    if stats.present > 0 {
+        parts.push(format!("{} already in the repository", stats.present));
+    }
+    format!("{}; the manifest last", parts.join(", "))
+}
+
 /// What a person must know besides the sizes.
 fn change_notes(
     analysis: &ImageAnalysis,
@@ -714,6 +780,9 @@ fn reread_check(
 
 struct Written {
     manifest_digest: Digest,
+    manifest_bytes: Vec<u8>,
+    /// The config's and the layers' blobs, with their sizes.
+    blobs: Vec<(Digest, u64)>,
     config_digest: Digest,
     layer_digests: Vec<Digest>,
     /// Per layer, the tar bytes left out (or stripped off) per chosen suggestion.
@@ -981,8 +1050,13 @@ async fn write_image(
         .map_err(|e| ApplyError::Task(format!("serialising index.json: {e}")))?;
     // Last: until index.json names it, the new image is not in the layout.
     writer::write_small(dir, &dir.join("index.json"), &index_bytes)?;
+    let blobs = std::iter::once((config_digest.clone(), config_out.len() as u64))
+        .chain(descriptors.iter().map(|d| (d.digest.clone(), d.size)))
+        .collect();
     Ok(Written {
         manifest_digest,
+        manifest_bytes,
+        blobs,
         config_digest,
         layer_digests: descriptors.iter().map(|d| d.digest.clone()).collect(),
         removed,
@@ -1045,7 +1119,7 @@ async fn read_config(
     let descriptor = LayerDescriptor {
         digest: digest.clone(),
         media_type: "application/vnd.oci.image.config.v1+json".into(),
-        size: crate::source::MAX_METADATA_BYTES,
+        size: analysis.image.config_size,
     };
     let blob = source.open_blob(&descriptor).await?;
     let bytes = tokio::task::spawn_blocking(move || {

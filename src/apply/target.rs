@@ -29,6 +29,10 @@ pub enum Target {
         file: PathBuf,
         reference: Option<String>,
     },
+    /// A registry repository and tag, pushed to (`push.rs`).
+    Registry {
+        reference: oci_client::Reference,
+    },
 }
 
 /// The layout the image is written into: the target itself, or the staging one.
@@ -80,8 +84,17 @@ impl Target {
                 };
                 Ok(Target::DockerArchive { file, reference })
             }
+            Ok(ImageRef::Registry(reference)) => {
+                if reference.digest().is_some() {
+                    return Err(ApplyError::Refused(format!(
+                        "--to {}: a registry target is named by tag; the new image's digest is known only once it is written",
+                        crate::text::escape_control(text)
+                    )));
+                }
+                Ok(Target::Registry { reference })
+            }
             Ok(_) => Err(ApplyError::NotYet(format!(
-                "--to {}: writes oci:DIR[:TAG], oci-archive:FILE[:REF] and docker-archive:FILE[:REF]; pushing to a registry or an engine",
+                "--to {}: writes oci:DIR[:TAG], oci-archive:FILE[:REF], docker-archive:FILE[:REF] and REGISTRY/REPO:TAG; loading into an engine",
                 crate::text::escape_control(text)
             ))),
             Err(e) => Err(ApplyError::Refused(format!("--to: {e}"))),
@@ -107,12 +120,13 @@ impl Target {
                 file: file.clone(),
                 reference: reference.clone(),
             },
+            Target::Registry { reference } => ImageRef::Registry(reference.clone()),
         }
     }
 
     fn archive(&self) -> Option<(&Path, &Option<String>)> {
         match self {
-            Target::Layout { .. } => None,
+            Target::Layout { .. } | Target::Registry { .. } => None,
             Target::OciArchive { file, reference } | Target::DockerArchive { file, reference } => {
                 Some((file, reference))
             }
@@ -182,6 +196,22 @@ impl Target {
                     LayoutTarget {
                         dir,
                         tag: reference.clone(),
+                    },
+                    Some(staging),
+                ))
+            }
+            // Staged where temporary files go; only the compressed blobs, as they
+            // will be pushed, are ever on disk.
+            Target::Registry { reference } => {
+                let dir =
+                    std::env::temp_dir().join(format!("ballast-apply-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).map_err(|e| ApplyError::io(&dir, e))?;
+                let staging = Staging(dir.clone());
+                Ok((
+                    LayoutTarget {
+                        dir,
+                        tag: reference.tag().map(str::to_string),
                     },
                     Some(staging),
                 ))

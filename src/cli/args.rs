@@ -338,8 +338,9 @@ pub struct ApplyArgs {
     /// Image: registry reference, docker://REF, oci:DIR[:TAG] or docker-archive:FILE[:REF]
     pub image: String,
     /// Where to write the new image: oci:DIR[:TAG] (a new or empty directory, or a
-    /// layout the tag is added to), oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG]
-    /// (what docker load and podman load read)
+    /// layout the tag is added to), oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG]
+    /// (what docker load and podman load read), or REGISTRY/REPO:TAG (pushed with the
+    /// credentials reading uses; blobs first, the manifest last)
     #[arg(long, value_name = "DEST")]
     pub to: String,
     /// Apply only these suggestions (advise's ids, comma-separated)
@@ -364,7 +365,7 @@ pub struct ApplyArgs {
     /// Print the plan (layers changed, files left out, projected sizes); write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Replace the tag when the target layout already has it
+    /// Replace the tag (or archive file) when the target already has it
     #[arg(long)]
     pub force: bool,
     /// Recompress every layer with zstd (level 3 unless given; OCI media types). Base

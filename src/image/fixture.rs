@@ -196,6 +196,7 @@ pub(crate) fn analysis(
         manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         platform: Platform::default(),
         config_digest: Digest::of_bytes(format!("config of {reference}").as_bytes()),
+        config_size: 0,
         config,
         layers: scans.iter().map(|s| s.descriptor.clone()).collect(),
     };

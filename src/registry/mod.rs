@@ -71,6 +71,24 @@ pub fn is_loopback(registry: &str) -> bool {
 }
 
 pub fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client, RegistryError> {
+    client_with(registry, options, false)
+}
+
+/// A client for pushing: each blob goes up in one streamed `PUT` of known length,
+/// which every registry takes (chunked `PATCH` uploads are where registries differ:
+/// ECR and GAR want a minimum chunk size, some proxies none at all).
+pub fn build_push_client(
+    registry: &str,
+    options: &RegistryOptions,
+) -> Result<Client, RegistryError> {
+    client_with(registry, options, true)
+}
+
+fn client_with(
+    registry: &str,
+    options: &RegistryOptions,
+    monolithic_push: bool,
+) -> Result<Client, RegistryError> {
     install_crypto_provider();
     let trust = tls::trust_for(registry, &options.ca_certs, options.cert_dir.as_deref())?;
     // Trust configured for a registry (a CA, a certs.d directory) means the user
@@ -106,6 +124,7 @@ pub fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client,
         https_proxy,
         no_proxy,
         configure_http,
+        use_monolithic_push: monolithic_push,
         ..Default::default()
     };
     Client::try_from(config).map_err(|e| RegistryError::Transport {

@@ -132,6 +132,7 @@ impl ArchiveSource {
             manifest_media_type: OCI_MANIFEST.to_string(),
             platform: config.platform.clone(),
             config_digest,
+            config_size: config_bytes.len() as u64,
             config,
             layers,
         })

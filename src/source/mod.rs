@@ -7,7 +7,7 @@ mod daemon;
 mod layout;
 pub mod manifest;
 mod pipe;
-mod registry;
+pub(crate) mod registry;
 pub mod save_stream;
 mod tar_index;
 
@@ -91,6 +91,8 @@ pub struct ResolvedImage {
     pub manifest_media_type: String,
     pub platform: Platform,
     pub config_digest: Digest,
+    /// The config blob's length (read and verified while resolving).
+    pub config_size: u64,
     pub config: ImageConfig,
     pub layers: Vec<LayerDescriptor>,
 }

@@ -118,6 +118,7 @@ impl RegistrySource {
                         manifest_media_type: media_type,
                         platform: config.platform.clone(),
                         config_digest: doc.config_digest,
+                        config_size: config_bytes.len() as u64,
                         config,
                         layers: doc.layers,
                     });

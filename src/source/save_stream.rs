@@ -268,6 +268,7 @@ fn resolve_docker(
         })?;
     let config_what = format!("config {config_name} in {what}");
     let config_digest = Digest::of_bytes(config_bytes);
+    let config_len = config_bytes.len() as u64;
     if let Some(expected) = content_address(&config_name) {
         super::verify_digest(&config_what, config_bytes, &expected)?;
     }
@@ -317,6 +318,7 @@ fn resolve_docker(
             manifest_media_type: OCI_MANIFEST.to_string(),
             platform: config.platform.clone(),
             config_digest,
+            config_size: config_len,
             config,
             layers: image_layers,
         },

@@ -422,9 +422,14 @@ fn apply_dry_run_writes_nothing_and_unsafe_targets_are_refused() {
     assert!(error.contains("unknown suggestion id"), "{error}");
     let error = expect_bad_input(
         home.path(),
-        &["apply", &reference, "--to", "127.0.0.1:9/ballast/x:1"],
+        &[
+            "apply",
+            &reference,
+            "--to",
+            &format!("127.0.0.1:9/ballast/x@sha256:{}", "0".repeat(64)),
+        ],
     );
-    assert!(error.contains("not made by"), "{error}");
+    assert!(error.contains("named by tag"), "{error}");
 }
 
 pub(crate) fn installed(program: &str) -> bool {
