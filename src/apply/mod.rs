@@ -91,6 +91,7 @@ impl crate::error::Fault for ApplyError {
 /// own layers, and those that strip its binaries.
 pub const APPLICABLE: &[SuggestionKind] = &[
     SuggestionKind::DropDeletedFiles,
+    SuggestionKind::DropOverwrittenFiles,
     SuggestionKind::DropPackageCaches,
     SuggestionKind::DropDocs,
     SuggestionKind::GoLdflags,
@@ -612,9 +613,10 @@ pub async fn apply(
         report.notes.push(push_note(&stats, mount_from));
     }
     drop(staging);
-    // Read back as inspect would, every layer again (no memo from the first read).
+    // Read back as inspect would. A layer copied unchanged was verified against its
+    // digest as it was copied, so its first read stands (the memo is keyed by
+    // digest); every layer written anew is read again in full.
     let mut verify_options = options.inspect.clone();
-    verify_options.layer_memo = Default::default();
     verify_options.extras = Default::default();
     let reread = image::inspect(
         &target.image_ref(),

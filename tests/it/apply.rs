@@ -268,6 +268,66 @@ fn apply_removes_what_advise_projected_and_keeps_the_rest_byte_identical() {
 }
 
 #[test]
+fn overwritten_files_leave_the_layer_that_added_them() {
+    let home = tempfile::tempdir().expect("home");
+    let image = ImageSpec::new(vec![
+        LayerSpec::new(
+            "COPY config /etc/app",
+            vec![
+                Item::dir("etc"),
+                Item::file("etc/app/settings.json", text(4_000, 21)),
+                Item::file("etc/app/keep.txt", text(300, 22)),
+            ],
+        ),
+        LayerSpec::new(
+            "COPY settings.json /etc/app/",
+            vec![Item::file("etc/app/settings.json", text(900, 23))],
+        ),
+    ])
+    .build()
+    .expect("build");
+    let source = layout_with(&image);
+    let reference = format!("oci:{}:t", source.path().display());
+    let out = tempfile::tempdir().expect("out");
+    let target = format!("oci:{}:slim", out.path().display());
+    let report = json_of(
+        home.path(),
+        &[
+            "apply",
+            &reference,
+            "--to",
+            &target,
+            "--only",
+            "drop-overwritten-files",
+        ],
+    );
+    let applied = &report["applied"][0];
+    assert_eq!(applied["id"], "drop-overwritten-files");
+    assert_eq!(applied["paths"][0], "/etc/app/settings.json");
+    assert_eq!(applied["saved_bytes"], applied["projected_saved_bytes"]);
+    let paths = layer_paths(out.path(), "slim");
+    assert!(!paths[0].contains("etc/app/settings.json"), "{paths:?}");
+    assert!(paths[0].contains("etc/app/keep.txt"), "{paths:?}");
+    assert!(paths[1].contains("etc/app/settings.json"), "{paths:?}");
+    // The file a container sees is the later one, and nothing is hidden any more.
+    let after = inspect_json(home.path(), &[&target]);
+    assert_eq!(
+        u(&after["waste"]["overwritten_bytes"]),
+        0,
+        "{:#}",
+        after["waste"]
+    );
+    assert_eq!(
+        after["layers"][1]["digest"],
+        image.layers[1].digest.to_string()
+    );
+    assert_eq!(
+        u(&report["after"]["uncompressed_bytes"]),
+        u(&report["projected"]["uncompressed_bytes"])
+    );
+}
+
+#[test]
 fn apply_is_deterministic_and_honours_only_and_skip() {
     let home = tempfile::tempdir().expect("home");
     let image = wasteful_image().build().expect("build");
