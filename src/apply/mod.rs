@@ -8,9 +8,11 @@
 
 mod push;
 mod splice;
+mod squash;
 mod target;
 mod writer;
 
+pub use squash::SquashScope;
 use target::LayoutTarget;
 pub use target::Target;
 
@@ -20,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::advice::{self, AdviceError, AdviseOptions, Confidence, StripMode, SuggestionKind};
@@ -159,6 +161,8 @@ pub struct ApplyOptions {
     pub recompress: Option<(crate::layer::Compression, i32)>,
     pub dry_run: bool,
     pub force: bool,
+    /// `--squash`: the last layers written as one.
+    pub squash: Option<SquashScope>,
     /// What the strips take out (`--strip-all`, the default, or `--strip-debug`);
     /// advise prices them for it.
     pub strip_mode: StripMode,
@@ -463,6 +467,62 @@ pub async fn apply(
             planned - files.len()
         ));
     }
+    // --squash: what the squash leaves out that no suggestion above already does is
+    // its own, and so is its saving.
+    let squash = match options.squash {
+        Some(scope) => {
+            let range = squash::range(&analysis, scope)?;
+            let plan = squash::plan(&analysis, range.from)?;
+            let index = chosen.len();
+            let sizes: HashMap<(usize, &str), u64> = plan
+                .entries
+                .iter()
+                .map(|(layer, path, size)| ((*layer, path.as_str()), *size))
+                .collect();
+            let mut saved_bytes = 0u64;
+            for (layer, paths) in &plan.layers {
+                let slot = per_layer.entry(*layer).or_default();
+                for path in paths {
+                    if slot.contains_key(path) {
+                        continue;
+                    }
+                    slot.insert(path.clone(), EntryChange::Remove(index));
+                    let size = sizes.get(&(*layer, path.as_str())).copied().unwrap_or(0);
+                    saved_bytes += 512 + size.div_ceil(512) * 512;
+                }
+            }
+            let squashed = &analysis.layers[range.from..];
+            // One end marker for all of them.
+            saved_bytes += 1024 * (squashed.len() as u64 - 1);
+            let compressed: u64 = squashed.iter().map(|l| l.compressed_bytes).sum();
+            let uncompressed: u64 = squashed.iter().map(|l| l.uncompressed_bytes).sum();
+            let files = plan
+                .files
+                .into_iter()
+                .filter(|(path, _, layer)| {
+                    per_layer.get(layer).and_then(|p| p.get(path))
+                        == Some(&EntryChange::Remove(index))
+                })
+                .collect();
+            chosen.push(Chosen {
+                kind: SuggestionKind::SquashLayers,
+                confidence: Confidence::Estimate,
+                saved_bytes,
+                saved_compressed_bytes: (u128::from(saved_bytes) * u128::from(compressed)
+                    / u128::from(uncompressed.max(1)))
+                    as u64,
+                layers: plan.layers,
+                files,
+                strip: None,
+            });
+            notes.push(format!(
+                "squashed {}. Its saving is an estimate: from the sizes of the entries it leaves out (a header block each, data in 512-byte blocks, one end marker for all), compressed at the squashed layers' ratio",
+                range.why
+            ));
+            Some(range.from)
+        }
+        None => None,
+    };
     let before = Sizes {
         compressed_bytes: analysis.compressed_bytes(),
         uncompressed_bytes: analysis.uncompressed_bytes(),
@@ -551,6 +611,7 @@ pub async fn apply(
                 }),
                 compressed_bytes: layer.compressed_bytes,
                 uncompressed_bytes: layer.uncompressed_bytes,
+                squashed_into: squash.filter(|from| index >= *from),
                 after: None,
             })
             .collect(),
@@ -574,9 +635,11 @@ pub async fn apply(
         .map(|m| m.layer)
         .collect();
     let (layout, staging) = target.layout()?;
+    let squash_output = squash.map(|from| (from, squash_compression(&analysis, from, recompress)));
     let written = write_image(
         &source,
         &analysis,
+        squash_output,
         &spliced,
         &chosen,
         &per_layer,
@@ -644,25 +707,29 @@ pub async fn apply(
             written.manifest_digest
         )));
     }
-    reread_check(&analysis, &reread, &per_layer, recompress.is_some())?;
+    reread_check(&analysis, &reread, &per_layer, recompress.is_some(), squash)?;
     report.manifest_digest = Some(written.manifest_digest.to_string());
     report.after = Some(Sizes {
         compressed_bytes: reread.compressed_bytes(),
         uncompressed_bytes: reread.uncompressed_bytes(),
     });
-    for ((change, after), (written, recompressed)) in report
-        .layers
-        .iter_mut()
-        .zip(&reread.layers)
-        .zip(&written.methods)
-    {
-        change.after = Some(LayerAfter {
-            digest: after.descriptor.digest.to_string(),
-            compressed_bytes: after.compressed_bytes,
-            uncompressed_bytes: after.uncompressed_bytes,
-            written: *written,
-            recompressed_bytes: *recompressed,
-        });
+    for (index, change) in report.layers.iter_mut().enumerate() {
+        // A squashed range's figures are on its first row.
+        let out = match squash {
+            Some(from) if index > from => continue,
+            _ => index,
+        };
+        if let (Some(after), Some((written, recompressed))) =
+            (reread.layers.get(out), written.methods.get(out))
+        {
+            change.after = Some(LayerAfter {
+                digest: after.descriptor.digest.to_string(),
+                compressed_bytes: after.compressed_bytes,
+                uncompressed_bytes: after.uncompressed_bytes,
+                written: *written,
+                recompressed_bytes: *recompressed,
+            });
+        }
     }
     for applied in report.applied.iter_mut() {
         for binary in applied.binaries.iter_mut() {
@@ -688,20 +755,100 @@ pub async fn apply(
                 .is_some_and(|paths| paths.values().all(|c| c.suggestion() == index))
         });
         if alone {
-            applied.saved_compressed_bytes = Some(
-                applied
-                    .layers
-                    .iter()
-                    .map(|l| {
-                        analysis.layers[*l]
-                            .compressed_bytes
-                            .saturating_sub(reread.layers[*l].compressed_bytes)
-                    })
-                    .sum(),
-            );
+            let before_bytes: u64 = applied
+                .layers
+                .iter()
+                .filter_map(|l| analysis.layers.get(*l))
+                .map(|l| l.compressed_bytes)
+                .sum();
+            // The layers written for them: a squashed range is one.
+            let mut out: Vec<usize> = applied
+                .layers
+                .iter()
+                .map(|l| squash.map_or(*l, |from| (*l).min(from)))
+                .collect();
+            out.dedup();
+            let after_bytes: u64 = out
+                .iter()
+                .filter_map(|l| reread.layers.get(*l))
+                .map(|l| l.compressed_bytes)
+                .sum();
+            applied.saved_compressed_bytes = Some(before_bytes.saturating_sub(after_bytes));
         }
     }
     Ok(report)
+}
+
+/// The history of a squashed image: the squashed layers' entries kept (as empty
+/// ones, saying where they went) and one entry for the layer they became, so the
+/// non-empty entries still match the layers one to one.
+fn squash_history(
+    config: &mut serde_json::Map<String, serde_json::Value>,
+    from: usize,
+    layers: usize,
+) {
+    let Some(history) = config.get_mut("history").and_then(|h| h.as_array_mut()) else {
+        return;
+    };
+    let mut layer = 0usize;
+    for entry in history.iter_mut() {
+        let empty = entry
+            .get("empty_layer")
+            .and_then(|e| e.as_bool())
+            .unwrap_or(false);
+        if empty {
+            continue;
+        }
+        if layer >= from {
+            if let Some(entry) = entry.as_object_mut() {
+                entry.insert("empty_layer".into(), json!(true));
+                entry.insert(
+                    "comment".into(),
+                    json!(format!("squashed into layer {from} by ballast apply")),
+                );
+            }
+        }
+        layer += 1;
+    }
+    history.push(json!({
+        "created_by": format!("ballast apply --squash: layers {from} to {} as one", layers - 1),
+        "comment": "the entries above marked squashed are in this layer",
+    }));
+}
+
+/// How the squashed layer is compressed: as asked (`--zstd`, `--gzip`), else as the
+/// largest of the squashed layers is, at its matched gzip level.
+fn squash_compression(
+    analysis: &ImageAnalysis,
+    from: usize,
+    recompress: Option<(crate::layer::Compression, i32)>,
+) -> (crate::layer::Compression, i32) {
+    if let Some(output) = recompress {
+        return output;
+    }
+    let largest = analysis.layers[from..]
+        .iter()
+        .max_by_key(|l| l.uncompressed_bytes);
+    match largest {
+        Some(layer) if layer.compression == crate::layer::Compression::Zstd => (
+            crate::layer::Compression::Zstd,
+            crate::recompress::ZSTD_LEVEL,
+        ),
+        Some(layer) if layer.compression == crate::layer::Compression::None => {
+            (crate::layer::Compression::None, 0)
+        }
+        Some(layer) => (
+            crate::layer::Compression::Gzip,
+            layer
+                .gzip_level
+                .as_ref()
+                .map_or(advice::gzip_level::DEFAULT_LEVEL, |m| m.level) as i32,
+        ),
+        None => (
+            crate::layer::Compression::Gzip,
+            advice::gzip_level::DEFAULT_LEVEL as i32,
+        ),
+    }
 }
 
 /// How the push went: what was sent, what the registry had or took from the source.
@@ -752,16 +899,17 @@ fn reread_check(
     after: &ImageAnalysis,
     changed: &BTreeMap<usize, HashMap<String, EntryChange>>,
     recompressed: bool,
+    squash: Option<usize>,
 ) -> Result<(), ApplyError> {
-    if before.layers.len() != after.layers.len() {
+    let expected = squash.map_or(before.layers.len(), |from| from + 1);
+    if after.layers.len() != expected {
         return Err(ApplyError::Verify(format!(
-            "{} layers written for {}",
+            "{} layers written for {expected}",
             after.layers.len(),
-            before.layers.len()
         )));
     }
     for (index, (a, b)) in before.layers.iter().zip(&after.layers).enumerate() {
-        if changed.contains_key(&index) {
+        if changed.contains_key(&index) || squash.is_some_and(|from| index >= from) {
             continue;
         }
         if recompressed && a.diff_id != b.diff_id {
@@ -799,6 +947,7 @@ struct Written {
 async fn write_image(
     source: &Arc<crate::source::Source>,
     analysis: &ImageAnalysis,
+    squash: Option<(usize, (crate::layer::Compression, i32))>,
     spliced: &BTreeSet<usize>,
     chosen: &[Chosen],
     per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
@@ -817,57 +966,123 @@ async fn write_image(
     );
     // Layers are written `concurrency` at a time, in order of the manifest.
     let empty = HashMap::new();
-    let jobs = analysis.layers.iter().enumerate().map(|(index, layer)| {
-        let remove = per_layer.get(&index);
+    let squash_from = squash.map_or(usize::MAX, |(from, _)| from);
+    let jobs = analysis
+        .layers
+        .iter()
+        .enumerate()
+        .take(squash_from)
+        .map(|(index, layer)| {
+            let remove = per_layer.get(&index);
+            let source = Arc::clone(source);
+            let progress = Arc::clone(&progress);
+            let blobs = blobs.clone();
+            let limits = options.inspect.limits;
+            let output = match recompress {
+                Some((compression, level)) => {
+                    Some(writer::Output::Recompressed(compression, level))
+                }
+                None if remove.is_none() => None,
+                None if spliced.contains(&index) => Some(writer::Output::Spliced),
+                None => Some(writer::Output::Matched),
+            };
+            let remove = remove.unwrap_or(&empty).clone();
+            let strip_mode = options.strip_mode;
+            let descriptor = layer.descriptor.clone();
+            let diff_id = layer.diff_id.clone();
+            async move {
+                let blob =
+                    image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+                let Some(output) = output else {
+                    let copied = descriptor.clone();
+                    tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
+                        .await
+                        .map_err(|e| ApplyError::Task(e.to_string()))??;
+                    return Ok::<_, ApplyError>((
+                        LayerDescriptor {
+                            media_type: oci_media_type(&descriptor.media_type),
+                            ..descriptor
+                        },
+                        diff_id,
+                        None,
+                        Vec::new(),
+                        (WriteMethod::Copied, 0),
+                    ));
+                };
+                if !remove.is_empty() {
+                    let strips = remove
+                        .values()
+                        .filter(|c| matches!(c, EntryChange::Strip(_)))
+                        .count();
+                    progress.detail(&format!(
+                        "layer {index}: {} entries left out, {strips} stripped",
+                        remove.len() - strips
+                    ));
+                }
+                let source_descriptor = descriptor.clone();
+                let rewritten = tokio::task::spawn_blocking(move || {
+                    writer::rewrite_layer(
+                        blob,
+                        &source_descriptor,
+                        &diff_id,
+                        &remove,
+                        strip_mode,
+                        &limits,
+                        &blobs,
+                        output,
+                    )
+                })
+                .await
+                .map_err(|e| ApplyError::Task(e.to_string()))??;
+                let method = match rewritten.splice {
+                    Some(stats) => (WriteMethod::Spliced, stats.recompressed_bytes),
+                    None => (WriteMethod::Recompressed, rewritten.kept_bytes),
+                };
+                let media_type = match output {
+                    writer::Output::Recompressed(compression, _) => {
+                        layer_media_type(compression).to_string()
+                    }
+                    _ => oci_media_type(&descriptor.media_type),
+                };
+                Ok((
+                    LayerDescriptor {
+                        digest: rewritten.digest.clone(),
+                        media_type,
+                        size: rewritten.size,
+                    },
+                    rewritten.diff_id.clone(),
+                    Some(rewritten.removed_bytes),
+                    rewritten.stripped,
+                    method,
+                ))
+            }
+            .boxed()
+        });
+    // The squashed range: one job, its layers read one after another.
+    let squash_job = squash.map(|(from, output)| {
+        let inputs: Vec<writer::SquashInput> = analysis.layers[from..]
+            .iter()
+            .enumerate()
+            .map(|(offset, layer)| writer::SquashInput {
+                descriptor: layer.descriptor.clone(),
+                diff_id: layer.diff_id.clone(),
+                changes: per_layer.get(&(from + offset)).cloned().unwrap_or_default(),
+            })
+            .collect();
         let source = Arc::clone(source);
         let progress = Arc::clone(&progress);
         let blobs = blobs.clone();
         let limits = options.inspect.limits;
-        let output = match recompress {
-            Some((compression, level)) => Some(writer::Output::Recompressed(compression, level)),
-            None if remove.is_none() => None,
-            None if spliced.contains(&index) => Some(writer::Output::Spliced),
-            None => Some(writer::Output::Matched),
-        };
-        let remove = remove.unwrap_or(&empty).clone();
         let strip_mode = options.strip_mode;
-        let descriptor = layer.descriptor.clone();
-        let diff_id = layer.diff_id.clone();
         async move {
-            let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
-            let Some(output) = output else {
-                let copied = descriptor.clone();
-                tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
-                    .await
-                    .map_err(|e| ApplyError::Task(e.to_string()))??;
-                return Ok::<_, ApplyError>((
-                    LayerDescriptor {
-                        media_type: oci_media_type(&descriptor.media_type),
-                        ..descriptor
-                    },
-                    diff_id,
-                    None,
-                    Vec::new(),
-                    (WriteMethod::Copied, 0),
-                ));
-            };
-            if !remove.is_empty() {
-                let strips = remove
-                    .values()
-                    .filter(|c| matches!(c, EntryChange::Strip(_)))
-                    .count();
-                progress.detail(&format!(
-                    "layer {index}: {} entries left out, {strips} stripped",
-                    remove.len() - strips
-                ));
-            }
-            let source_descriptor = descriptor.clone();
+            let handle = tokio::runtime::Handle::current();
             let rewritten = tokio::task::spawn_blocking(move || {
-                writer::rewrite_layer(
-                    blob,
-                    &source_descriptor,
-                    &diff_id,
-                    &remove,
+                writer::squash_layers(
+                    &inputs,
+                    |descriptor| {
+                        let blob = handle.block_on(source.open_blob(descriptor))?;
+                        Ok(image::counted(blob, Arc::clone(&progress)))
+                    },
                     strip_mode,
                     &limits,
                     &blobs,
@@ -876,30 +1091,21 @@ async fn write_image(
             })
             .await
             .map_err(|e| ApplyError::Task(e.to_string()))??;
-            let method = match rewritten.splice {
-                Some(stats) => (WriteMethod::Spliced, stats.recompressed_bytes),
-                None => (WriteMethod::Recompressed, rewritten.kept_bytes),
-            };
-            let media_type = match output {
-                writer::Output::Recompressed(compression, _) => {
-                    layer_media_type(compression).to_string()
-                }
-                _ => oci_media_type(&descriptor.media_type),
-            };
             Ok((
                 LayerDescriptor {
                     digest: rewritten.digest.clone(),
-                    media_type,
+                    media_type: layer_media_type(output.0).to_string(),
                     size: rewritten.size,
                 },
                 rewritten.diff_id.clone(),
                 Some(rewritten.removed_bytes),
                 rewritten.stripped,
-                method,
+                (WriteMethod::Recompressed, rewritten.kept_bytes),
             ))
         }
+        .boxed()
     });
-    let results: Vec<_> = futures_util::stream::iter(jobs)
+    let results: Vec<_> = futures_util::stream::iter(jobs.chain(squash_job))
         .buffered(options.advise.concurrency.max(1))
         .try_collect()
         .await?;
@@ -942,12 +1148,20 @@ async fn write_image(
             json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
         );
     }
+    if let Some((from, _)) = squash {
+        squash_history(object, from, analysis.layers.len());
+    }
     let ids: Vec<&str> = chosen
         .iter()
         .map(|c| c.kind.key())
-        .filter(|id| *id != SuggestionKind::ZstdLayers.key())
+        .filter(|id| {
+            *id != SuggestionKind::ZstdLayers.key() && *id != SuggestionKind::SquashLayers.key()
+        })
         .collect();
     let mut created_by = format!("ballast apply: {}", ids.join(","));
+    if let Some((from, _)) = squash {
+        created_by.push_str(&format!(" --squash {from}"));
+    }
     let layers_note = match recompress {
         Some((compression, level)) => {
             let name = match compression {
@@ -963,7 +1177,11 @@ async fn write_image(
     let key_list = |strip: bool| {
         chosen
             .iter()
-            .filter(|c| c.strip.is_some() == strip && c.kind != SuggestionKind::ZstdLayers)
+            .filter(|c| {
+                c.strip.is_some() == strip
+                    && c.kind != SuggestionKind::ZstdLayers
+                    && c.kind != SuggestionKind::SquashLayers
+            })
             .map(|c| c.kind.key())
             .collect::<Vec<_>>()
             .join(", ")
@@ -984,6 +1202,12 @@ async fn write_image(
                 "binaries"
             },
             options.strip_mode.flag()
+        ));
+    }
+    if let Some((from, _)) = squash {
+        done.push(format!(
+            "squashed layers {from} to {} into one",
+            analysis.layers.len() - 1
         ));
     }
     if done.is_empty() {

@@ -357,215 +357,19 @@ pub(crate) fn rewrite_layer(
         } else {
             layer::decoder(stored_input, compression).map_err(corrupt)?
         };
-        let hashed = HashingReader::new(decoder);
-        let counting = Counting {
-            inner: hashed,
-            bytes: 0,
-            limit: limits.max_uncompressed_bytes,
-        };
-        let mut archive = layer::tar_archive(counting, limits);
-        // Bytes of the entries walked so far, kept or not.
-        let mut walked = 0u64;
-        let mut entries = 0u64;
-        // Extension entries waiting for the entry they describe.
-        let mut pending: Vec<Extension> = Vec::new();
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut pax_path: Option<Vec<u8>> = None;
-        let mut pax_size: Option<u64> = None;
-        for entry in archive.entries().map_err(corrupt)?.raw(true) {
-            let mut entry = entry.map_err(corrupt)?;
-            entries += 1;
-            if entries > limits.max_entries {
-                return Err(LayerError::Limit {
-                    digest: digest.clone(),
-                    what: "the number of tar entries".into(),
-                    limit: limits.max_entries,
-                    flag: "--max-entries",
-                }
-                .into());
-            }
-            let header = entry.header().clone();
-            let size = header.entry_size().map_err(corrupt)?;
-            let block_bytes = 512 + size + padding(size) as u64;
-            walked += block_bytes;
-            let kind = header.entry_type();
-            if kind.is_gnu_longname() || kind.is_gnu_longlink() || kind.is_pax_local_extensions() {
-                if size > layer::MAX_PAX_HEADER_BYTES {
-                    return Err(LayerError::FixedLimit {
-                        digest: digest.clone(),
-                        what: "an extension entry (long name or PAX records)".into(),
-                        limit: layer::MAX_PAX_HEADER_BYTES,
-                    }
-                    .into());
-                }
-                let mut data = Vec::with_capacity(size as usize);
-                entry.read_to_end(&mut data).map_err(corrupt)?;
-                if kind.is_gnu_longname() {
-                    let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
-                    long_name = Some(data[..end].to_vec());
-                } else if kind.is_pax_local_extensions() {
-                    for record in tar::PaxExtensions::new(&data) {
-                        let record = record.map_err(corrupt)?;
-                        match record.key_bytes() {
-                            b"path" => pax_path = Some(record.value_bytes().to_vec()),
-                            b"size" => {
-                                pax_size = std::str::from_utf8(record.value_bytes())
-                                    .ok()
-                                    .and_then(|v| v.parse().ok())
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                pending.push(Extension {
-                    header,
-                    data,
-                    pax: kind.is_pax_local_extensions(),
-                });
-                continue;
-            }
-            if kind.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended()) {
-                return Err(ApplyError::NotYet(format!(
-                    "layer {digest}: a GNU sparse file with extended sparse headers"
-                )));
-            }
-            let pax_sized = pax_size.take();
-            if pax_sized.is_some_and(|s| s != size) {
-                return Err(ApplyError::NotYet(format!(
-                    "layer {digest}: a PAX size record that differs from its header's"
-                )));
-            }
-            let raw_path = match (long_name.take(), pax_path.take()) {
-                (_, Some(path)) => path,
-                (Some(path), None) => path,
-                (None, None) => header.path_bytes().into_owned(),
-            };
-            if raw_path.len() > limits.max_path_bytes {
-                return Err(LayerError::Limit {
-                    digest: digest.clone(),
-                    what: "a path".into(),
-                    limit: limits.max_path_bytes as u64,
-                    flag: "--max-path-length",
-                }
-                .into());
-            }
-            let name = crate::text::name_from_bytes(&raw_path);
-            let path = layer::normalise_path(&name).map_err(|reason| LayerError::BadEntry {
-                digest: digest.clone(),
-                path: name.clone(),
-                reason: reason.to_string(),
-            })?;
-            let global = kind.is_pax_global_extensions();
-            let pending_bytes: u64 = pending.iter().map(Extension::tar_bytes).sum();
-            match changes.get(&path).filter(|_| !global) {
-                Some(EntryChange::Remove(suggestion)) => {
-                    *removed_bytes.entry(*suggestion).or_default() += pending_bytes + block_bytes;
-                    pending.clear();
-                    io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
-                    tar_out
-                        .skip_original(pending_bytes + block_bytes)
-                        .map_err(out_io)?;
-                    continue;
-                }
-                // Links carry no data: a hard link to a stripped file gets the
-                // stripped bytes, as advise's rebuild has it.
-                Some(EntryChange::Strip(suggestion))
-                    if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) =>
-                {
-                    let (data, _held) = read_whole(&mut entry, &name, size, limits, digest)
-                        .map_err(|e| match e {
-                            WholeError::Read(e) => corrupt(e),
-                            WholeError::Limit(e) => e,
-                        })?;
-                    let held = data.len();
-                    let new = strip(&data, strip_mode).map_err(|reason| ApplyError::Strip {
-                        path: format!("/{path}"),
-                        layer: digest.clone(),
-                        reason,
-                    })?;
-                    drop(data);
-                    let new_size = new.len() as u64;
-                    let mut extensions = std::mem::take(&mut pending);
-                    if pax_sized.is_some() {
-                        for extension in extensions.iter_mut().filter(|e| e.pax) {
-                            set_pax_size(extension, new_size).map_err(corrupt)?;
-                        }
-                    }
-                    let mut new_header = header.clone();
-                    new_header.set_size(new_size);
-                    new_header.set_cksum();
-                    // The entry replaces the source's (a spliced layer copies none of
-                    // the stored blocks around it).
-                    tar_out
-                        .skip_original(pending_bytes + block_bytes)
-                        .map_err(out_io)?;
-                    let mut head = Vec::new();
-                    for extension in &extensions {
-                        extension.write(&mut head).map_err(out_io)?;
-                    }
-                    head.extend_from_slice(new_header.as_bytes());
-                    tar_out.write_new(&head).map_err(out_io)?;
-                    tar_out.write_new(&new).map_err(out_io)?;
-                    tar_out
-                        .write_new(&[0u8; 512][..padding(new_size)])
-                        .map_err(out_io)?;
-                    let written: u64 = extensions.iter().map(Extension::tar_bytes).sum::<u64>()
-                        + 512
-                        + new_size
-                        + padding(new_size) as u64;
-                    let before = pending_bytes + block_bytes;
-                    if written > before {
-                        return Err(ApplyError::Strip {
-                            path: format!("/{path}"),
-                            layer: digest.clone(),
-                            reason: format!(
-                                "the stripped entry takes {written} tar bytes, more than the {before} it replaces"
-                            ),
-                        });
-                    }
-                    *removed_bytes.entry(*suggestion).or_default() += before - written;
-                    stripped.push((format!("/{path}"), held as u64, new_size));
-                    continue;
-                }
-                Some(EntryChange::Strip(_)) if kind.is_gnu_sparse() => {
-                    return Err(ApplyError::NotYet(format!(
-                        "layer {digest}: stripping {name}, a GNU sparse file"
-                    )));
-                }
-                _ => {}
-            }
-            for extension in pending.drain(..) {
-                extension.write(&mut tar_out).map_err(out_io)?;
-            }
-            tar_out.write_all(header.as_bytes()).map_err(out_io)?;
-            let copied = copy(&mut entry, &mut tar_out).map_err(|e| match e {
-                CopyError::Read(e) => corrupt(e),
-                CopyError::Write(e) => out_io(e),
-            })?;
-            if copied != size {
-                return Err(corrupt(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{name}: {copied} of {size} bytes"),
-                )));
-            }
-            tar_out
-                .write_all(&[0u8; 512][..padding(size)])
-                .map_err(out_io)?;
-        }
-        if !pending.is_empty() {
-            return Err(corrupt(io::Error::other(
-                "an extension entry describes no entry after it",
-            )));
-        }
-        // The end marker the walk stopped at, then whatever follows it.
-        let mut counting = archive.into_inner();
-        let end_marker = counting.bytes.saturating_sub(walked);
-        io::copy(&mut io::repeat(0).take(end_marker), &mut tar_out).map_err(out_io)?;
-        copy(&mut counting, &mut tar_out).map_err(|e| match e {
-            CopyError::Read(e) => corrupt(e),
-            CopyError::Write(e) => out_io(e),
-        })?;
-        counting.inner.finish().map_err(corrupt)?
+        walk_entries(
+            decoder,
+            digest,
+            compression,
+            changes,
+            strip_mode,
+            limits,
+            blobs,
+            &mut tar_out,
+            End::Keep,
+            &mut removed_bytes,
+            &mut stripped,
+        )?
     };
     layer::finish_compressed(compressed, descriptor)?;
     let diff_id_expected = if compression == Compression::None {
@@ -598,6 +402,365 @@ pub(crate) fn rewrite_layer(
         kept_bytes,
         stripped,
     })
+}
+
+/// One source layer of a squash: what to leave out of it.
+pub(crate) struct SquashInput {
+    pub descriptor: LayerDescriptor,
+    pub diff_id: Digest,
+    pub changes: HashMap<String, EntryChange>,
+}
+
+/// Writes `inputs`, in order, as one layer: each source layer verified and walked
+/// as [`rewrite_layer`] walks one, their entries going on in one tar with one end
+/// marker. `open` opens a layer's blob when its turn comes, so one download runs at
+/// a time.
+pub(crate) fn squash_layers(
+    inputs: &[SquashInput],
+    mut open: impl FnMut(&LayerDescriptor) -> Result<crate::source::BlobReader, ApplyError>,
+    strip_mode: StripMode,
+    limits: &LayerLimits,
+    blobs: &Path,
+    (compression, level): (Compression, i32),
+) -> Result<Rewritten, ApplyError> {
+    let mut temp = TempFile::create(blobs)?;
+    let file = temp.take()?;
+    let out_io = |e: io::Error| ApplyError::io(blobs, e);
+    let stored = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+    let encoder = Encoder::new(compression, level, stored).map_err(out_io)?;
+    let mut tar_out = HashingWriter::new(encoder);
+    let mut removed_bytes: HashMap<usize, u64> = HashMap::new();
+    let mut stripped = Vec::new();
+    for input in inputs {
+        let descriptor = &input.descriptor;
+        let digest = &descriptor.digest;
+        let source_compression =
+            layer::compression_of(&descriptor.media_type).ok_or_else(|| {
+                LayerError::UnsupportedMediaType {
+                    digest: digest.clone(),
+                    media_type: descriptor.media_type.clone(),
+                }
+            })?;
+        let blob = open(descriptor)?;
+        let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
+        let (source_diff_id, _) = {
+            let decoder = layer::decoder(&mut compressed, source_compression).map_err(|e| {
+                LayerError::Corrupt {
+                    digest: digest.clone(),
+                    compression: source_compression,
+                    reason: e.to_string(),
+                }
+            })?;
+            walk_entries(
+                decoder,
+                digest,
+                source_compression,
+                &input.changes,
+                strip_mode,
+                limits,
+                blobs,
+                &mut tar_out,
+                End::Drop,
+                &mut removed_bytes,
+                &mut stripped,
+            )?
+        };
+        layer::finish_compressed(compressed, descriptor)?;
+        let diff_id = if source_compression == Compression::None {
+            digest.clone()
+        } else {
+            source_diff_id
+        };
+        if diff_id != input.diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                digest: digest.clone(),
+                expected: input.diff_id.clone(),
+                actual: diff_id,
+            }
+            .into());
+        }
+    }
+    // One end marker for all of them: two zero blocks.
+    tar_out.write_all(&[0u8; 1024]).map_err(out_io)?;
+    let (encoder, diff_id, kept_bytes) = tar_out.finish()?;
+    let (stored, _) = encoder.finish().map_err(out_io)?;
+    let (buffered, blob_digest, size) = stored.finish()?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| ApplyError::io(blobs, e.into_error()))?;
+    drop(file);
+    temp.persist(&blobs.join(blob_digest.hex()))?;
+    Ok(Rewritten {
+        digest: blob_digest,
+        size,
+        diff_id,
+        removed_bytes,
+        splice: None,
+        kept_bytes,
+        stripped,
+    })
+}
+
+/// What becomes of the bytes after a source layer's last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Copied: the layer is written as a layer of its own.
+    Keep,
+    /// Left out: more layers' entries follow in the same tar (a squash).
+    Drop,
+}
+
+/// Walks one decompressed source layer into `tar_out`: entries kept byte for byte,
+/// left out or stripped as `changes` says. Returns the source tar's diff_id.
+#[allow(clippy::too_many_arguments)]
+fn walk_entries<W: Write>(
+    decoder: Box<dyn Read + '_>,
+    digest: &Digest,
+    compression: Compression,
+    changes: &HashMap<String, EntryChange>,
+    strip_mode: StripMode,
+    limits: &LayerLimits,
+    blobs: &Path,
+    tar_out: &mut HashingWriter<Encoder<W>>,
+    end: End,
+    removed_bytes: &mut HashMap<usize, u64>,
+    stripped: &mut Vec<(String, u64, u64)>,
+) -> Result<(Digest, u64), ApplyError> {
+    let corrupt = |e: io::Error| -> ApplyError {
+        if e.to_string() == LIMIT_MARK {
+            return LayerError::Limit {
+                digest: digest.clone(),
+                what: "the decompressed layer".into(),
+                limit: limits.max_uncompressed_bytes,
+                flag: "--max-layer-size",
+            }
+            .into();
+        }
+        LayerError::Corrupt {
+            digest: digest.clone(),
+            compression,
+            reason: e.to_string(),
+        }
+        .into()
+    };
+    let out_io = |e: io::Error| ApplyError::io(blobs, e);
+    let hashed = HashingReader::new(decoder);
+    let counting = Counting {
+        inner: hashed,
+        bytes: 0,
+        limit: limits.max_uncompressed_bytes,
+    };
+    let mut archive = layer::tar_archive(counting, limits);
+    // Bytes of the entries walked so far, kept or not.
+    let mut walked = 0u64;
+    let mut entries = 0u64;
+    // Extension entries waiting for the entry they describe.
+    let mut pending: Vec<Extension> = Vec::new();
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut pax_path: Option<Vec<u8>> = None;
+    let mut pax_size: Option<u64> = None;
+    for entry in archive.entries().map_err(corrupt)?.raw(true) {
+        let mut entry = entry.map_err(corrupt)?;
+        entries += 1;
+        if entries > limits.max_entries {
+            return Err(LayerError::Limit {
+                digest: digest.clone(),
+                what: "the number of tar entries".into(),
+                limit: limits.max_entries,
+                flag: "--max-entries",
+            }
+            .into());
+        }
+        let header = entry.header().clone();
+        let size = header.entry_size().map_err(corrupt)?;
+        let block_bytes = 512 + size + padding(size) as u64;
+        walked += block_bytes;
+        let kind = header.entry_type();
+        if kind.is_gnu_longname() || kind.is_gnu_longlink() || kind.is_pax_local_extensions() {
+            if size > layer::MAX_PAX_HEADER_BYTES {
+                return Err(LayerError::FixedLimit {
+                    digest: digest.clone(),
+                    what: "an extension entry (long name or PAX records)".into(),
+                    limit: layer::MAX_PAX_HEADER_BYTES,
+                }
+                .into());
+            }
+            let mut data = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut data).map_err(corrupt)?;
+            if kind.is_gnu_longname() {
+                let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+                long_name = Some(data[..end].to_vec());
+            } else if kind.is_pax_local_extensions() {
+                for record in tar::PaxExtensions::new(&data) {
+                    let record = record.map_err(corrupt)?;
+                    match record.key_bytes() {
+                        b"path" => pax_path = Some(record.value_bytes().to_vec()),
+                        b"size" => {
+                            pax_size = std::str::from_utf8(record.value_bytes())
+                                .ok()
+                                .and_then(|v| v.parse().ok())
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            pending.push(Extension {
+                header,
+                data,
+                pax: kind.is_pax_local_extensions(),
+            });
+            continue;
+        }
+        if kind.is_gnu_sparse() && header.as_gnu().is_some_and(|g| g.is_extended()) {
+            return Err(ApplyError::NotYet(format!(
+                "layer {digest}: a GNU sparse file with extended sparse headers"
+            )));
+        }
+        let pax_sized = pax_size.take();
+        if pax_sized.is_some_and(|s| s != size) {
+            return Err(ApplyError::NotYet(format!(
+                "layer {digest}: a PAX size record that differs from its header's"
+            )));
+        }
+        let raw_path = match (long_name.take(), pax_path.take()) {
+            (_, Some(path)) => path,
+            (Some(path), None) => path,
+            (None, None) => header.path_bytes().into_owned(),
+        };
+        if raw_path.len() > limits.max_path_bytes {
+            return Err(LayerError::Limit {
+                digest: digest.clone(),
+                what: "a path".into(),
+                limit: limits.max_path_bytes as u64,
+                flag: "--max-path-length",
+            }
+            .into());
+        }
+        let name = crate::text::name_from_bytes(&raw_path);
+        let path = layer::normalise_path(&name).map_err(|reason| LayerError::BadEntry {
+            digest: digest.clone(),
+            path: name.clone(),
+            reason: reason.to_string(),
+        })?;
+        let global = kind.is_pax_global_extensions();
+        let pending_bytes: u64 = pending.iter().map(Extension::tar_bytes).sum();
+        match changes.get(&path).filter(|_| !global) {
+            Some(EntryChange::Remove(suggestion)) => {
+                *removed_bytes.entry(*suggestion).or_default() += pending_bytes + block_bytes;
+                pending.clear();
+                io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
+                tar_out
+                    .skip_original(pending_bytes + block_bytes)
+                    .map_err(out_io)?;
+                continue;
+            }
+            // Links carry no data: a hard link to a stripped file gets the
+            // stripped bytes, as advise's rebuild has it.
+            Some(EntryChange::Strip(suggestion))
+                if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) =>
+            {
+                let (data, _held) =
+                    read_whole(&mut entry, &name, size, limits, digest).map_err(|e| match e {
+                        WholeError::Read(e) => corrupt(e),
+                        WholeError::Limit(e) => e,
+                    })?;
+                let held = data.len();
+                let new = strip(&data, strip_mode).map_err(|reason| ApplyError::Strip {
+                    path: format!("/{path}"),
+                    layer: digest.clone(),
+                    reason,
+                })?;
+                drop(data);
+                let new_size = new.len() as u64;
+                let mut extensions = std::mem::take(&mut pending);
+                if pax_sized.is_some() {
+                    for extension in extensions.iter_mut().filter(|e| e.pax) {
+                        set_pax_size(extension, new_size).map_err(corrupt)?;
+                    }
+                }
+                let mut new_header = header.clone();
+                new_header.set_size(new_size);
+                new_header.set_cksum();
+                // The entry replaces the source's (a spliced layer copies none of
+                // the stored blocks around it).
+                tar_out
+                    .skip_original(pending_bytes + block_bytes)
+                    .map_err(out_io)?;
+                let mut head = Vec::new();
+                for extension in &extensions {
+                    extension.write(&mut head).map_err(out_io)?;
+                }
+                head.extend_from_slice(new_header.as_bytes());
+                tar_out.write_new(&head).map_err(out_io)?;
+                tar_out.write_new(&new).map_err(out_io)?;
+                tar_out
+                    .write_new(&[0u8; 512][..padding(new_size)])
+                    .map_err(out_io)?;
+                let written: u64 = extensions.iter().map(Extension::tar_bytes).sum::<u64>()
+                    + 512
+                    + new_size
+                    + padding(new_size) as u64;
+                let before = pending_bytes + block_bytes;
+                if written > before {
+                    return Err(ApplyError::Strip {
+                        path: format!("/{path}"),
+                        layer: digest.clone(),
+                        reason: format!(
+                            "the stripped entry takes {written} tar bytes, more than the {before} it replaces"
+                        ),
+                    });
+                }
+                *removed_bytes.entry(*suggestion).or_default() += before - written;
+                stripped.push((format!("/{path}"), held as u64, new_size));
+                continue;
+            }
+            Some(EntryChange::Strip(_)) if kind.is_gnu_sparse() => {
+                return Err(ApplyError::NotYet(format!(
+                    "layer {digest}: stripping {name}, a GNU sparse file"
+                )));
+            }
+            _ => {}
+        }
+        for extension in pending.drain(..) {
+            extension.write(tar_out).map_err(out_io)?;
+        }
+        tar_out.write_all(header.as_bytes()).map_err(out_io)?;
+        let copied = copy(&mut entry, tar_out).map_err(|e| match e {
+            CopyError::Read(e) => corrupt(e),
+            CopyError::Write(e) => out_io(e),
+        })?;
+        if copied != size {
+            return Err(corrupt(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{name}: {copied} of {size} bytes"),
+            )));
+        }
+        tar_out
+            .write_all(&[0u8; 512][..padding(size)])
+            .map_err(out_io)?;
+    }
+    if !pending.is_empty() {
+        return Err(corrupt(io::Error::other(
+            "an extension entry describes no entry after it",
+        )));
+    }
+    let mut counting = archive.into_inner();
+    match end {
+        // The end marker the walk stopped at, then whatever follows it.
+        End::Keep => {
+            let end_marker = counting.bytes.saturating_sub(walked);
+            io::copy(&mut io::repeat(0).take(end_marker), tar_out).map_err(out_io)?;
+            copy(&mut counting, tar_out).map_err(|e| match e {
+                CopyError::Read(e) => corrupt(e),
+                CopyError::Write(e) => out_io(e),
+            })?;
+        }
+        // A layer squashed into the next: its entries go on in the same tar.
+        End::Drop => {
+            io::copy(&mut counting, &mut io::sink()).map_err(corrupt)?;
+        }
+    }
+    counting.inner.finish().map_err(corrupt)
 }
 
 enum WholeError {

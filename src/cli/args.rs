@@ -365,6 +365,12 @@ pub struct ApplyArgs {
     /// Print the plan (layers changed, files left out, projected sizes); write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the last layers as one: `yours` (the default: the layers after the base
+    /// image's, found from the history), `all` (the base's too), or N (layer N and
+    /// every one after it). What a later layer hides is left out
+    #[arg(long, value_name = "yours|all|N", num_args = 0..=1, default_missing_value = "yours",
+          value_parser = parse_squash)]
+    pub squash: Option<crate::apply::SquashScope>,
     /// Replace the tag (or archive file) when the target already has it
     #[arg(long)]
     pub force: bool,
@@ -382,4 +388,8 @@ pub struct ApplyArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+fn parse_squash(text: &str) -> Result<crate::apply::SquashScope, String> {
+    crate::apply::SquashScope::parse(text)
 }

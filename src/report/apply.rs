@@ -86,6 +86,10 @@ pub struct LayerChange {
     pub entries_to_strip: usize,
     pub compressed_bytes: u64,
     pub uncompressed_bytes: u64,
+    /// `--squash`: the layer of the new image this one's entries went into (its
+    /// `after` is on that layer's row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub squashed_into: Option<usize>,
     pub after: Option<LayerAfter>,
 }
 
@@ -119,6 +123,10 @@ impl LayerChange {
             (out, 0) => format!("{out} entries out"),
             (0, stripped) => format!("{stripped} stripped"),
             (out, stripped) => format!("{out} entries out, {stripped} stripped"),
+        };
+        let out = match self.squashed_into {
+            Some(into) => format!("squashed into layer {into}; {out}"),
+            None => out,
         };
         match (&self.after, self.changed) {
             (Some(after), _) if after.written == WriteMethod::Spliced => format!(

@@ -31,6 +31,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         recompress,
         dry_run: args.dry_run,
         force: args.force,
+        squash: args.squash,
         strip_mode: if args.strip_debug {
             StripMode::Debug
         } else {
