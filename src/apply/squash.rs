@@ -46,6 +46,8 @@ fn base_boundary(analysis: &ImageAnalysis) -> Option<(usize, String)> {
     let history = &analysis.image.config.history;
     let mut layers_before = 0usize;
     let mut found = None;
+    // A CMD counts once a layer follows it: the image's own CMD comes last.
+    let mut pending: Option<(usize, String)> = None;
     for entry in history {
         let created_by = entry.created_by.as_deref().unwrap_or("");
         if entry.empty_layer {
@@ -56,13 +58,15 @@ fn base_boundary(analysis: &ImageAnalysis) -> Option<(usize, String)> {
             if (instruction.starts_with("CMD") || instruction.starts_with("ENTRYPOINT"))
                 && layers_before > 0
             {
-                found = Some((layers_before, instruction.to_string()));
+                pending = Some((layers_before, instruction.to_string()));
             }
         } else {
+            if pending.is_some() {
+                found = pending.take();
+            }
             layers_before += 1;
         }
     }
-    // Only a boundary with layers of yours after it.
     found.filter(|(from, _)| *from < analysis.layers.len())
 }
 

@@ -81,6 +81,9 @@ fn squash_keeps_what_a_container_sees_and_the_base_blobs() {
     let mut spec = wasteful_image();
     spec.empty_history
         .push((0, "/bin/sh -c #(nop)  CMD [\"bash\"]".into()));
+    // The image's own CMD, after its last layer, is not the base's.
+    spec.empty_history
+        .push((4, "CMD [\"/opt/app/bin/app\"]".into()));
     let image = spec.build().expect("build");
     let source = layout_with(&image);
     let reference = format!("oci:{}:t", source.path().display());
