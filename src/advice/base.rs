@@ -116,7 +116,7 @@ pub(super) struct BasePlan {
 }
 
 /// The application binaries: executables outside the system and toolchain paths.
-fn applications(analysis: &ImageAnalysis) -> Vec<&BinaryReport> {
+pub(super) fn applications(analysis: &ImageAnalysis) -> Vec<&BinaryReport> {
     analysis
         .visible_binaries()
         .into_iter()

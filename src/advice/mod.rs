@@ -630,6 +630,15 @@ pub struct LayerRemovals {
 
 /// Every suggestion that leaves files out of the image's own layers (hidden files,
 /// package caches, toolchains, docs), as advise plans them.
+/// What a base change carries over: the application binaries (root-relative paths),
+/// the files the base-image suggestions keep.
+pub fn application_binaries(analysis: &ImageAnalysis) -> Vec<String> {
+    base::applications(analysis)
+        .into_iter()
+        .map(|b| b.path.clone())
+        .collect()
+}
+
 pub fn layer_removals(analysis: &ImageAnalysis) -> Vec<LayerRemovals> {
     removals::plan(analysis)
         .into_iter()

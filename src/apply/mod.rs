@@ -7,6 +7,7 @@
 //! for byte.
 
 mod push;
+mod rebase;
 mod splice;
 mod squash;
 mod target;
@@ -163,6 +164,8 @@ pub struct ApplyOptions {
     pub force: bool,
     /// `--squash`: the last layers written as one.
     pub squash: Option<SquashScope>,
+    /// `--base REF`: the application binaries moved onto this base.
+    pub base: Option<ImageRef>,
     /// What the strips take out (`--strip-all`, the default, or `--strip-debug`);
     /// advise prices them for it.
     pub strip_mode: StripMode,
@@ -403,6 +406,77 @@ pub async fn apply(
             });
         }
     }
+    // --base: advise's base-image suggestion, made onto the base given. Its removal
+    // leaves out every file but the binaries, so the other removals are part of it.
+    let rebase = match &options.base {
+        Some(base) => Some(rebase::open(base, &analysis, &options.inspect).await?),
+        None => None,
+    };
+    let mut rebase_notes = Vec::new();
+    if let Some(rebase) = &rebase {
+        let suggestion = advice
+            .suggestions
+            .iter()
+            .find(|s| s.id.replaces_base())
+            .ok_or_else(|| {
+                ApplyError::Refused(format!(
+                    "--base: advise makes no base-image suggestion for {} (it needs application binaries, and more than 1 MiB of other files to leave behind)",
+                    crate::text::escape_control(&analysis.image.reference)
+                ))
+            })?;
+        let subsumed: Vec<&str> = chosen
+            .iter()
+            .filter(|c| c.strip.is_none() && c.kind != SuggestionKind::ZstdLayers)
+            .map(|c| c.kind.key())
+            .collect();
+        if !subsumed.is_empty() {
+            rebase_notes.push(format!(
+                "{} {} part of the base change: the files are not carried over",
+                subsumed.join(", "),
+                if subsumed.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        chosen.retain(|c| c.strip.is_some() || c.kind == SuggestionKind::ZstdLayers);
+        let apps = advice::application_binaries(&analysis);
+        let layers = rebase::plan(&analysis, &apps);
+        let files = analysis
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(|(index, layer)| {
+                let dropped = layers.get(&index);
+                layer
+                    .entries
+                    .iter()
+                    .filter(move |e| {
+                        e.kind == crate::layer::EntryKind::File
+                            && dropped.is_some_and(|d| d.contains(&e.path))
+                    })
+                    .map(move |e| (e.path.clone(), e.size, index))
+            })
+            .collect();
+        rebase_notes.push(format!(
+            "rebased onto {} ({}): its {} layers as they are, then one layer with {}; the projection is advise's {} figure, measured with each layer rebuilt, and the layers written differ (one layer, no directories but those above the binaries), so it is an estimate",
+            crate::text::escape_control(&rebase.name),
+            rebase.digest,
+            rebase.analysis.layers.len(),
+            apps.iter()
+                .map(|a| format!("/{}", crate::text::escape_control(a)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            suggestion.id.key()
+        ));
+        chosen.push(Chosen {
+            kind: suggestion.id,
+            confidence: Confidence::Estimate,
+            saved_bytes: suggestion.saved_bytes,
+            saved_compressed_bytes: suggestion.saved_compressed_bytes,
+            layers,
+            files,
+            strip: None,
+        });
+    }
+    let offset = rebase.as_ref().map_or(0, |r| r.analysis.layers.len());
     if let Some(only) = &only {
         for kind in only {
             if !chosen.iter().any(|c| c.kind == *kind) {
@@ -437,7 +511,7 @@ pub async fn apply(
     // A binary a removal leaves out is not stripped as well: the strip saves nothing
     // on it. Its compressed figure was measured for all its binaries at once, so what
     // is left of it is prorated by tar bytes, and is then an estimate.
-    let mut notes = Vec::new();
+    let mut notes = rebase_notes;
     for c in chosen.iter_mut() {
         let Some(files) = &mut c.strip else { continue };
         let planned = files.len();
@@ -470,6 +544,7 @@ pub async fn apply(
     // --squash: what the squash leaves out that no suggestion above already does is
     // its own, and so is its saving.
     let squash = match options.squash {
+        _ if rebase.is_some() => Some(0),
         Some(scope) => {
             let range = squash::range(&analysis, scope)?;
             let plan = squash::plan(&analysis, range.from)?;
@@ -611,7 +686,9 @@ pub async fn apply(
                 }),
                 compressed_bytes: layer.compressed_bytes,
                 uncompressed_bytes: layer.uncompressed_bytes,
-                squashed_into: squash.filter(|from| index >= *from),
+                squashed_into: squash
+                    .filter(|from| index >= *from)
+                    .map(|from| from + offset),
                 after: None,
             })
             .collect(),
@@ -640,6 +717,7 @@ pub async fn apply(
         &source,
         &analysis,
         squash_output,
+        rebase.as_ref(),
         &spliced,
         &chosen,
         &per_layer,
@@ -707,7 +785,14 @@ pub async fn apply(
             written.manifest_digest
         )));
     }
-    reread_check(&analysis, &reread, &per_layer, recompress.is_some(), squash)?;
+    reread_check(
+        &analysis,
+        &reread,
+        &per_layer,
+        recompress.is_some(),
+        squash,
+        rebase.as_ref().map(|r| &r.analysis),
+    )?;
     report.manifest_digest = Some(written.manifest_digest.to_string());
     report.after = Some(Sizes {
         compressed_bytes: reread.compressed_bytes(),
@@ -717,7 +802,7 @@ pub async fn apply(
         // A squashed range's figures are on its first row.
         let out = match squash {
             Some(from) if index > from => continue,
-            _ => index,
+            _ => index + offset,
         };
         if let (Some(after), Some((written, recompressed))) =
             (reread.layers.get(out), written.methods.get(out))
@@ -754,7 +839,7 @@ pub async fn apply(
                 .get(layer)
                 .is_some_and(|paths| paths.values().all(|c| c.suggestion() == index))
         });
-        if alone {
+        if alone && !applied.id.replaces_base() {
             let before_bytes: u64 = applied
                 .layers
                 .iter()
@@ -765,7 +850,7 @@ pub async fn apply(
             let mut out: Vec<usize> = applied
                 .layers
                 .iter()
-                .map(|l| squash.map_or(*l, |from| (*l).min(from)))
+                .map(|l| squash.map_or(*l, |from| (*l).min(from)) + offset)
                 .collect();
             out.dedup();
             let after_bytes: u64 = out
@@ -785,6 +870,7 @@ pub async fn apply(
 fn squash_history(
     config: &mut serde_json::Map<String, serde_json::Value>,
     from: usize,
+    into: usize,
     layers: usize,
 ) {
     let Some(history) = config.get_mut("history").and_then(|h| h.as_array_mut()) else {
@@ -804,7 +890,7 @@ fn squash_history(
                 entry.insert("empty_layer".into(), json!(true));
                 entry.insert(
                     "comment".into(),
-                    json!(format!("squashed into layer {from} by ballast apply")),
+                    json!(format!("squashed into layer {into} by ballast apply")),
                 );
             }
         }
@@ -814,6 +900,36 @@ fn squash_history(
         "created_by": format!("ballast apply --squash: layers {from} to {} as one", layers - 1),
         "comment": "the entries above marked squashed are in this layer",
     }));
+}
+
+fn offset_of(rebase: Option<&rebase::Rebase>) -> usize {
+    rebase.map_or(0, |r| r.analysis.layers.len())
+}
+
+/// The config of a rebased image: the image's own (entrypoint, user, labels), its
+/// environment with what the base sets besides, and the base's history before its
+/// own, so the history's layers are the base's and then the new one.
+fn rebase_config(config: &mut serde_json::Map<String, serde_json::Value>, rebase: &rebase::Rebase) {
+    let image = serde_json::Value::Object(config.clone());
+    let env = rebase::merged_env(&image, &rebase.config);
+    if let Some(inner) = config.get_mut("config").and_then(|c| c.as_object_mut()) {
+        inner.insert("Env".into(), json!(env));
+    }
+    let base_history = rebase
+        .config
+        .get("history")
+        .and_then(|h| h.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let own = config
+        .get("history")
+        .and_then(|h| h.as_array())
+        .cloned()
+        .unwrap_or_default();
+    config.insert(
+        "history".into(),
+        json!(base_history.into_iter().chain(own).collect::<Vec<_>>()),
+    );
 }
 
 /// How the squashed layer is compressed: as asked (`--zstd`, `--gzip`), else as the
@@ -900,7 +1016,27 @@ fn reread_check(
     changed: &BTreeMap<usize, HashMap<String, EntryChange>>,
     recompressed: bool,
     squash: Option<usize>,
+    base: Option<&ImageAnalysis>,
 ) -> Result<(), ApplyError> {
+    if let Some(base) = base {
+        // The base's layers first, its blobs as they are; then the one new layer.
+        if after.layers.len() != base.layers.len() + 1 {
+            return Err(ApplyError::Verify(format!(
+                "{} layers written for {}",
+                after.layers.len(),
+                base.layers.len() + 1
+            )));
+        }
+        for (index, (a, b)) in base.layers.iter().zip(&after.layers).enumerate() {
+            if a.descriptor.digest != b.descriptor.digest {
+                return Err(ApplyError::Verify(format!(
+                    "base layer {index} came out as {}, not {}",
+                    b.descriptor.digest, a.descriptor.digest
+                )));
+            }
+        }
+        return Ok(());
+    }
     let expected = squash.map_or(before.layers.len(), |from| from + 1);
     if after.layers.len() != expected {
         return Err(ApplyError::Verify(format!(
@@ -948,6 +1084,7 @@ async fn write_image(
     source: &Arc<crate::source::Source>,
     analysis: &ImageAnalysis,
     squash: Option<(usize, (crate::layer::Compression, i32))>,
+    rebase: Option<&rebase::Rebase>,
     spliced: &BTreeSet<usize>,
     chosen: &[Chosen],
     per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
@@ -1105,7 +1242,36 @@ async fn write_image(
         }
         .boxed()
     });
-    let results: Vec<_> = futures_util::stream::iter(jobs.chain(squash_job))
+    // The base's layers, copied as they are (and verified as they are copied).
+    let base_jobs = rebase.into_iter().flat_map(|rebase| {
+        rebase.analysis.layers.iter().map(|layer| {
+            let source = Arc::clone(&rebase.source);
+            let progress = Arc::clone(&progress);
+            let blobs = blobs.clone();
+            let descriptor = layer.descriptor.clone();
+            let diff_id = layer.diff_id.clone();
+            async move {
+                let blob =
+                    image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+                let copied = descriptor.clone();
+                tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
+                    .await
+                    .map_err(|e| ApplyError::Task(e.to_string()))??;
+                Ok::<_, ApplyError>((
+                    LayerDescriptor {
+                        media_type: oci_media_type(&descriptor.media_type),
+                        ..descriptor
+                    },
+                    diff_id,
+                    None,
+                    Vec::new(),
+                    (WriteMethod::Copied, 0),
+                ))
+            }
+            .boxed()
+        })
+    });
+    let results: Vec<_> = futures_util::stream::iter(base_jobs.chain(jobs).chain(squash_job))
         .buffered(options.advise.concurrency.max(1))
         .try_collect()
         .await?;
@@ -1122,8 +1288,23 @@ async fn write_image(
         if let Some(bytes) = removed_bytes {
             removed.insert(index, bytes);
         }
+        // Stripped binaries are keyed by the source layer that holds them; a squashed
+        // layer's come from the layer of its range whose entry was stripped.
+        let source_layer = index.saturating_sub(offset_of(rebase));
         for (path, _, after) in strips {
-            stripped.insert((index, path), after);
+            let layer = match squash {
+                Some((from, _)) if source_layer == from => (from..analysis.layers.len())
+                    .rev()
+                    .find(|l| {
+                        per_layer
+                            .get(l)
+                            .and_then(|p| p.get(path.trim_start_matches('/')))
+                            .is_some_and(|c| matches!(c, EntryChange::Strip(_)))
+                    })
+                    .unwrap_or(from),
+                _ => source_layer,
+            };
+            stripped.insert((layer, path), after);
         }
         methods.push(method);
     }
@@ -1149,7 +1330,15 @@ async fn write_image(
         );
     }
     if let Some((from, _)) = squash {
-        squash_history(object, from, analysis.layers.len());
+        squash_history(
+            object,
+            from,
+            from + offset_of(rebase),
+            analysis.layers.len(),
+        );
+    }
+    if let Some(rebase) = rebase {
+        rebase_config(object, rebase);
     }
     let ids: Vec<&str> = chosen
         .iter()
@@ -1233,7 +1422,7 @@ async fn write_image(
     let config_digest = Digest::of_bytes(&config_out);
     writer::write_small(&blobs, &blobs.join(config_digest.hex()), &config_out)?;
 
-    let manifest = json!({
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {
@@ -1247,6 +1436,12 @@ async fn write_image(
             "size": d.size,
         })).collect::<Vec<_>>(),
     });
+    if let Some(rebase) = rebase {
+        manifest["annotations"] = json!({
+            "org.opencontainers.image.base.name": rebase.name,
+            "org.opencontainers.image.base.digest": rebase.digest.to_string(),
+        });
+    }
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| ApplyError::Task(format!("serialising the manifest: {e}")))?;
     let manifest_digest = Digest::of_bytes(&manifest_bytes);

@@ -310,7 +310,7 @@ pub(crate) fn plan(analysis: &ImageAnalysis, from: usize) -> Result<SquashPlan, 
     Ok(plan)
 }
 
-fn whiteout_name(path: &str) -> String {
+pub(crate) fn whiteout_name(path: &str) -> String {
     match path.rsplit_once('/') {
         Some((dir, name)) => format!("{dir}/.wh.{name}"),
         None => format!(".wh.{path}"),

@@ -371,6 +371,11 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "yours|all|N", num_args = 0..=1, default_missing_value = "yours",
           value_parser = parse_squash)]
     pub squash: Option<crate::apply::SquashScope>,
+    /// Move the application binaries onto this base (any image reference, e.g. an
+    /// `oci:` copy of gcr.io/distroless/static-debian12): its layers as they are, then
+    /// one layer with the binaries advise's base-image suggestion keeps
+    #[arg(long, value_name = "REF", conflicts_with = "squash")]
+    pub base: Option<String>,
     /// Replace the tag (or archive file) when the target already has it
     #[arg(long)]
     pub force: bool,

@@ -7,6 +7,7 @@ mod common;
 
 mod advise;
 mod apply;
+mod apply_base;
 mod apply_push;
 mod apply_squash;
 mod apply_strip;

@@ -12,12 +12,34 @@ use crate::report;
 pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     let image = ImageRef::parse(&args.image)?;
     let target = Target::parse(&args.to)?;
-    let mut inspect = inspect_options(&args.source)?;
+    let mut source_args = args.source;
+    // --base is also the base advise prices the base change against.
+    let base = match &args.base {
+        Some(reference) => {
+            if source_args
+                .base_image
+                .as_ref()
+                .is_some_and(|given| given != reference)
+            {
+                return Err(crate::cli::UsageError(
+                    "--base and --base-image name different images; --base alone is enough".into(),
+                )
+                .into());
+            }
+            source_args.base_image = Some(reference.clone());
+            Some(
+                ImageRef::parse(reference)
+                    .map_err(|e| crate::cli::UsageError(format!("--base: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let mut inspect = inspect_options(&source_args)?;
     let progress = progress_reporter();
     // zstd is measured (advise's figure, the projection) only when it is wanted.
     let zstd = args.zstd.is_some() || args.only.iter().any(|id| id.trim() == "zstd-layers");
     inspect.extras.zstd = zstd;
-    let advise = advise_options(&args.source, &inspect, zstd, progress.clone()).await?;
+    let advise = advise_options(&source_args, &inspect, zstd, progress.clone()).await?;
     let recompress = match (args.zstd, args.gzip) {
         (Some(level), _) => Some((crate::layer::Compression::Zstd, level)),
         (None, Some(level)) => Some((crate::layer::Compression::Gzip, level)),
@@ -32,6 +54,7 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         dry_run: args.dry_run,
         force: args.force,
         squash: args.squash,
+        base,
         strip_mode: if args.strip_debug {
             StripMode::Debug
         } else {
