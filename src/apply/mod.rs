@@ -135,9 +135,20 @@ impl Choice {
         let mut only = BTreeSet::new();
         for id in self.only.iter().filter(|id| !id.trim().is_empty()) {
             let kind = parse(id)?;
+            if kind == SuggestionKind::SquashLayers || kind.replaces_base() {
+                return Err(ApplyError::Refused(format!(
+                    "--only {}: that one is made with {}",
+                    kind.key(),
+                    if kind.replaces_base() {
+                        "--base REF (the base to move onto)"
+                    } else {
+                        "--squash [yours|all|N]"
+                    }
+                )));
+            }
             if !APPLICABLE.contains(&kind) && kind != SuggestionKind::ZstdLayers {
                 return Err(ApplyError::NotYet(format!(
-                    "--only {}: apply makes {} and zstd-layers",
+                    "--only {}: apply makes {} and zstd-layers (with --squash and --base, squash-layers and the base changes)",
                     kind.key(),
                     APPLICABLE
                         .iter()
