@@ -186,3 +186,15 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 print(f"debian_go result: apply --zstd {report['after']['compressed_bytes']/1e6:.1f} MB (layers), docker-repack {int(sys.argv[2])/1e6:.1f} MB (every blob in its output)")
 PY
+
+# apply --squash (layer 1 on: the apt layer, the app and its cleanup as one) on the
+# Debian Go image, against advise; and apply --to a registry: the bench image pushed
+# to the loopback registry (a new repository each run, so every blob is sent),
+# against writing a layout and `skopeo copy`ing it there, what one does without it.
+measure apply_squash_debian_go "$ballast" apply "$go_image" --to "oci:$work/apply-squash:slim" --force --squash 1 --format json
+awk -v a="$advise_debian_go" -v s="$apply_squash_debian_go" 'BEGIN{ printf "ratio apply --squash 1 / advise on debian_go: %.2f\n", s/a }'
+ensure_packages skopeo
+export bench_layout="oci:$work/layout:bench" apply_out="oci:$work/apply-bench:slim"
+measure apply_push_bench bash -c '"$ballast_bin" apply "$bench_layout" --to "$registry_host/bench/slim-$RANDOM$RANDOM:1.0" --format json'
+measure layout_then_skopeo bash -c '"$ballast_bin" apply "$bench_layout" --to "$apply_out" --force --format json && skopeo copy -q --dest-tls-verify=false "$apply_out" "docker://$registry_host/bench/copied-$RANDOM$RANDOM:1.0"'
+awk -v p="$apply_push_bench" -v s="$layout_then_skopeo" 'BEGIN{ printf "ratio apply --to REGISTRY / (apply --to oci: + skopeo copy) on bench: %.2f\n", p/s }'

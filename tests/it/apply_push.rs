@@ -171,3 +171,58 @@ fn apply_pushes_with_the_users_credentials_and_never_shows_them() {
         }
     }
 }
+
+#[test]
+fn apply_pushes_behind_a_bearer_token_flow() {
+    let home = tempfile::tempdir().expect("home");
+    let registry = token_registry();
+    let image = wasteful_image().build().expect("build");
+    let source = push(registry, "apply-push/token-source:1", &[&image]);
+    let target = format!("{}/apply-push/token-slim:1", registry.host);
+    let output = ballast(home.path())
+        .args([
+            "apply",
+            &source,
+            "--to",
+            &target,
+            "--format",
+            "json",
+            "--username",
+            AUTH_USER,
+            "--password-stdin",
+        ])
+        .write_stdin(AUTH_PASSWORD)
+        .output()
+        .expect("run ballast");
+    for stream in [&output.stdout, &output.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains(AUTH_PASSWORD), "the password leaked: {text}");
+    }
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    // Read back through the same token flow, by digest and by tag.
+    let pushed = ballast(home.path())
+        .args([
+            "inspect",
+            &target,
+            "--format",
+            "json",
+            "--username",
+            AUTH_USER,
+            "--password-stdin",
+        ])
+        .write_stdin(AUTH_PASSWORD)
+        .output()
+        .expect("run ballast");
+    assert!(pushed.status.success());
+    let pushed: Value = serde_json::from_slice(&pushed.stdout).expect("json");
+    assert_eq!(pushed["image"]["digest"], report["manifest_digest"]);
+    assert_eq!(
+        report["after"]["uncompressed_bytes"],
+        report["projected"]["uncompressed_bytes"]
+    );
+}
