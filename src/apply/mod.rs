@@ -29,10 +29,11 @@ use crate::image::{self, ImageAnalysis, InspectError, InspectOptions, Progress};
 use crate::layer::LayerError;
 use crate::reference::ImageRef;
 use crate::report::apply::{
-    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes, StrippedBinary, WriteMethod,
+    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, MultiApplyReport, Sizes,
+    StrippedBinary, WriteMethod,
 };
 use crate::source::manifest::{OCI_INDEX, OCI_MANIFEST};
-use crate::source::{LayerDescriptor, SourceError};
+use crate::source::{LayerDescriptor, Platform, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -249,13 +250,20 @@ struct Chosen {
     strip: Option<Vec<advice::StripFile>>,
 }
 
+/// What `apply` made: one image, or (from a multi-platform index, no `--platform`)
+/// one per platform under a new index.
+pub enum ApplyOutcome {
+    Single(ApplyReport),
+    Multi(MultiApplyReport),
+}
+
 pub async fn apply(
     image: &ImageRef,
     target: &Target,
     options: &ApplyOptions,
     progress: Arc<dyn Progress>,
-) -> Result<ApplyReport, ApplyError> {
-    let (only, skip) = options.choice.resolve()?;
+) -> Result<ApplyOutcome, ApplyError> {
+    let choice = options.choice.resolve()?;
     target.check_archive(image, options.force)?;
     let pusher = match target {
         Target::Registry { reference } => {
@@ -288,8 +296,417 @@ pub async fn apply(
         )?,
         _ => vec![],
     };
+    // `--platform` is a promise of one image; without it an index is made whole.
+    let platforms = if options.inspect.explicit_platform {
+        None
+    } else {
+        index_platforms(image, &options.inspect).await?
+    };
+    let Some((platforms, index_notes)) = platforms else {
+        return apply_single(
+            image,
+            target,
+            options,
+            &choice,
+            pusher.as_ref(),
+            kept_entries,
+            progress,
+        )
+        .await
+        .map(ApplyOutcome::Single);
+    };
+    if matches!(target, Target::DockerArchive { .. }) {
+        return Err(ApplyError::Refused(format!(
+            "--to {}: docker load takes one platform and {} is an index of {} ({}); choose one with --platform, or write oci-archive: or a registry for them all",
+            crate::text::escape_control(&target.display()),
+            crate::text::escape_control(&image.to_string()),
+            platforms.len(),
+            crate::text::escape_control(
+                &platforms
+                    .iter()
+                    .map(Platform::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        )));
+    }
+    apply_multi(
+        image,
+        target,
+        options,
+        &choice,
+        pusher.as_ref(),
+        kept_entries,
+        platforms,
+        index_notes,
+        progress,
+    )
+    .await
+    .map(ApplyOutcome::Multi)
+}
+
+/// The platforms of the index `image` names, in its order, and what was left out of
+/// it; `None` when it names one image (or an index with a single one).
+async fn index_platforms(
+    image: &ImageRef,
+    options: &InspectOptions,
+) -> Result<Option<(Vec<Platform>, Vec<String>)>, ApplyError> {
+    let source = crate::source::Source::open(image, &options.registry)
+        .await
+        .map_err(InspectError::from)?;
+    let Some(entries) = source.index_entries().await.map_err(InspectError::from)? else {
+        return Ok(None);
+    };
+    let mut platforms: Vec<Platform> = Vec::new();
+    let (mut attestations, mut unnamed, mut repeated) = (0, 0, 0);
+    for entry in entries {
+        match entry.platform {
+            Some(p) if p.os == "unknown" || p.architecture == "unknown" => attestations += 1,
+            None => unnamed += 1,
+            // The platform is how each image is found again; a second entry for the
+            // same one could not be.
+            Some(p)
+                if platforms
+                    .iter()
+                    .any(|q| q.satisfied_by(&p) || p.satisfied_by(q)) =>
+            {
+                repeated += 1
+            }
+            Some(p) => platforms.push(p),
+        }
+    }
+    if platforms.len() < 2 {
+        return Ok(None);
+    }
+    let mut notes = Vec::new();
+    if attestations > 0 {
+        notes.push(format!(
+            "left out {attestations} attestation {} (platform unknown/unknown): what they attest is the source's images, not these",
+            if attestations == 1 { "manifest" } else { "manifests" }
+        ));
+    }
+    if unnamed > 0 {
+        notes.push(format!(
+            "left out {unnamed} index {} without a platform",
+            if unnamed == 1 { "entry" } else { "entries" }
+        ));
+    }
+    if repeated > 0 {
+        notes.push(format!(
+            "left out {repeated} index {} repeating a platform already listed",
+            if repeated == 1 { "entry" } else { "entries" }
+        ));
+    }
+    Ok(Some((platforms, notes)))
+}
+
+/// Which suggestions `--only` and `--skip` leave (see [`Choice::resolve`]).
+type Resolved = (Option<BTreeSet<SuggestionKind>>, BTreeSet<SuggestionKind>);
+
+/// One image planned: read, advised, and the report before anything is written.
+struct Plan {
+    source: Arc<crate::source::Source>,
+    analysis: ImageAnalysis,
+    /// The layers advise priced stretch by stretch, written that way.
+    spliced: BTreeSet<usize>,
+    chosen: Vec<Chosen>,
+    per_layer: BTreeMap<usize, HashMap<String, EntryChange>>,
+    recompress: Option<(crate::layer::Compression, i32)>,
+    report: ApplyReport,
+}
+
+/// One image: today's `apply`, a manifest the tag names.
+async fn apply_single(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    choice: &Resolved,
+    pusher: Option<&push::Push>,
+    kept_entries: Vec<serde_json::Value>,
+    progress: Arc<dyn Progress>,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = plan(
+        image,
+        target,
+        options,
+        &options.inspect,
+        choice,
+        Arc::clone(&progress),
+    )
+    .await?;
+    if options.dry_run {
+        return Ok(plan.report);
+    }
+    let (layout, staging) = target.layout()?;
+    let written = write_image(
+        &plan,
+        &layout,
+        options,
+        &HashSet::new(),
+        Arc::clone(&progress),
+    )
+    .await?;
+    let mut entry = manifest_entry(&written, &plan.analysis.image.platform);
+    if let Some(tag) = &layout.tag {
+        entry["annotations"] = json!({ REF_NAME: tag });
+    }
+    write_index_json(&layout, kept_entries, entry)?;
+    target.export(
+        &layout,
+        Some((&written.config_digest, &written.layer_digests)),
+    )?;
+    let mut notes = Vec::new();
+    if let (Some(push), Target::Registry { reference }) = (pusher, target) {
+        let mount_from = mount_source(image, reference);
+        push.authorize().await?;
+        let stats = push
+            .push_blobs(
+                &layout.dir,
+                &written.blobs,
+                mount_from,
+                options.advise.concurrency,
+                Arc::clone(&progress),
+            )
+            .await?;
+        push.push_manifest(None, &written.manifest_bytes, OCI_MANIFEST)
+            .await?;
+        notes.push(format!(
+            "{}; the manifest last",
+            push_note(&stats, mount_from)
+        ));
+    }
+    drop(staging);
+    let reread = read_back(target, options, None).await?;
+    // A docker-archive has no registry manifest (its digest is that of its
+    // manifest.json entry); its config is what names the image.
+    if matches!(target, Target::DockerArchive { .. })
+        && reread.image.config_digest != written.config_digest
+    {
+        return Err(ApplyError::Verify(format!(
+            "{} holds config {}, not the {} written",
+            target.display(),
+            reread.image.config_digest,
+            written.config_digest
+        )));
+    }
+    let mut report = finish(plan, &written, &reread, target)?;
+    report.notes.extend(notes);
+    Ok(report)
+}
+
+/// Every platform of an index, each as `apply_single` makes one, under a new index
+/// the tag names. Written in the index's order, so the same input gives the same
+/// index digest.
+#[allow(clippy::too_many_arguments)]
+async fn apply_multi(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    choice: &Resolved,
+    pusher: Option<&push::Push>,
+    kept_entries: Vec<serde_json::Value>,
+    platforms: Vec<Platform>,
+    mut notes: Vec<String>,
+    progress: Arc<dyn Progress>,
+) -> Result<MultiApplyReport, ApplyError> {
+    let mut plans = Vec::with_capacity(platforms.len());
+    for platform in &platforms {
+        let mut inspect = options.inspect.clone();
+        inspect.platform = platform.clone();
+        inspect.explicit_platform = true;
+        plans.push(
+            plan(
+                image,
+                target,
+                options,
+                &inspect,
+                choice,
+                Arc::clone(&progress),
+            )
+            .await?,
+        );
+    }
+    if options.dry_run {
+        return Ok(MultiApplyReport {
+            schema_version: image::SCHEMA_VERSION,
+            target: target.display(),
+            index_digest: None,
+            platforms: plans.into_iter().map(|p| p.report).collect(),
+            notes,
+        });
+    }
+    let (layout, staging) = target.layout()?;
+    let mut copied = HashSet::new();
+    let mut written = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let one = write_image(plan, &layout, options, &copied, Arc::clone(&progress)).await?;
+        copied.extend(one.blobs.iter().map(|(digest, _)| digest.clone()));
+        written.push(one);
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": written
+            .iter()
+            .zip(&platforms)
+            .map(|(w, platform)| manifest_entry(w, platform))
+            .collect::<Vec<_>>(),
+    });
+    let index_bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| ApplyError::Task(format!("serialising the index: {e}")))?;
+    let index_digest = Digest::of_bytes(&index_bytes);
+    let blobs = layout.dir.join("blobs").join("sha256");
+    writer::write_small(&blobs, &blobs.join(index_digest.hex()), &index_bytes)?;
+    let mut entry = json!({
+        "mediaType": OCI_INDEX,
+        "digest": index_digest.to_string(),
+        "size": index_bytes.len(),
+    });
+    if let Some(tag) = &layout.tag {
+        entry["annotations"] = json!({ REF_NAME: tag });
+    }
+    write_index_json(&layout, kept_entries, entry)?;
+    target.export(&layout, None)?;
+    if let (Some(push), Target::Registry { reference }) = (pusher, target) {
+        let mount_from = mount_source(image, reference);
+        push.authorize().await?;
+        // A layer two platforms share is one blob, sent once.
+        let mut seen = HashSet::new();
+        let all: Vec<(Digest, u64)> = written
+            .iter()
+            .flat_map(|w| w.blobs.iter().cloned())
+            .filter(|(digest, _)| seen.insert(digest.clone()))
+            .collect();
+        let stats = push
+            .push_blobs(
+                &layout.dir,
+                &all,
+                mount_from,
+                options.advise.concurrency,
+                Arc::clone(&progress),
+            )
+            .await?;
+        // Manifests by digest first: the tag names the index only once all it lists is there.
+        for w in &written {
+            push.push_manifest(Some(&w.manifest_digest), &w.manifest_bytes, OCI_MANIFEST)
+                .await?;
+        }
+        push.push_manifest(None, &index_bytes, OCI_INDEX).await?;
+        notes.push(format!(
+            "{}; then the {} manifests by digest, the index last",
+            push_note(&stats, mount_from),
+            written.len()
+        ));
+        let tagged = push.tag_digest().await?;
+        if tagged != index_digest {
+            return Err(ApplyError::Verify(format!(
+                "{} names {tagged}, not the index {index_digest} pushed",
+                target.display()
+            )));
+        }
+    }
+    drop(staging);
+    notes.push(
+        "the new index has a new digest: signatures and attestations made for the source's index (cosign, notation) do not apply to it; sign it again".into(),
+    );
+    let mut reports = Vec::with_capacity(plans.len());
+    for ((plan, written), platform) in plans.into_iter().zip(&written).zip(&platforms) {
+        let reread = read_back(target, options, Some(platform)).await?;
+        reports.push(finish(plan, written, &reread, target)?);
+    }
+    Ok(MultiApplyReport {
+        schema_version: image::SCHEMA_VERSION,
+        target: target.display(),
+        index_digest: Some(index_digest.to_string()),
+        platforms: reports,
+        notes,
+    })
+}
+
+/// Blobs the source repository holds on the same registry are mounted, not sent.
+fn mount_source<'a>(
+    image: &'a ImageRef,
+    reference: &oci_client::Reference,
+) -> Option<&'a oci_client::Reference> {
+    match image {
+        ImageRef::Registry(source)
+            if source.resolve_registry() == reference.resolve_registry()
+                && source.repository() != reference.repository() =>
+        {
+            Some(source)
+        }
+        _ => None,
+    }
+}
+
+/// An index entry for a written manifest.
+fn manifest_entry(written: &Written, platform: &Platform) -> serde_json::Value {
+    let mut platform_json = json!({"architecture": platform.architecture, "os": platform.os});
+    if let Some(variant) = &platform.variant {
+        platform_json["variant"] = json!(variant);
+    }
+    json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": written.manifest_digest.to_string(),
+        "size": written.manifest_bytes.len(),
+        "platform": platform_json,
+    })
+}
+
+/// `index.json`: the entries kept and the new one. Written last: until it names the
+/// new image, the image is not in the layout.
+fn write_index_json(
+    layout: &LayoutTarget,
+    mut entries: Vec<serde_json::Value>,
+    entry: serde_json::Value,
+) -> Result<(), ApplyError> {
+    let dir = &layout.dir;
+    let layout_file = dir.join("oci-layout");
+    if !layout_file.is_file() {
+        writer::write_small(dir, &layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    }
+    entries.push(entry);
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+    let bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| ApplyError::Task(format!("serialising index.json: {e}")))?;
+    writer::write_small(dir, &dir.join("index.json"), &bytes)
+}
+
+/// The target read as inspect would, every layer again (no memo from the first
+/// read); `platform`: the one image of an index to read.
+async fn read_back(
+    target: &Target,
+    options: &ApplyOptions,
+    platform: Option<&Platform>,
+) -> Result<ImageAnalysis, ApplyError> {
+    let mut verify_options = options.inspect.clone();
+    verify_options.layer_memo = Default::default();
+    verify_options.extras = Default::default();
+    if let Some(platform) = platform {
+        verify_options.platform = platform.clone();
+        verify_options.explicit_platform = true;
+    }
+    image::inspect(
+        &target.image_ref(),
+        &verify_options,
+        Arc::new(image::NoProgress),
+    )
+    .await
+    .map_err(|e| ApplyError::Verify(e.to_string()))
+}
+
+/// Reads, advises and plans one image (`inspect` names its platform).
+async fn plan(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    inspect: &InspectOptions,
+    choice: &Resolved,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, ApplyError> {
+    let (only, skip) = choice;
     let (source, analysis) =
-        image::inspect_keeping_source(image, &options.inspect, Arc::clone(&progress)).await?;
+        image::inspect_keeping_source(image, inspect, Arc::clone(&progress)).await?;
     // Strips priced for the strip that is made.
     let advise_options = AdviseOptions {
         strip_mode: options.strip_mode,
@@ -491,7 +908,7 @@ pub async fn apply(
             .saturating_sub(chosen.iter().map(|c| c.saved_bytes).sum()),
     };
     let created_by = analysis.created_by();
-    let mut report = ApplyReport {
+    let report = ApplyReport {
         schema_version: image::SCHEMA_VERSION,
         image: analysis.info(),
         target: target.display(),
@@ -562,9 +979,6 @@ pub async fn apply(
             .chain(change_notes(&analysis, recompress, options.dry_run))
             .collect(),
     };
-    if options.dry_run {
-        return Ok(report);
-    }
     // Where advise priced a layer stretch by stretch, the layer is written that way.
     let spliced: BTreeSet<usize> = advice
         .measurements
@@ -572,69 +986,34 @@ pub async fn apply(
         .filter(|m| m.method == advice::rebuild::Method::Segments)
         .map(|m| m.layer)
         .collect();
-    let (layout, staging) = target.layout()?;
-    let written = write_image(
-        &source,
-        &analysis,
-        &spliced,
-        &chosen,
-        &per_layer,
-        &layout,
-        kept_entries,
-        options,
+    Ok(Plan {
+        source,
+        analysis,
+        spliced,
+        chosen,
+        per_layer,
         recompress,
-        Arc::clone(&progress),
-    )
-    .await?;
-    target.export(&layout, &written.config_digest, &written.layer_digests)?;
-    if let (Some(push), Target::Registry { reference }) = (&pusher, target) {
-        // Blobs the source repository holds on the same registry are mounted.
-        let mount_from = match image {
-            ImageRef::Registry(source)
-                if source.resolve_registry() == reference.resolve_registry()
-                    && source.repository() != reference.repository() =>
-            {
-                Some(source)
-            }
-            _ => None,
-        };
-        let stats = push
-            .push(
-                &layout.dir,
-                &written.blobs,
-                &written.manifest_bytes,
-                OCI_MANIFEST,
-                mount_from,
-                options.advise.concurrency,
-                Arc::clone(&progress),
-            )
-            .await?;
-        report.notes.push(push_note(&stats, mount_from));
-    }
-    drop(staging);
-    // Read back as inspect would, every layer again (no memo from the first read).
-    let mut verify_options = options.inspect.clone();
-    verify_options.layer_memo = Default::default();
-    verify_options.extras = Default::default();
-    let reread = image::inspect(
-        &target.image_ref(),
-        &verify_options,
-        Arc::new(image::NoProgress),
-    )
-    .await
-    .map_err(|e| ApplyError::Verify(e.to_string()))?;
-    // A docker-archive has no registry manifest (its digest is that of its
-    // manifest.json entry); its config is what names the image.
-    if matches!(target, Target::DockerArchive { .. }) {
-        if reread.image.config_digest != written.config_digest {
-            return Err(ApplyError::Verify(format!(
-                "{} holds config {}, not the {} written",
-                target.display(),
-                reread.image.config_digest,
-                written.config_digest
-            )));
-        }
-    } else if reread.image.manifest_digest != written.manifest_digest {
+        report,
+    })
+}
+
+/// The plan's report with what was written and read back, once that is checked.
+fn finish(
+    plan: Plan,
+    written: &Written,
+    reread: &ImageAnalysis,
+    target: &Target,
+) -> Result<ApplyReport, ApplyError> {
+    let Plan {
+        analysis,
+        per_layer,
+        recompress,
+        mut report,
+        ..
+    } = plan;
+    if !matches!(target, Target::DockerArchive { .. })
+        && reread.image.manifest_digest != written.manifest_digest
+    {
         return Err(ApplyError::Verify(format!(
             "{} names manifest {}, not the {} written",
             target.display(),
@@ -642,7 +1021,7 @@ pub async fn apply(
             written.manifest_digest
         )));
     }
-    reread_check(&analysis, &reread, &per_layer, recompress.is_some())?;
+    reread_check(&analysis, reread, &per_layer, recompress.is_some())?;
     report.manifest_digest = Some(written.manifest_digest.to_string());
     report.after = Some(Sizes {
         compressed_bytes: reread.compressed_bytes(),
@@ -720,7 +1099,7 @@ fn push_note(stats: &push::PushStats, mount_from: Option<&oci_client::Reference>
     if stats.present > 0 {
         parts.push(format!("{} already in the repository", stats.present));
     }
-    format!("{}; the manifest last", parts.join(", "))
+    parts.join(", ")
 }
 
 /// What a person must know besides the sizes.
@@ -793,19 +1172,23 @@ struct Written {
     stripped: HashMap<(usize, String), u64>,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn write_image(
-    source: &Arc<crate::source::Source>,
-    analysis: &ImageAnalysis,
-    spliced: &BTreeSet<usize>,
-    chosen: &[Chosen],
-    per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
+    plan: &Plan,
     target: &LayoutTarget,
-    mut index_entries: Vec<serde_json::Value>,
     options: &ApplyOptions,
-    recompress: Option<(crate::layer::Compression, i32)>,
+    copied: &HashSet<Digest>,
     progress: Arc<dyn Progress>,
 ) -> Result<Written, ApplyError> {
+    let Plan {
+        source,
+        analysis,
+        spliced,
+        chosen,
+        per_layer,
+        recompress,
+        ..
+    } = plan;
+    let recompress = *recompress;
     let dir = &target.dir;
     let blobs = dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| ApplyError::io(&blobs, e))?;
@@ -831,13 +1214,21 @@ async fn write_image(
         let strip_mode = options.strip_mode;
         let descriptor = layer.descriptor.clone();
         let diff_id = layer.diff_id.clone();
+        // Another platform's image already wrote this blob.
+        let already = output.is_none() && copied.contains(&descriptor.digest);
         async move {
-            let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+            if already {
+                progress.advance(descriptor.size);
+            }
             let Some(output) = output else {
-                let copied = descriptor.clone();
-                tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
-                    .await
-                    .map_err(|e| ApplyError::Task(e.to_string()))??;
+                if !already {
+                    let blob =
+                        image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+                    let copied = descriptor.clone();
+                    tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
+                        .await
+                        .map_err(|e| ApplyError::Task(e.to_string()))??;
+                }
                 return Ok::<_, ApplyError>((
                     LayerDescriptor {
                         media_type: oci_media_type(&descriptor.media_type),
@@ -859,6 +1250,7 @@ async fn write_image(
                     remove.len() - strips
                 ));
             }
+            let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
             let source_descriptor = descriptor.clone();
             let rewritten = tokio::task::spawn_blocking(move || {
                 writer::rewrite_layer(
@@ -1026,30 +1418,6 @@ async fn write_image(
     let manifest_digest = Digest::of_bytes(&manifest_bytes);
     writer::write_small(&blobs, &blobs.join(manifest_digest.hex()), &manifest_bytes)?;
 
-    let layout_file = dir.join("oci-layout");
-    if !layout_file.is_file() {
-        writer::write_small(dir, &layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    }
-    let platform = &analysis.image.platform;
-    let mut platform_json = json!({"architecture": platform.architecture, "os": platform.os});
-    if let Some(variant) = &platform.variant {
-        platform_json["variant"] = json!(variant);
-    }
-    let mut entry = json!({
-        "mediaType": OCI_MANIFEST,
-        "digest": manifest_digest.to_string(),
-        "size": manifest_bytes.len(),
-        "platform": platform_json,
-    });
-    if let Some(tag) = &target.tag {
-        entry["annotations"] = json!({ REF_NAME: tag });
-    }
-    index_entries.push(entry);
-    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries});
-    let index_bytes = serde_json::to_vec_pretty(&index)
-        .map_err(|e| ApplyError::Task(format!("serialising index.json: {e}")))?;
-    // Last: until index.json names it, the new image is not in the layout.
-    writer::write_small(dir, &dir.join("index.json"), &index_bytes)?;
     let blobs = std::iter::once((config_digest.clone(), config_out.len() as u64))
         .chain(descriptors.iter().map(|d| (d.digest.clone(), d.size)))
         .collect();

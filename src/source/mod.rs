@@ -177,6 +177,16 @@ impl Source {
         }
     }
 
+    /// The entries of the index the reference names (its platforms), or `None` when
+    /// it names one manifest or the source has no indexes (archives, engines, pipes).
+    pub async fn index_entries(&self) -> Result<Option<Vec<manifest::IndexEntry>>, SourceError> {
+        match self {
+            Source::Registry(source) => source.index_entries().await,
+            Source::Layout(source) => source.index_entries(),
+            Source::Archive(_) | Source::Daemon(_) | Source::Pipe(_) => Ok(None),
+        }
+    }
+
     /// For sources that can only be read front to back: the image, resolved, with
     /// every layer already scanned. `None` for sources resolved first and read later.
     pub async fn stream_scan(

@@ -7,6 +7,7 @@ mod common;
 
 mod advise;
 mod apply;
+mod apply_platforms;
 mod apply_push;
 mod apply_strip;
 mod apply_targets;
