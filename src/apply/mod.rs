@@ -351,6 +351,12 @@ async fn index_platforms(
     image: &ImageRef,
     options: &InspectOptions,
 ) -> Result<Option<(Vec<Platform>, Vec<String>)>, ApplyError> {
+    // Only these hold indexes; an engine or a pipe is not opened twice.
+    match image {
+        ImageRef::Registry(_) | ImageRef::OciLayout { .. } => {}
+        ImageRef::OciArchive { file, .. } if !crate::source::is_stream(file) => {}
+        _ => return Ok(None),
+    }
     let source = crate::source::Source::open(image, &options.registry)
         .await
         .map_err(InspectError::from)?;
@@ -442,7 +448,7 @@ async fn apply_single(
         &plan,
         &layout,
         options,
-        &HashSet::new(),
+        &WrittenLayers::new(),
         Arc::clone(&progress),
     )
     .await?;
@@ -536,11 +542,12 @@ async fn apply_multi(
         });
     }
     let (layout, staging) = target.layout()?;
-    let mut copied = HashSet::new();
+    // A layer the platforms share, changed the same way, is written once.
+    let mut layers = WrittenLayers::new();
     let mut written = Vec::with_capacity(plans.len());
     for plan in &plans {
-        let one = write_image(plan, &layout, options, &copied, Arc::clone(&progress)).await?;
-        copied.extend(one.blobs.iter().map(|(digest, _)| digest.clone()));
+        let one = write_image(plan, &layout, options, &layers, Arc::clone(&progress)).await?;
+        layers.extend(one.layers.iter().cloned());
         written.push(one);
     }
     let index = json!({
@@ -818,10 +825,17 @@ async fn plan(
     if let Some(only) = &only {
         for kind in only {
             if !chosen.iter().any(|c| c.kind == *kind) {
+                // One platform of an index: the reference alone does not say which.
+                let platform = if inspect.explicit_platform && !options.inspect.explicit_platform {
+                    format!(" ({})", analysis.image.platform)
+                } else {
+                    String::new()
+                };
                 return Err(ApplyError::Refused(format!(
-                    "--only {}: advise makes no such suggestion for {}",
+                    "--only {}: advise makes no such suggestion for {}{}",
                     kind.key(),
-                    crate::text::escape_control(&analysis.image.reference)
+                    crate::text::escape_control(&analysis.image.reference),
+                    crate::text::escape_control(&platform)
                 )));
             }
         }
@@ -1170,13 +1184,34 @@ struct Written {
     methods: Vec<(WriteMethod, u64)>,
     /// The size each stripped binary came out at, by layer and `/path`.
     stripped: HashMap<(usize, String), u64>,
+    /// Each layer as written, for another platform's image to reuse.
+    layers: Vec<(LayerKey, LayerWritten)>,
+}
+
+/// A layer by its source blob, how it is compressed and every change made to it
+/// (path, whether a strip, for which suggestion).
+type LayerKey = (Digest, String, Vec<(String, bool, Option<SuggestionKind>)>);
+
+/// The layers written so far in this run.
+type WrittenLayers = HashMap<LayerKey, LayerWritten>;
+
+/// A layer written: its blob, and what the rewrite did by suggestion.
+#[derive(Clone)]
+struct LayerWritten {
+    descriptor: LayerDescriptor,
+    diff_id: Digest,
+    /// Tar bytes left out or stripped off, per suggestion (`None`: copied).
+    removed: Option<HashMap<SuggestionKind, u64>>,
+    /// Binaries stripped: path, size before, size after.
+    stripped: Vec<(String, u64, u64)>,
+    method: (WriteMethod, u64),
 }
 
 async fn write_image(
     plan: &Plan,
     target: &LayoutTarget,
     options: &ApplyOptions,
-    copied: &HashSet<Digest>,
+    written_before: &WrittenLayers,
     progress: Arc<dyn Progress>,
 ) -> Result<Written, ApplyError> {
     let Plan {
@@ -1198,6 +1233,7 @@ async fn write_image(
     );
     // Layers are written `concurrency` at a time, in order of the manifest.
     let empty = HashMap::new();
+    let kinds: Vec<SuggestionKind> = chosen.iter().map(|c| c.kind).collect();
     let jobs = analysis.layers.iter().enumerate().map(|(index, layer)| {
         let remove = per_layer.get(&index);
         let source = Arc::clone(source);
@@ -1214,31 +1250,45 @@ async fn write_image(
         let strip_mode = options.strip_mode;
         let descriptor = layer.descriptor.clone();
         let diff_id = layer.diff_id.clone();
-        // Another platform's image already wrote this blob.
-        let already = output.is_none() && copied.contains(&descriptor.digest);
+        let kinds = kinds.clone();
+        let mut changes: Vec<(String, bool, Option<SuggestionKind>)> = remove
+            .iter()
+            .map(|(path, change)| {
+                (
+                    path.clone(),
+                    matches!(change, EntryChange::Strip(_)),
+                    kinds.get(change.suggestion()).copied(),
+                )
+            })
+            .collect();
+        changes.sort();
+        let key: LayerKey = (descriptor.digest.clone(), format!("{output:?}"), changes);
+        // Another platform's image holds this layer changed the same way: its blob is
+        // written already.
+        let reused = written_before.get(&key).cloned();
         async move {
-            if already {
+            if let Some(done) = reused {
                 progress.advance(descriptor.size);
+                return Ok::<_, ApplyError>((key, done));
             }
             let Some(output) = output else {
-                if !already {
-                    let blob =
-                        image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
-                    let copied = descriptor.clone();
-                    tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
-                        .await
-                        .map_err(|e| ApplyError::Task(e.to_string()))??;
-                }
-                return Ok::<_, ApplyError>((
-                    LayerDescriptor {
+                let blob =
+                    image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+                let copied = descriptor.clone();
+                tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
+                    .await
+                    .map_err(|e| ApplyError::Task(e.to_string()))??;
+                let done = LayerWritten {
+                    descriptor: LayerDescriptor {
                         media_type: oci_media_type(&descriptor.media_type),
                         ..descriptor
                     },
                     diff_id,
-                    None,
-                    Vec::new(),
-                    (WriteMethod::Copied, 0),
-                ));
+                    removed: None,
+                    stripped: Vec::new(),
+                    method: (WriteMethod::Copied, 0),
+                };
+                return Ok((key, done));
             };
             if !remove.is_empty() {
                 let strips = remove
@@ -1276,20 +1326,27 @@ async fn write_image(
                 }
                 _ => oci_media_type(&descriptor.media_type),
             };
-            Ok((
-                LayerDescriptor {
+            let done = LayerWritten {
+                descriptor: LayerDescriptor {
                     digest: rewritten.digest.clone(),
                     media_type,
                     size: rewritten.size,
                 },
-                rewritten.diff_id.clone(),
-                Some(rewritten.removed_bytes),
-                rewritten.stripped,
+                diff_id: rewritten.diff_id.clone(),
+                removed: Some(
+                    rewritten
+                        .removed_bytes
+                        .iter()
+                        .filter_map(|(index, bytes)| Some((*kinds.get(*index)?, *bytes)))
+                        .collect(),
+                ),
+                stripped: rewritten.stripped,
                 method,
-            ))
+            };
+            Ok((key, done))
         }
     });
-    let results: Vec<_> = futures_util::stream::iter(jobs)
+    let results: Vec<(LayerKey, LayerWritten)> = futures_util::stream::iter(jobs)
         .buffered(options.advise.concurrency.max(1))
         .try_collect()
         .await?;
@@ -1298,18 +1355,24 @@ async fn write_image(
     let mut removed = BTreeMap::new();
     let mut methods = Vec::with_capacity(results.len());
     let mut stripped = HashMap::new();
-    for (index, (descriptor, diff_id, removed_bytes, strips, method)) in
-        results.into_iter().enumerate()
-    {
-        descriptors.push(descriptor);
-        diff_ids.push(diff_id);
-        if let Some(bytes) = removed_bytes {
-            removed.insert(index, bytes);
+    for (index, (_, done)) in results.iter().enumerate() {
+        descriptors.push(done.descriptor.clone());
+        diff_ids.push(done.diff_id.clone());
+        if let Some(by_kind) = &done.removed {
+            removed.insert(
+                index,
+                by_kind
+                    .iter()
+                    .filter_map(|(kind, bytes)| {
+                        Some((kinds.iter().position(|k| k == kind)?, *bytes))
+                    })
+                    .collect(),
+            );
         }
-        for (path, _, after) in strips {
-            stripped.insert((index, path), after);
+        for (path, _, after) in &done.stripped {
+            stripped.insert((index, path.clone()), *after);
         }
-        methods.push(method);
+        methods.push(done.method);
     }
 
     // The config: the source's, with the new diff_ids and one history entry.
@@ -1430,6 +1493,7 @@ async fn write_image(
         removed,
         methods,
         stripped,
+        layers: results,
     })
 }
 

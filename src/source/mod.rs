@@ -19,6 +19,7 @@ use crate::reference::ImageRef;
 use crate::registry::{RegistryError, RegistryOptions};
 
 pub use manifest::{ImageConfig, LayerDescriptor, Platform};
+pub(crate) use pipe::is_stream;
 pub(crate) use registry::within;
 
 /// Manifests, indexes and configs larger than this are refused: the distribution spec

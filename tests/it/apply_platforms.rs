@@ -88,7 +88,8 @@ fn check_platforms(home: &std::path::Path, report: &Value, target: &str) {
             platform["after"]["uncompressed_bytes"]
         );
     }
-    // The platforms differ, and share their untouched last layer.
+    // The platforms differ, share their untouched last layer, and their first layer
+    // comes out the same from the same change (written once, reported alike).
     let [a, b] = platforms(report).as_slice() else {
         panic!("two platforms");
     };
@@ -98,6 +99,21 @@ fn check_platforms(home: &std::path::Path, report: &Value, target: &str) {
         b["layers"][4]["after"]["digest"]
     );
     assert_eq!(a["layers"][4]["after"]["written"], "copied");
+    assert_eq!(a["layers"][0]["after"], b["layers"][0]["after"]);
+    assert_ne!(
+        a["layers"][1]["after"]["digest"],
+        b["layers"][1]["after"]["digest"]
+    );
+    let docs = |p: &Value| {
+        p["applied"]
+            .as_array()
+            .expect("applied")
+            .iter()
+            .find(|s| s["id"] == "drop-docs")
+            .map(|s| s["saved_bytes"].clone())
+    };
+    assert_eq!(docs(a), docs(b));
+    assert!(docs(a).is_some_and(|s| s.as_u64().is_some_and(|n| n > 0)));
 }
 
 /// The index `raw` lists the two platforms' manifests, in the report's order, with
