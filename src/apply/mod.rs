@@ -321,13 +321,7 @@ pub async fn apply(
             crate::text::escape_control(&target.display()),
             crate::text::escape_control(&image.to_string()),
             platforms.len(),
-            crate::text::escape_control(
-                &platforms
-                    .iter()
-                    .map(Platform::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            crate::text::escape_control(&listed(&platforms))
         )));
     }
     apply_multi(
@@ -343,6 +337,20 @@ pub async fn apply(
     )
     .await
     .map(ApplyOutcome::Multi)
+}
+
+/// The first platforms, for a one-line message: an index may list hundreds.
+fn listed(platforms: &[Platform]) -> String {
+    const SHOWN: usize = 12;
+    let mut names: Vec<String> = platforms
+        .iter()
+        .take(SHOWN)
+        .map(Platform::to_string)
+        .collect();
+    if platforms.len() > SHOWN {
+        names.push(format!("and {} more", platforms.len() - SHOWN));
+    }
+    names.join(", ")
 }
 
 /// The platforms of the index `image` names, in its order, and what was left out of
