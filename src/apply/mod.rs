@@ -32,10 +32,11 @@ use crate::image::{self, ImageAnalysis, InspectError, InspectOptions, Progress};
 use crate::layer::LayerError;
 use crate::reference::ImageRef;
 use crate::report::apply::{
-    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, Sizes, StrippedBinary, WriteMethod,
+    AppliedSuggestion, ApplyReport, LayerAfter, LayerChange, MultiApplyReport, Sizes,
+    StrippedBinary, WriteMethod,
 };
 use crate::source::manifest::{OCI_INDEX, OCI_MANIFEST};
-use crate::source::{LayerDescriptor, SourceError};
+use crate::source::{LayerDescriptor, Platform, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -268,13 +269,20 @@ struct Chosen {
     strip: Option<Vec<advice::StripFile>>,
 }
 
+/// What `apply` made: one image, or (from a multi-platform index, no `--platform`)
+/// one per platform under a new index.
+pub enum ApplyOutcome {
+    Single(ApplyReport),
+    Multi(MultiApplyReport),
+}
+
 pub async fn apply(
     image: &ImageRef,
     target: &Target,
     options: &ApplyOptions,
     progress: Arc<dyn Progress>,
-) -> Result<ApplyReport, ApplyError> {
-    let (only, skip) = options.choice.resolve()?;
+) -> Result<ApplyOutcome, ApplyError> {
+    let choice = options.choice.resolve()?;
     target.check_archive(image, options.force)?;
     let pusher = match target {
         Target::Registry { reference } => {
@@ -307,8 +315,437 @@ pub async fn apply(
         )?,
         _ => vec![],
     };
+    // `--platform` is a promise of one image; without it an index is made whole.
+    let platforms = if options.inspect.explicit_platform {
+        None
+    } else {
+        index_platforms(image, &options.inspect).await?
+    };
+    let Some((platforms, index_notes)) = platforms else {
+        return apply_single(
+            image,
+            target,
+            options,
+            &choice,
+            pusher.as_ref(),
+            kept_entries,
+            progress,
+        )
+        .await
+        .map(ApplyOutcome::Single);
+    };
+    if matches!(target, Target::DockerArchive { .. }) {
+        return Err(ApplyError::Refused(format!(
+            "--to {}: docker load takes one platform and {} is an index of {} ({}); choose one with --platform, or write oci-archive: or a registry for them all",
+            crate::text::escape_control(&target.display()),
+            crate::text::escape_control(&image.to_string()),
+            platforms.len(),
+            crate::text::escape_control(&listed(&platforms))
+        )));
+    }
+    apply_multi(
+        image,
+        target,
+        options,
+        &choice,
+        pusher.as_ref(),
+        kept_entries,
+        platforms,
+        index_notes,
+        progress,
+    )
+    .await
+    .map(ApplyOutcome::Multi)
+}
+
+/// The first platforms, for a one-line message: an index may list hundreds.
+fn listed(platforms: &[Platform]) -> String {
+    const SHOWN: usize = 12;
+    let mut names: Vec<String> = platforms
+        .iter()
+        .take(SHOWN)
+        .map(Platform::to_string)
+        .collect();
+    if platforms.len() > SHOWN {
+        names.push(format!("and {} more", platforms.len() - SHOWN));
+    }
+    names.join(", ")
+}
+
+/// The platforms of the index `image` names, in its order, and what was left out of
+/// it; `None` when it names one image (or an index with a single one).
+async fn index_platforms(
+    image: &ImageRef,
+    options: &InspectOptions,
+) -> Result<Option<(Vec<Platform>, Vec<String>)>, ApplyError> {
+    // Only these hold indexes; an engine or a pipe is not opened twice.
+    match image {
+        ImageRef::Registry(_) | ImageRef::OciLayout { .. } => {}
+        ImageRef::OciArchive { file, .. } if !crate::source::is_stream(file) => {}
+        _ => return Ok(None),
+    }
+    let source = crate::source::Source::open(image, &options.registry)
+        .await
+        .map_err(InspectError::from)?;
+    let Some(entries) = source.index_entries().await.map_err(InspectError::from)? else {
+        return Ok(None);
+    };
+    let mut platforms: Vec<Platform> = Vec::new();
+    let (mut attestations, mut unnamed, mut repeated) = (0, 0, 0);
+    for entry in entries {
+        match entry.platform {
+            Some(p) if p.os == "unknown" || p.architecture == "unknown" => attestations += 1,
+            None => unnamed += 1,
+            // The platform is how each image is found again; a second entry for the
+            // same one could not be.
+            Some(p)
+                if platforms
+                    .iter()
+                    .any(|q| q.satisfied_by(&p) || p.satisfied_by(q)) =>
+            {
+                repeated += 1
+            }
+            Some(p) => platforms.push(p),
+        }
+    }
+    if platforms.len() < 2 {
+        return Ok(None);
+    }
+    let mut notes = Vec::new();
+    if attestations > 0 {
+        notes.push(format!(
+            "left out {attestations} attestation {} (platform unknown/unknown): what they attest is the source's images, not these",
+            if attestations == 1 { "manifest" } else { "manifests" }
+        ));
+    }
+    if unnamed > 0 {
+        notes.push(format!(
+            "left out {unnamed} index {} without a platform",
+            if unnamed == 1 { "entry" } else { "entries" }
+        ));
+    }
+    if repeated > 0 {
+        notes.push(format!(
+            "left out {repeated} index {} repeating a platform already listed",
+            if repeated == 1 { "entry" } else { "entries" }
+        ));
+    }
+    Ok(Some((platforms, notes)))
+}
+
+/// Which suggestions `--only` and `--skip` leave (see [`Choice::resolve`]).
+type Resolved = (Option<BTreeSet<SuggestionKind>>, BTreeSet<SuggestionKind>);
+
+/// One image planned: read, advised, and the report before anything is written.
+struct Plan {
+    source: Arc<crate::source::Source>,
+    analysis: ImageAnalysis,
+    /// The layers advise priced stretch by stretch, written that way.
+    spliced: BTreeSet<usize>,
+    chosen: Vec<Chosen>,
+    per_layer: BTreeMap<usize, HashMap<String, EntryChange>>,
+    recompress: Option<(crate::layer::Compression, i32)>,
+    /// `--squash` (or `--base`): the first layer squashed and how it is compressed.
+    squash: Option<(usize, (crate::layer::Compression, i32))>,
+    /// `--base`: the base read.
+    rebase: Option<rebase::Rebase>,
+    report: ApplyReport,
+}
+
+/// One image: today's `apply`, a manifest the tag names.
+async fn apply_single(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    choice: &Resolved,
+    pusher: Option<&push::Push>,
+    kept_entries: Vec<serde_json::Value>,
+    progress: Arc<dyn Progress>,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = plan(
+        image,
+        target,
+        options,
+        &options.inspect,
+        choice,
+        Arc::clone(&progress),
+    )
+    .await?;
+    if options.dry_run {
+        return Ok(plan.report);
+    }
+    let (layout, staging) = target.layout()?;
+    let written = write_image(
+        &plan,
+        &layout,
+        options,
+        &WrittenLayers::new(),
+        Arc::clone(&progress),
+    )
+    .await?;
+    let mut entry = manifest_entry(&written, &plan.analysis.image.platform);
+    if let Some(tag) = &layout.tag {
+        entry["annotations"] = json!({ REF_NAME: tag });
+    }
+    write_index_json(&layout, kept_entries, entry)?;
+    target.export(
+        &layout,
+        Some((&written.config_digest, &written.layer_digests)),
+    )?;
+    let mut notes = Vec::new();
+    if let (Some(push), Target::Registry { reference }) = (pusher, target) {
+        let mount_from = mount_source(image, reference);
+        push.authorize().await?;
+        let stats = push
+            .push_blobs(
+                &layout.dir,
+                &written.blobs,
+                mount_from,
+                options.advise.concurrency,
+                Arc::clone(&progress),
+            )
+            .await?;
+        push.push_manifest(None, &written.manifest_bytes, OCI_MANIFEST)
+            .await?;
+        notes.push(format!(
+            "{}; the manifest last",
+            push_note(&stats, mount_from)
+        ));
+    }
+    drop(staging);
+    let reread = read_back(target, options, None).await?;
+    // A docker-archive has no registry manifest (its digest is that of its
+    // manifest.json entry); its config is what names the image.
+    if matches!(target, Target::DockerArchive { .. })
+        && reread.image.config_digest != written.config_digest
+    {
+        return Err(ApplyError::Verify(format!(
+            "{} holds config {}, not the {} written",
+            target.display(),
+            reread.image.config_digest,
+            written.config_digest
+        )));
+    }
+    let mut report = finish(plan, &written, &reread, target)?;
+    report.notes.extend(notes);
+    Ok(report)
+}
+
+/// Every platform of an index, each as `apply_single` makes one, under a new index
+/// the tag names. Written in the index's order, so the same input gives the same
+/// index digest.
+#[allow(clippy::too_many_arguments)]
+async fn apply_multi(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    choice: &Resolved,
+    pusher: Option<&push::Push>,
+    kept_entries: Vec<serde_json::Value>,
+    platforms: Vec<Platform>,
+    mut notes: Vec<String>,
+    progress: Arc<dyn Progress>,
+) -> Result<MultiApplyReport, ApplyError> {
+    let mut plans = Vec::with_capacity(platforms.len());
+    for platform in &platforms {
+        let mut inspect = options.inspect.clone();
+        inspect.platform = platform.clone();
+        inspect.explicit_platform = true;
+        plans.push(
+            plan(
+                image,
+                target,
+                options,
+                &inspect,
+                choice,
+                Arc::clone(&progress),
+            )
+            .await?,
+        );
+    }
+    if options.dry_run {
+        return Ok(MultiApplyReport {
+            schema_version: image::SCHEMA_VERSION,
+            target: target.display(),
+            index_digest: None,
+            platforms: plans.into_iter().map(|p| p.report).collect(),
+            notes,
+        });
+    }
+    let (layout, staging) = target.layout()?;
+    // A layer the platforms share, changed the same way, is written once.
+    let mut layers = WrittenLayers::new();
+    let mut written = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let one = write_image(plan, &layout, options, &layers, Arc::clone(&progress)).await?;
+        layers.extend(one.layers.iter().cloned());
+        written.push(one);
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": written
+            .iter()
+            .zip(&platforms)
+            .map(|(w, platform)| manifest_entry(w, platform))
+            .collect::<Vec<_>>(),
+    });
+    let index_bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| ApplyError::Task(format!("serialising the index: {e}")))?;
+    let index_digest = Digest::of_bytes(&index_bytes);
+    let blobs = layout.dir.join("blobs").join("sha256");
+    writer::write_small(&blobs, &blobs.join(index_digest.hex()), &index_bytes)?;
+    let mut entry = json!({
+        "mediaType": OCI_INDEX,
+        "digest": index_digest.to_string(),
+        "size": index_bytes.len(),
+    });
+    if let Some(tag) = &layout.tag {
+        entry["annotations"] = json!({ REF_NAME: tag });
+    }
+    write_index_json(&layout, kept_entries, entry)?;
+    target.export(&layout, None)?;
+    if let (Some(push), Target::Registry { reference }) = (pusher, target) {
+        let mount_from = mount_source(image, reference);
+        push.authorize().await?;
+        // A layer two platforms share is one blob, sent once.
+        let mut seen = HashSet::new();
+        let all: Vec<(Digest, u64)> = written
+            .iter()
+            .flat_map(|w| w.blobs.iter().cloned())
+            .filter(|(digest, _)| seen.insert(digest.clone()))
+            .collect();
+        let stats = push
+            .push_blobs(
+                &layout.dir,
+                &all,
+                mount_from,
+                options.advise.concurrency,
+                Arc::clone(&progress),
+            )
+            .await?;
+        // Manifests by digest first: the tag names the index only once all it lists is there.
+        for w in &written {
+            push.push_manifest(Some(&w.manifest_digest), &w.manifest_bytes, OCI_MANIFEST)
+                .await?;
+        }
+        push.push_manifest(None, &index_bytes, OCI_INDEX).await?;
+        notes.push(format!(
+            "{}; then the {} manifests by digest, the index last",
+            push_note(&stats, mount_from),
+            written.len()
+        ));
+        let tagged = push.tag_digest().await?;
+        if tagged != index_digest {
+            return Err(ApplyError::Verify(format!(
+                "{} names {tagged}, not the index {index_digest} pushed",
+                target.display()
+            )));
+        }
+    }
+    drop(staging);
+    notes.push(
+        "the new index has a new digest: signatures and attestations made for the source's index (cosign, notation) do not apply to it; sign it again".into(),
+    );
+    let mut reports = Vec::with_capacity(plans.len());
+    for ((plan, written), platform) in plans.into_iter().zip(&written).zip(&platforms) {
+        let reread = read_back(target, options, Some(platform)).await?;
+        reports.push(finish(plan, written, &reread, target)?);
+    }
+    Ok(MultiApplyReport {
+        schema_version: image::SCHEMA_VERSION,
+        target: target.display(),
+        index_digest: Some(index_digest.to_string()),
+        platforms: reports,
+        notes,
+    })
+}
+
+/// Blobs the source repository holds on the same registry are mounted, not sent.
+fn mount_source<'a>(
+    image: &'a ImageRef,
+    reference: &oci_client::Reference,
+) -> Option<&'a oci_client::Reference> {
+    match image {
+        ImageRef::Registry(source)
+            if source.resolve_registry() == reference.resolve_registry()
+                && source.repository() != reference.repository() =>
+        {
+            Some(source)
+        }
+        _ => None,
+    }
+}
+
+/// An index entry for a written manifest.
+fn manifest_entry(written: &Written, platform: &Platform) -> serde_json::Value {
+    let mut platform_json = json!({"architecture": platform.architecture, "os": platform.os});
+    if let Some(variant) = &platform.variant {
+        platform_json["variant"] = json!(variant);
+    }
+    json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": written.manifest_digest.to_string(),
+        "size": written.manifest_bytes.len(),
+        "platform": platform_json,
+    })
+}
+
+/// `index.json`: the entries kept and the new one. Written last: until it names the
+/// new image, the image is not in the layout.
+fn write_index_json(
+    layout: &LayoutTarget,
+    mut entries: Vec<serde_json::Value>,
+    entry: serde_json::Value,
+) -> Result<(), ApplyError> {
+    let dir = &layout.dir;
+    let layout_file = dir.join("oci-layout");
+    if !layout_file.is_file() {
+        writer::write_small(dir, &layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    }
+    entries.push(entry);
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+    let bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| ApplyError::Task(format!("serialising index.json: {e}")))?;
+    writer::write_small(dir, &dir.join("index.json"), &bytes)
+}
+
+/// The target read as inspect would; `platform`: the one image of an index to read.
+/// A layer copied unchanged was verified against its digest as it was copied, so its
+/// first read stands (the memo is keyed by digest); every layer written anew is read
+/// again in full.
+async fn read_back(
+    target: &Target,
+    options: &ApplyOptions,
+    platform: Option<&Platform>,
+) -> Result<ImageAnalysis, ApplyError> {
+    let mut verify_options = options.inspect.clone();
+    verify_options.extras = Default::default();
+    if let Some(platform) = platform {
+        verify_options.platform = platform.clone();
+        verify_options.explicit_platform = true;
+    }
+    image::inspect(
+        &target.image_ref(),
+        &verify_options,
+        Arc::new(image::NoProgress),
+    )
+    .await
+    .map_err(|e| ApplyError::Verify(e.to_string()))
+}
+
+/// Reads, advises and plans one image (`inspect` names its platform).
+async fn plan(
+    image: &ImageRef,
+    target: &Target,
+    options: &ApplyOptions,
+    inspect: &InspectOptions,
+    choice: &Resolved,
+    progress: Arc<dyn Progress>,
+) -> Result<Plan, ApplyError> {
+    let (only, skip) = choice;
     let (source, analysis) =
-        image::inspect_keeping_source(image, &options.inspect, Arc::clone(&progress)).await?;
+        image::inspect_keeping_source(image, inspect, Arc::clone(&progress)).await?;
     // Strips priced for the strip that is made.
     let advise_options = AdviseOptions {
         strip_mode: options.strip_mode,
@@ -491,10 +928,17 @@ pub async fn apply(
     if let Some(only) = &only {
         for kind in only {
             if !chosen.iter().any(|c| c.kind == *kind) {
+                // One platform of an index: the reference alone does not say which.
+                let platform = if inspect.explicit_platform && !options.inspect.explicit_platform {
+                    format!(" ({})", analysis.image.platform)
+                } else {
+                    String::new()
+                };
                 return Err(ApplyError::Refused(format!(
-                    "--only {}: advise makes no such suggestion for {}",
+                    "--only {}: advise makes no such suggestion for {}{}",
                     kind.key(),
-                    crate::text::escape_control(&analysis.image.reference)
+                    crate::text::escape_control(&analysis.image.reference),
+                    crate::text::escape_control(&platform)
                 )));
             }
         }
@@ -638,7 +1082,7 @@ pub async fn apply(
             .saturating_sub(chosen.iter().map(|c| c.saved_bytes).sum()),
     };
     let created_by = analysis.created_by();
-    let mut report = ApplyReport {
+    let report = ApplyReport {
         schema_version: image::SCHEMA_VERSION,
         image: analysis.info(),
         target: target.display(),
@@ -712,9 +1156,6 @@ pub async fn apply(
             .chain(change_notes(&analysis, recompress, options.dry_run))
             .collect(),
     };
-    if options.dry_run {
-        return Ok(report);
-    }
     // Where advise priced a layer stretch by stretch, the layer is written that way.
     let spliced: BTreeSet<usize> = advice
         .measurements
@@ -722,73 +1163,41 @@ pub async fn apply(
         .filter(|m| m.method == advice::rebuild::Method::Segments)
         .map(|m| m.layer)
         .collect();
-    let (layout, staging) = target.layout()?;
-    let squash_output = squash.map(|from| (from, squash_compression(&analysis, from, recompress)));
-    let written = write_image(
-        &source,
-        &analysis,
-        squash_output,
-        rebase.as_ref(),
-        &spliced,
-        &chosen,
-        &per_layer,
-        &layout,
-        kept_entries,
-        options,
+    let squash = squash.map(|from| (from, squash_compression(&analysis, from, recompress)));
+    Ok(Plan {
+        source,
+        analysis,
+        spliced,
+        chosen,
+        per_layer,
         recompress,
-        Arc::clone(&progress),
-    )
-    .await?;
-    target.export(&layout, &written.config_digest, &written.layer_digests)?;
-    if let (Some(push), Target::Registry { reference }) = (&pusher, target) {
-        // Blobs the source repository holds on the same registry are mounted.
-        let mount_from = match image {
-            ImageRef::Registry(source)
-                if source.resolve_registry() == reference.resolve_registry()
-                    && source.repository() != reference.repository() =>
-            {
-                Some(source)
-            }
-            _ => None,
-        };
-        let stats = push
-            .push(
-                &layout.dir,
-                &written.blobs,
-                &written.manifest_bytes,
-                OCI_MANIFEST,
-                mount_from,
-                options.advise.concurrency,
-                Arc::clone(&progress),
-            )
-            .await?;
-        report.notes.push(push_note(&stats, mount_from));
-    }
-    drop(staging);
-    // Read back as inspect would. A layer copied unchanged was verified against its
-    // digest as it was copied, so its first read stands (the memo is keyed by
-    // digest); every layer written anew is read again in full.
-    let mut verify_options = options.inspect.clone();
-    verify_options.extras = Default::default();
-    let reread = image::inspect(
-        &target.image_ref(),
-        &verify_options,
-        Arc::new(image::NoProgress),
-    )
-    .await
-    .map_err(|e| ApplyError::Verify(e.to_string()))?;
-    // A docker-archive has no registry manifest (its digest is that of its
-    // manifest.json entry); its config is what names the image.
-    if matches!(target, Target::DockerArchive { .. }) {
-        if reread.image.config_digest != written.config_digest {
-            return Err(ApplyError::Verify(format!(
-                "{} holds config {}, not the {} written",
-                target.display(),
-                reread.image.config_digest,
-                written.config_digest
-            )));
-        }
-    } else if reread.image.manifest_digest != written.manifest_digest {
+        squash,
+        rebase,
+        report,
+    })
+}
+
+/// The plan's report with what was written and read back, once that is checked.
+fn finish(
+    plan: Plan,
+    written: &Written,
+    reread: &ImageAnalysis,
+    target: &Target,
+) -> Result<ApplyReport, ApplyError> {
+    let Plan {
+        analysis,
+        per_layer,
+        recompress,
+        squash,
+        rebase,
+        mut report,
+        ..
+    } = plan;
+    let offset = offset_of(rebase.as_ref());
+    let squash = squash.map(|(from, _)| from);
+    if !matches!(target, Target::DockerArchive { .. })
+        && reread.image.manifest_digest != written.manifest_digest
+    {
         return Err(ApplyError::Verify(format!(
             "{} names manifest {}, not the {} written",
             target.display(),
@@ -798,7 +1207,7 @@ pub async fn apply(
     }
     reread_check(
         &analysis,
-        &reread,
+        reread,
         &per_layer,
         recompress.is_some(),
         squash,
@@ -996,7 +1405,7 @@ fn push_note(stats: &push::PushStats, mount_from: Option<&oci_client::Reference>
     if stats.present > 0 {
         parts.push(format!("{} already in the repository", stats.present));
     }
-    format!("{}; the manifest last", parts.join(", "))
+    parts.join(", ")
 }
 
 /// What a person must know besides the sizes.
@@ -1088,23 +1497,50 @@ struct Written {
     methods: Vec<(WriteMethod, u64)>,
     /// The size each stripped binary came out at, by layer and `/path`.
     stripped: HashMap<(usize, String), u64>,
+    /// Each layer as written, for another platform's image to reuse.
+    layers: Vec<(LayerKey, LayerWritten)>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A layer by its source blob, how it is compressed and every change made to it
+/// (path, whether a strip, for which suggestion).
+type LayerKey = (Digest, String, Vec<(String, bool, Option<SuggestionKind>)>);
+
+/// The layers written so far in this run.
+type WrittenLayers = HashMap<LayerKey, LayerWritten>;
+
+/// A layer written: its blob, and what the rewrite did by suggestion.
+#[derive(Clone)]
+struct LayerWritten {
+    descriptor: LayerDescriptor,
+    diff_id: Digest,
+    /// Tar bytes left out or stripped off, per suggestion (`None`: copied).
+    removed: Option<HashMap<SuggestionKind, u64>>,
+    /// Binaries stripped: path, size before, size after.
+    stripped: Vec<(String, u64, u64)>,
+    method: (WriteMethod, u64),
+}
+
 async fn write_image(
-    source: &Arc<crate::source::Source>,
-    analysis: &ImageAnalysis,
-    squash: Option<(usize, (crate::layer::Compression, i32))>,
-    rebase: Option<&rebase::Rebase>,
-    spliced: &BTreeSet<usize>,
-    chosen: &[Chosen],
-    per_layer: &BTreeMap<usize, HashMap<String, EntryChange>>,
+    plan: &Plan,
     target: &LayoutTarget,
-    mut index_entries: Vec<serde_json::Value>,
     options: &ApplyOptions,
-    recompress: Option<(crate::layer::Compression, i32)>,
+    written_before: &WrittenLayers,
     progress: Arc<dyn Progress>,
 ) -> Result<Written, ApplyError> {
+    let Plan {
+        source,
+        analysis,
+        spliced,
+        chosen,
+        per_layer,
+        recompress,
+        squash,
+        rebase,
+        ..
+    } = plan;
+    let recompress = *recompress;
+    let squash = *squash;
+    let rebase = rebase.as_ref();
     let dir = &target.dir;
     let blobs = dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| ApplyError::io(&blobs, e))?;
@@ -1114,6 +1550,7 @@ async fn write_image(
     );
     // Layers are written `concurrency` at a time, in order of the manifest.
     let empty = HashMap::new();
+    let kinds: Vec<SuggestionKind> = chosen.iter().map(|c| c.kind).collect();
     let squash_from = squash.map_or(usize::MAX, |(from, _)| from);
     let jobs = analysis
         .layers
@@ -1138,24 +1575,45 @@ async fn write_image(
             let strip_mode = options.strip_mode;
             let descriptor = layer.descriptor.clone();
             let diff_id = layer.diff_id.clone();
+            let kinds = kinds.clone();
+            let mut changes: Vec<(String, bool, Option<SuggestionKind>)> = remove
+                .iter()
+                .map(|(path, change)| {
+                    (
+                        path.clone(),
+                        matches!(change, EntryChange::Strip(_)),
+                        kinds.get(change.suggestion()).copied(),
+                    )
+                })
+                .collect();
+            changes.sort();
+            let key: LayerKey = (descriptor.digest.clone(), format!("{output:?}"), changes);
+            // Another platform's image holds this layer changed the same way: its blob is
+            // written already.
+            let reused = written_before.get(&key).cloned();
             async move {
-                let blob =
-                    image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+                if let Some(done) = reused {
+                    progress.advance(descriptor.size);
+                    return Ok::<_, ApplyError>((key, done));
+                }
                 let Some(output) = output else {
+                    let blob =
+                        image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
                     let copied = descriptor.clone();
                     tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
                         .await
                         .map_err(|e| ApplyError::Task(e.to_string()))??;
-                    return Ok::<_, ApplyError>((
-                        LayerDescriptor {
+                    let done = LayerWritten {
+                        descriptor: LayerDescriptor {
                             media_type: oci_media_type(&descriptor.media_type),
                             ..descriptor
                         },
                         diff_id,
-                        None,
-                        Vec::new(),
-                        (WriteMethod::Copied, 0),
-                    ));
+                        removed: None,
+                        stripped: Vec::new(),
+                        method: (WriteMethod::Copied, 0),
+                    };
+                    return Ok((key, done));
                 };
                 if !remove.is_empty() {
                     let strips = remove
@@ -1167,6 +1625,8 @@ async fn write_image(
                         remove.len() - strips
                     ));
                 }
+                let blob =
+                    image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
                 let source_descriptor = descriptor.clone();
                 let rewritten = tokio::task::spawn_blocking(move || {
                     writer::rewrite_layer(
@@ -1192,20 +1652,28 @@ async fn write_image(
                     }
                     _ => oci_media_type(&descriptor.media_type),
                 };
-                Ok((
-                    LayerDescriptor {
+                let done = LayerWritten {
+                    descriptor: LayerDescriptor {
                         digest: rewritten.digest.clone(),
                         media_type,
                         size: rewritten.size,
                     },
-                    rewritten.diff_id.clone(),
-                    Some(rewritten.removed_bytes),
-                    rewritten.stripped,
+                    diff_id: rewritten.diff_id.clone(),
+                    removed: Some(
+                        rewritten
+                            .removed_bytes
+                            .iter()
+                            .filter_map(|(index, bytes)| Some((*kinds.get(*index)?, *bytes)))
+                            .collect(),
+                    ),
+                    stripped: rewritten.stripped,
                     method,
-                ))
+                };
+                Ok((key, done))
             }
             .boxed()
         });
+
     // The squashed range: one job, its layers read one after another.
     let squash_job = squash.map(|(from, output)| {
         let inputs: Vec<writer::SquashInput> = analysis.layers[from..]
@@ -1217,11 +1685,23 @@ async fn write_image(
                 changes: per_layer.get(&(from + offset)).cloned().unwrap_or_default(),
             })
             .collect();
+        let key: LayerKey = (
+            analysis.layers[from].descriptor.digest.clone(),
+            format!(
+                "squash {output:?} {:?}",
+                analysis.layers[from..]
+                    .iter()
+                    .map(|l| l.descriptor.digest.to_string())
+                    .collect::<Vec<_>>()
+            ),
+            Vec::new(),
+        );
         let source = Arc::clone(source);
         let progress = Arc::clone(&progress);
         let blobs = blobs.clone();
         let limits = options.inspect.limits;
         let strip_mode = options.strip_mode;
+        let kinds = kinds.clone();
         async move {
             let handle = tokio::runtime::Handle::current();
             let rewritten = tokio::task::spawn_blocking(move || {
@@ -1239,17 +1719,24 @@ async fn write_image(
             })
             .await
             .map_err(|e| ApplyError::Task(e.to_string()))??;
-            Ok((
-                LayerDescriptor {
+            let done = LayerWritten {
+                descriptor: LayerDescriptor {
                     digest: rewritten.digest.clone(),
                     media_type: layer_media_type(output.0).to_string(),
                     size: rewritten.size,
                 },
-                rewritten.diff_id.clone(),
-                Some(rewritten.removed_bytes),
-                rewritten.stripped,
-                (WriteMethod::Recompressed, rewritten.kept_bytes),
-            ))
+                diff_id: rewritten.diff_id.clone(),
+                removed: Some(
+                    rewritten
+                        .removed_bytes
+                        .iter()
+                        .filter_map(|(index, bytes)| Some((*kinds.get(*index)?, *bytes)))
+                        .collect(),
+                ),
+                stripped: rewritten.stripped,
+                method: (WriteMethod::Recompressed, rewritten.kept_bytes),
+            };
+            Ok::<_, ApplyError>((key, done))
         }
         .boxed()
     });
@@ -1261,48 +1748,62 @@ async fn write_image(
             let blobs = blobs.clone();
             let descriptor = layer.descriptor.clone();
             let diff_id = layer.diff_id.clone();
+            let key: LayerKey = (descriptor.digest.clone(), "base".into(), Vec::new());
+            let reused = written_before.get(&key).cloned();
             async move {
+                if let Some(done) = reused {
+                    progress.advance(descriptor.size);
+                    return Ok::<_, ApplyError>((key, done));
+                }
                 let blob =
                     image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
                 let copied = descriptor.clone();
                 tokio::task::spawn_blocking(move || writer::copy_blob(blob, &copied, &blobs))
                     .await
                     .map_err(|e| ApplyError::Task(e.to_string()))??;
-                Ok::<_, ApplyError>((
-                    LayerDescriptor {
+                let done = LayerWritten {
+                    descriptor: LayerDescriptor {
                         media_type: oci_media_type(&descriptor.media_type),
                         ..descriptor
                     },
                     diff_id,
-                    None,
-                    Vec::new(),
-                    (WriteMethod::Copied, 0),
-                ))
+                    removed: None,
+                    stripped: Vec::new(),
+                    method: (WriteMethod::Copied, 0),
+                };
+                Ok((key, done))
             }
             .boxed()
         })
     });
-    let results: Vec<_> = futures_util::stream::iter(base_jobs.chain(jobs).chain(squash_job))
-        .buffered(options.advise.concurrency.max(1))
-        .try_collect()
-        .await?;
+    let results: Vec<(LayerKey, LayerWritten)> =
+        futures_util::stream::iter(base_jobs.chain(jobs).chain(squash_job))
+            .buffered(options.advise.concurrency.max(1))
+            .try_collect()
+            .await?;
     let mut descriptors: Vec<LayerDescriptor> = Vec::with_capacity(results.len());
     let mut diff_ids: Vec<Digest> = Vec::with_capacity(results.len());
     let mut removed = BTreeMap::new();
     let mut methods = Vec::with_capacity(results.len());
     let mut stripped = HashMap::new();
-    for (index, (descriptor, diff_id, removed_bytes, strips, method)) in
-        results.into_iter().enumerate()
-    {
-        descriptors.push(descriptor);
-        diff_ids.push(diff_id);
-        if let Some(bytes) = removed_bytes {
-            removed.insert(index, bytes);
+    for (index, (_, done)) in results.iter().enumerate() {
+        descriptors.push(done.descriptor.clone());
+        diff_ids.push(done.diff_id.clone());
+        if let Some(by_kind) = &done.removed {
+            removed.insert(
+                index,
+                by_kind
+                    .iter()
+                    .filter_map(|(kind, bytes)| {
+                        Some((kinds.iter().position(|k| k == kind)?, *bytes))
+                    })
+                    .collect(),
+            );
         }
         // Stripped binaries are keyed by the source layer that holds them; a squashed
         // layer's come from the layer of its range whose entry was stripped.
         let source_layer = index.saturating_sub(offset_of(rebase));
-        for (path, _, after) in strips {
+        for (path, _, after) in &done.stripped {
             let layer = match squash {
                 Some((from, _)) if source_layer == from => (from..analysis.layers.len())
                     .rev()
@@ -1315,9 +1816,9 @@ async fn write_image(
                     .unwrap_or(from),
                 _ => source_layer,
             };
-            stripped.insert((layer, path), after);
+            stripped.insert((layer, path.clone()), *after);
         }
-        methods.push(method);
+        methods.push(done.method);
     }
 
     // The config: the source's, with the new diff_ids and one history entry.
@@ -1458,30 +1959,6 @@ async fn write_image(
     let manifest_digest = Digest::of_bytes(&manifest_bytes);
     writer::write_small(&blobs, &blobs.join(manifest_digest.hex()), &manifest_bytes)?;
 
-    let layout_file = dir.join("oci-layout");
-    if !layout_file.is_file() {
-        writer::write_small(dir, &layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    }
-    let platform = &analysis.image.platform;
-    let mut platform_json = json!({"architecture": platform.architecture, "os": platform.os});
-    if let Some(variant) = &platform.variant {
-        platform_json["variant"] = json!(variant);
-    }
-    let mut entry = json!({
-        "mediaType": OCI_MANIFEST,
-        "digest": manifest_digest.to_string(),
-        "size": manifest_bytes.len(),
-        "platform": platform_json,
-    });
-    if let Some(tag) = &target.tag {
-        entry["annotations"] = json!({ REF_NAME: tag });
-    }
-    index_entries.push(entry);
-    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries});
-    let index_bytes = serde_json::to_vec_pretty(&index)
-        .map_err(|e| ApplyError::Task(format!("serialising index.json: {e}")))?;
-    // Last: until index.json names it, the new image is not in the layout.
-    writer::write_small(dir, &dir.join("index.json"), &index_bytes)?;
     let blobs = std::iter::once((config_digest.clone(), config_out.len() as u64))
         .chain(descriptors.iter().map(|d| (d.digest.clone(), d.size)))
         .collect();
@@ -1494,6 +1971,7 @@ async fn write_image(
         removed,
         methods,
         stripped,
+        layers: results,
     })
 }
 

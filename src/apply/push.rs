@@ -1,6 +1,7 @@
 //! `apply --to REGISTRY/REPO:TAG`: the staged layout pushed with the user's
-//! credentials (found as reading finds them). Blobs go first, the manifest last, so
-//! the tag never names an image with a blob missing. A blob the repository already
+//! credentials (found as reading finds them). Blobs go first, the manifest last (for
+//! an index: its manifests by digest, then the index), so the tag never names an
+//! image with a blob missing. A blob the repository already
 //! holds is not sent again; one the source repository on the same registry holds is
 //! mounted from it, as docker and crane do, so an untouched base layer costs no
 //! upload at all.
@@ -90,20 +91,23 @@ impl Push {
         }
     }
 
-    /// Pushes `blobs` (digest and size, each a file under the layout's
-    /// `blobs/sha256/`), then the manifest under the tag.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn push(
-        &self,
-        layout: &Path,
-        blobs: &[(Digest, u64)],
-        manifest: &[u8],
-        manifest_media_type: &str,
-        mount_from: Option<&Reference>,
-        concurrency: usize,
-        progress: Arc<dyn Progress>,
-    ) -> Result<PushStats, ApplyError> {
-        // Asking for push rights first: a refusal is one clear error before any upload.
+    /// The digest the tag names now.
+    pub(crate) async fn tag_digest(&self) -> Result<Digest, ApplyError> {
+        let digest = retry(&self.policy, || {
+            crate::source::registry::within(
+                self.deadline,
+                self.client
+                    .fetch_manifest_digest(&self.reference, &self.auth),
+            )
+        })
+        .await
+        .map_err(|e| self.fail(e, &self.reference.whole()))?;
+        Ok(Digest::parse(&digest).map_err(SourceError::from)?)
+    }
+
+    /// Asks for push rights before anything is sent: a refusal is one clear error
+    /// before any upload.
+    pub(crate) async fn authorize(&self) -> Result<(), ApplyError> {
         retry(&self.policy, || {
             crate::source::registry::within(
                 self.deadline,
@@ -113,6 +117,19 @@ impl Push {
         })
         .await
         .map_err(|e| self.fail(e, &self.reference.whole()))?;
+        Ok(())
+    }
+
+    /// Pushes `blobs` (digest and size, each a file under the layout's
+    /// `blobs/sha256/`).
+    pub(crate) async fn push_blobs(
+        &self,
+        layout: &Path,
+        blobs: &[(Digest, u64)],
+        mount_from: Option<&Reference>,
+        concurrency: usize,
+        progress: Arc<dyn Progress>,
+    ) -> Result<PushStats, ApplyError> {
         progress.phase(
             &format!(
                 "pushing {}",
@@ -144,22 +161,36 @@ impl Push {
                 Sent::Present => stats.present += 1,
             }
         }
-        let content_type = manifest_media_type.parse().map_err(|_| {
-            ApplyError::Task(format!("media type {manifest_media_type:?} is no header"))
-        })?;
+        Ok(stats)
+    }
+
+    /// Pushes a manifest (or index) by `digest`, or under the tag when `None`.
+    pub(crate) async fn push_manifest(
+        &self,
+        digest: Option<&Digest>,
+        manifest: &[u8],
+        media_type: &str,
+    ) -> Result<(), ApplyError> {
+        let reference = match digest {
+            Some(digest) => self.reference.clone_with_digest(digest.to_string()),
+            None => self.reference.clone(),
+        };
+        let content_type = media_type
+            .parse()
+            .map_err(|_| ApplyError::Task(format!("media type {media_type:?} is no header")))?;
         retry(&self.policy, || {
             crate::source::registry::within(
                 self.deadline,
                 self.client.push_manifest_raw(
-                    &self.reference,
+                    &reference,
                     manifest.to_vec(),
                     std::clone::Clone::clone(&content_type),
                 ),
             )
         })
         .await
-        .map_err(|e| self.fail(e, &format!("{} (manifest)", self.reference.whole())))?;
-        Ok(stats)
+        .map_err(|e| self.fail(e, &format!("{} (manifest)", reference.whole())))?;
+        Ok(())
     }
 
     async fn push_blob(

@@ -219,12 +219,12 @@ impl Target {
         }
     }
 
-    /// Turns the staged layout into the archive, atomically.
+    /// Turns the staged layout into the archive, atomically. `image`: the config and
+    /// layers a docker-archive's manifest.json names (it holds one image).
     pub(crate) fn export(
         &self,
         layout: &LayoutTarget,
-        config_digest: &crate::digest::Digest,
-        layers: &[crate::digest::Digest],
+        image: Option<(&crate::digest::Digest, &[crate::digest::Digest])>,
     ) -> Result<(), ApplyError> {
         let Some((file, reference)) = self.archive() else {
             return Ok(());
@@ -242,6 +242,11 @@ impl Target {
             builder.append_data(&mut header, name, bytes)
         };
         if let Target::DockerArchive { .. } = self {
+            let Some((config_digest, layers)) = image else {
+                return Err(ApplyError::Task(
+                    "a docker-archive holds one image, and none was given".into(),
+                ));
+            };
             let manifest = json!([{
                 "Config": format!("blobs/sha256/{}", config_digest.hex()),
                 "RepoTags": reference.iter().collect::<Vec<_>>(),

@@ -33,6 +33,21 @@ pub struct ApplyReport {
     pub notes: Vec<String>,
 }
 
+/// `apply` over a multi-platform index: every platform's image, each reported as a
+/// single-platform apply is, under the new index.
+#[derive(Debug, Clone, Serialize)]
+pub struct MultiApplyReport {
+    pub schema_version: u32,
+    /// Where the new index goes.
+    pub target: String,
+    /// The written index's digest (`null` on a dry run).
+    pub index_digest: Option<String>,
+    /// One report per platform, in the source index's order.
+    pub platforms: Vec<ApplyReport>,
+    /// What concerns the index as a whole: entries left out, the push.
+    pub notes: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Sizes {
     pub compressed_bytes: u64,
@@ -278,8 +293,13 @@ impl ApplyReport {
     }
 
     pub fn to_markdown(&self) -> String {
+        self.markdown_under("## ballast apply")
+    }
+
+    /// The Markdown report under `heading` (a platform's, inside an index's report).
+    fn markdown_under(&self, heading: &str) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "## ballast apply\n\n{}\n", text(&self.headline()));
+        let _ = writeln!(out, "{heading}\n\n{}\n", text(&self.headline()));
         let mut table = MarkdownTable::new(&[
             "suggestion",
             ">files",
@@ -321,6 +341,68 @@ impl ApplyReport {
             for (id, b) in binaries {
                 let _ = writeln!(out, "- {}: {}", code(id.key()), text(&binary_line(b)));
             }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "\n> {}", text(note));
+        }
+        out
+    }
+}
+
+impl MultiApplyReport {
+    pub fn to_json(&self) -> String {
+        super::json(self)
+    }
+
+    fn headline(&self) -> String {
+        let source = self
+            .platforms
+            .first()
+            .map_or("-", |p| p.image.reference.as_str());
+        let platforms = self
+            .platforms
+            .iter()
+            .map(|p| p.image.platform.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match &self.index_digest {
+            None => format!(
+                "{source} -> {} (dry run: nothing written): an index of {} platforms ({platforms})",
+                self.target,
+                self.platforms.len()
+            ),
+            Some(digest) => format!(
+                "{source} -> {} ({digest}): an index of {} platforms ({platforms})",
+                self.target,
+                self.platforms.len()
+            ),
+        }
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.headline());
+        for platform in &self.platforms {
+            let _ = writeln!(out, "\n== {} ==", platform.image.platform);
+            out.push_str(&platform.to_table());
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "## ballast apply\n\n{}", text(&self.headline()));
+        for platform in &self.platforms {
+            out.push('\n');
+            out.push_str(
+                &platform.markdown_under(&format!("### {}", code(&platform.image.platform))),
+            );
         }
         for note in &self.notes {
             let _ = writeln!(out, "\n> {}", text(note));

@@ -51,6 +51,7 @@ macro_rules! render_with_inherent_methods {
 render_with_inherent_methods!(
     advise::AdviseReport,
     apply::ApplyReport,
+    apply::MultiApplyReport,
     crate::compare::Comparison,
     cost::PricingList,
     crate::cost::CostEstimate,

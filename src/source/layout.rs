@@ -152,6 +152,45 @@ impl LayoutSource {
         self.resolve_entry(&chosen, platform, explicit_platform, &reference, 0)
     }
 
+    /// The platform entries of the image the tag names when it is an index: the
+    /// nested index one entry names, or several entries under the one tag. `None` for
+    /// a single manifest, and for an untagged layout listing several images (those
+    /// may be unrelated images, not one image's platforms).
+    pub fn index_entries(&self) -> Result<Option<Vec<IndexEntry>>, SourceError> {
+        let bytes = self.read_small("index.json", "index.json")?;
+        let (parsed, _) =
+            manifest::parse_manifest_or_index(&bytes, Some(manifest::OCI_INDEX), "index.json")?;
+        let ManifestOrIndex::Index(entries) = parsed else {
+            return Ok(None);
+        };
+        let mut candidates: Vec<IndexEntry> = match &self.tag {
+            Some(tag) => entries
+                .into_iter()
+                .filter(|e| {
+                    e.ref_name
+                        .as_deref()
+                        .is_some_and(|name| ref_name_matches(name, tag))
+                })
+                .collect(),
+            None => entries,
+        };
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|entry| seen.insert((entry.digest.clone(), entry.platform.clone())));
+        match candidates.as_slice() {
+            [one] => {
+                let bytes = self.read_blob(&one.digest, "manifest")?;
+                let what = format!("manifest {}", one.digest);
+                match manifest::parse_manifest_or_index(&bytes, Some(&one.media_type), &what)?.0 {
+                    ManifestOrIndex::Index(entries) => Ok(Some(entries)),
+                    ManifestOrIndex::Manifest(_) => Ok(None),
+                }
+            }
+            [] => Ok(None),
+            _ if self.tag.is_some() => Ok(Some(candidates)),
+            _ => Ok(None),
+        }
+    }
+
     fn resolve_entry(
         &self,
         entry: &IndexEntry,

@@ -19,6 +19,7 @@ use crate::reference::ImageRef;
 use crate::registry::{RegistryError, RegistryOptions};
 
 pub use manifest::{ImageConfig, LayerDescriptor, Platform};
+pub(crate) use pipe::is_stream;
 pub(crate) use registry::within;
 
 /// Manifests, indexes and configs larger than this are refused: the distribution spec
@@ -174,6 +175,16 @@ impl Source {
                 source.display(),
                 "a pipe is read with stream_scan",
             )),
+        }
+    }
+
+    /// The entries of the index the reference names (its platforms), or `None` when
+    /// it names one manifest or the source has no indexes (archives, engines, pipes).
+    pub async fn index_entries(&self) -> Result<Option<Vec<manifest::IndexEntry>>, SourceError> {
+        match self {
+            Source::Registry(source) => source.index_entries().await,
+            Source::Layout(source) => source.index_entries(),
+            Source::Archive(_) | Source::Daemon(_) | Source::Pipe(_) => Ok(None),
         }
     }
 

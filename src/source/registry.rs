@@ -87,6 +87,16 @@ impl RegistrySource {
         Ok((bytes.to_vec(), digest))
     }
 
+    /// The entries of the index the reference names, or `None` for a single manifest.
+    pub async fn index_entries(&self) -> Result<Option<Vec<manifest::IndexEntry>>, SourceError> {
+        let (bytes, _) = self.pull_manifest(&self.reference).await?;
+        let what = format!("manifest {}", self.reference.whole());
+        match manifest::parse_manifest_or_index(&bytes, None, &what)?.0 {
+            ManifestOrIndex::Index(entries) => Ok(Some(entries)),
+            ManifestOrIndex::Manifest(_) => Ok(None),
+        }
+    }
+
     pub async fn resolve(
         &self,
         platform: &Platform,

@@ -12,7 +12,7 @@ use testkit::{ImageSpec, Item, LayerSpec};
 use crate::common::*;
 
 /// Text that compresses as real files do (neither all zeros nor noise).
-fn text(lines: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn text(lines: usize, seed: u32) -> Vec<u8> {
     let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     let mut out = Vec::new();
     for i in 0..lines {

@@ -65,7 +65,10 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     };
     let result = apply::apply(&image, &target, &options, progress.clone()).await;
     progress.finish();
-    let report = result?;
-    write_stdout(&report::render(&report, output_format(&args.output)))?;
+    let format = output_format(&args.output);
+    write_stdout(&match result? {
+        apply::ApplyOutcome::Single(report) => report::render(&report, format),
+        apply::ApplyOutcome::Multi(report) => report::render(&report, format),
+    })?;
     Ok(ExitStatus::Success)
 }
