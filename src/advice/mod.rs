@@ -331,6 +331,11 @@ pub struct AdviseOptions {
     /// Which strip the strip suggestions are priced for (`ballast apply
     /// --strip-debug` asks for the one it makes).
     pub strip_mode: StripMode,
+    /// `ballast apply`: measure only these file suggestions, each on its own, and not
+    /// their combination (apply adds up the ones it makes), so the rebuild compresses
+    /// nothing apply will not use. The advice's own projected total is then not
+    /// measured.
+    pub measure_only: Option<BTreeSet<SuggestionKind>>,
 }
 
 /// The default for [`AdviseOptions::full_rebuild_bytes`]: about a second of deflate
@@ -346,6 +351,7 @@ impl Default for AdviseOptions {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             base_image: None,
             strip_mode: StripMode::All,
+            measure_only: None,
         }
     }
 }
@@ -391,6 +397,9 @@ pub async fn advise(
         base_addition = Some((plan.removal.kind, plan.addition));
         removals.push(plan.removal);
     }
+    if let Some(only) = &options.measure_only {
+        removals.retain(|r| only.contains(&r.kind));
+    }
 
     // One rebuild per affected layer, measuring every suggestion's variant and the
     // combination of all of them (for the projection).
@@ -422,7 +431,10 @@ pub async fn advise(
         .filter(|r| r.kind.replaces_base())
         .map(|r| r.kind.key())
         .collect();
-    for request in requests.values_mut() {
+    for request in requests
+        .values_mut()
+        .filter(|_| options.measure_only.is_none())
+    {
         let mut combined = Variant {
             id: COMBINED.to_string(),
             ..Default::default()
@@ -483,8 +495,11 @@ pub async fn advise(
     for (index, request) in requests.iter_mut() {
         request.gzip_level = analysis.layers[*index].gzip_level.clone();
         request.strip_mode = options.strip_mode;
-        // The original, the rebuilt baseline and each variant.
-        let outputs = request.variants.len() as u64 + 2;
+        // The original, the rebuilt baseline and each variant; for apply, the layer it
+        // writes and the combination it leaves out count too, so a layer is priced
+        // whole only where apply can afford to compress it whole again.
+        let outputs =
+            request.variants.len() as u64 + 2 + if options.measure_only.is_some() { 2 } else { 0 };
         let work = analysis.layers[*index]
             .uncompressed_bytes
             .saturating_mul(outputs);

@@ -746,9 +746,26 @@ async fn plan(
     let (only, skip) = choice;
     let (source, analysis) =
         image::inspect_keeping_source(image, inspect, Arc::clone(&progress)).await?;
-    // Strips priced for the strip that is made.
+    // Strips priced for the strip that is made; only what can be made measured (each
+    // on its own: apply adds them up itself).
+    let base_kinds = [
+        SuggestionKind::StaticBase,
+        SuggestionKind::StaticMusl,
+        SuggestionKind::DistrolessCc,
+        SuggestionKind::DistrolessBase,
+    ];
+    let measure_only: BTreeSet<SuggestionKind> = APPLICABLE
+        .iter()
+        .copied()
+        .chain(base_kinds.into_iter().filter(|_| options.base.is_some()))
+        .filter(|kind| {
+            (kind.replaces_base() || only.as_ref().is_none_or(|o| o.contains(kind)))
+                && !skip.contains(kind)
+        })
+        .collect();
     let advise_options = AdviseOptions {
         strip_mode: options.strip_mode,
+        measure_only: Some(measure_only),
         ..options.advise.clone()
     };
     let advice = advice::advise(

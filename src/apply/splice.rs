@@ -20,10 +20,9 @@
 //! gzip member, a block too long to hold) is compressed again, so a hostile layer
 //! can cost time, never a wrong layer. The read-back verifies the result anyway.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use flate2::Crc;
 use miniz_oxide::deflate::core::{
@@ -82,7 +81,15 @@ pub(crate) struct Blocks {
     header: Option<Vec<u8>>,
 }
 
-pub(crate) type SharedBlocks = Rc<RefCell<Blocks>>;
+/// Shared by the reader (which may run on the thread that inflates) and the splicer.
+pub(crate) type SharedBlocks = Arc<Mutex<Blocks>>;
+
+/// The blocks, whatever a panicking holder left (the layer then fails on its own).
+fn locked(blocks: &SharedBlocks) -> MutexGuard<'_, Blocks> {
+    blocks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn invalid(reason: impl Into<String>) -> io::Error {
     io::Error::new(
@@ -197,7 +204,7 @@ impl<R: Read> BlockReader<R> {
             if let Some(header) = parse_header(buffered) {
                 let bytes = buffered[..header.deflate_offset].to_vec();
                 self.start += header.deflate_offset;
-                let mut blocks = self.blocks.borrow_mut();
+                let mut blocks = locked(&self.blocks);
                 if blocks.header.is_none() {
                     blocks.header = Some(bytes);
                 }
@@ -249,7 +256,7 @@ impl<R: Read> BlockReader<R> {
                 inflated: std::mem::take(&mut self.block_inflated),
             }
         });
-        self.blocks.borrow_mut().ended.push_back(Block {
+        locked(&self.blocks).ended.push_back(Block {
             start: self.block_start,
             end: self.produced,
             copyable,
@@ -660,7 +667,7 @@ impl<W: Write> Splicer<W> {
 
     fn write_original(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let front_end = self.blocks.borrow().ended.front().map(|b| b.end);
+            let front_end = locked(&self.blocks).ended.front().map(|b| b.end);
             let take = match front_end {
                 Some(end) if end > self.original => {
                     ((end - self.original) as usize).min(bytes.len())
@@ -680,7 +687,7 @@ impl<W: Write> Splicer<W> {
     fn settle(&mut self) -> io::Result<()> {
         loop {
             let block = {
-                let mut blocks = self.blocks.borrow_mut();
+                let mut blocks = locked(&self.blocks);
                 match blocks.ended.front() {
                     Some(b) if b.end <= self.original => blocks.ended.pop_front(),
                     _ => None,
@@ -717,9 +724,7 @@ impl<W: Write> Splicer<W> {
 
     fn decide(&mut self, block: Block) -> io::Result<()> {
         if !self.header_written {
-            let header = self
-                .blocks
-                .borrow()
+            let header = locked(&self.blocks)
                 .header
                 .clone()
                 .ok_or_else(|| invalid("no member header"))?;
@@ -818,9 +823,7 @@ impl<W: Write> Splicer<W> {
         let rest: Vec<u8> = std::mem::take(&mut self.pending);
         self.pieces.clear();
         if !self.header_written {
-            let header = self
-                .blocks
-                .borrow()
+            let header = locked(&self.blocks)
                 .header
                 .clone()
                 .ok_or_else(|| invalid("no member header"))?;

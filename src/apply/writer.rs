@@ -280,7 +280,7 @@ fn padding(size: u64) -> usize {
 /// but its size (header and PAX `size` record) and checksum.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rewrite_layer(
-    blob: impl Read,
+    blob: impl Read + Send,
     descriptor: &LayerDescriptor,
     expected_diff_id: &Digest,
     changes: &HashMap<String, EntryChange>,
@@ -296,23 +296,6 @@ pub(crate) fn rewrite_layer(
             media_type: descriptor.media_type.clone(),
         }
     })?;
-    let corrupt = |e: io::Error| -> ApplyError {
-        if e.to_string() == LIMIT_MARK {
-            return LayerError::Limit {
-                digest: digest.clone(),
-                what: "the decompressed layer".into(),
-                limit: limits.max_uncompressed_bytes,
-                flag: "--max-layer-size",
-            }
-            .into();
-        }
-        LayerError::Corrupt {
-            digest: digest.clone(),
-            compression,
-            reason: e.to_string(),
-        }
-        .into()
-    };
     let mut compressed = HashingReader::new(io::BufReader::with_capacity(256 * 1024, blob));
     let mut probe = Vec::new();
     let level = if compression == Compression::Gzip {
@@ -350,15 +333,22 @@ pub(crate) fn rewrite_layer(
 
     let mut removed_bytes: HashMap<usize, u64> = HashMap::new();
     let mut stripped = Vec::new();
-    let (source_diff_id, _) = {
+    // Inflating (and hashing the stored bytes) on a thread of its own, walking and
+    // writing on this one: a large layer's rewrite takes two cores, not one.
+    let (source_diff_id, _) = std::thread::scope(|scope| {
         let stored_input = io::Cursor::new(&probe).chain(&mut compressed);
-        let decoder: Box<dyn Read + '_> = if spliced {
-            Box::new(BlockReader::new(stored_input, blocks.clone()))
-        } else {
-            layer::decoder(stored_input, compression).map_err(corrupt)?
-        };
+        let (sender, receiver) = std::sync::mpsc::sync_channel(PIPE_CHUNKS);
+        let reader_blocks = blocks.clone();
+        scope.spawn(move || {
+            let decoder: io::Result<Box<dyn Read + '_>> = if spliced {
+                Ok(Box::new(BlockReader::new(stored_input, reader_blocks)))
+            } else {
+                layer::decoder(stored_input, compression)
+            };
+            pump(decoder, &sender);
+        });
         walk_entries(
-            decoder,
+            Box::new(Piped::new(receiver)),
             digest,
             compression,
             changes,
@@ -369,8 +359,8 @@ pub(crate) fn rewrite_layer(
             End::Keep,
             &mut removed_bytes,
             &mut stripped,
-        )?
-    };
+        )
+    })?;
     layer::finish_compressed(compressed, descriptor)?;
     let diff_id_expected = if compression == Compression::None {
         digest.clone()
@@ -499,6 +489,92 @@ pub(crate) fn squash_layers(
         kept_bytes,
         stripped,
     })
+}
+
+/// Chunks in flight between the inflating thread and the walking one: 4 MiB.
+const PIPE_CHUNKS: usize = 16;
+const PIPE_CHUNK_BYTES: usize = 256 * 1024;
+
+type Chunk = io::Result<Vec<u8>>;
+
+/// Reads `decoder` to its end in chunks, then sends an empty one; stops when the
+/// walker has gone (an error there).
+fn pump(decoder: io::Result<Box<dyn Read + '_>>, sender: &std::sync::mpsc::SyncSender<Chunk>) {
+    let mut decoder = match decoder {
+        Ok(decoder) => decoder,
+        Err(e) => {
+            let _ = sender.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; PIPE_CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match decoder.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = sender.send(Err(e));
+                    return;
+                }
+            }
+        }
+        chunk.truncate(filled);
+        let last = filled == 0;
+        if sender.send(Ok(chunk)).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The walking side of the pipe.
+struct Piped {
+    receiver: std::sync::mpsc::Receiver<Chunk>,
+    chunk: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl Piped {
+    fn new(receiver: std::sync::mpsc::Receiver<Chunk>) -> Self {
+        Self {
+            receiver,
+            chunk: Vec::new(),
+            at: 0,
+            ended: false,
+        }
+    }
+}
+
+impl Read for Piped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.at < self.chunk.len() {
+                let n = buf.len().min(self.chunk.len() - self.at);
+                buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            match self.receiver.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.ended = true,
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::other(
+                        "the inflating thread stopped before the layer's end",
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// What becomes of the bytes after a source layer's last entry.
