@@ -1793,9 +1793,15 @@ async fn write_image(
             .boxed()
         })
     });
+    // A zstd layer's encoder has a worker thread of its own and holds about 18 MB:
+    // one such layer at a time keeps the cores busy and the memory bounded.
+    let concurrency = match recompress {
+        Some((crate::layer::Compression::Zstd, _)) => 1,
+        _ => options.advise.concurrency.max(1),
+    };
     let results: Vec<(LayerKey, LayerWritten)> =
         futures_util::stream::iter(base_jobs.chain(jobs).chain(squash_job))
-            .buffered(options.advise.concurrency.max(1))
+            .buffered(concurrency)
             .try_collect()
             .await?;
     let mut descriptors: Vec<LayerDescriptor> = Vec::with_capacity(results.len());

@@ -491,9 +491,9 @@ pub(crate) fn squash_layers(
     })
 }
 
-/// Chunks in flight between the inflating thread and the walking one: 4 MiB.
-const PIPE_CHUNKS: usize = 16;
-const PIPE_CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks in flight between the inflating thread and the walking one: 512 KiB.
+const PIPE_CHUNKS: usize = 4;
+const PIPE_CHUNK_BYTES: usize = 128 * 1024;
 
 type Chunk = io::Result<Vec<u8>>;
 
