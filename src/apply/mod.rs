@@ -1271,6 +1271,24 @@ fn finish(
                 .filter_map(|by| by.get(&index))
                 .sum(),
         );
+        // A squash also saves the end markers (and any padding after them) of all
+        // but one of its layers: what the range was, less what it became and what
+        // the other suggestions left out of it.
+        if let (Some(from), SuggestionKind::SquashLayers) = (squash, applied.id) {
+            let out = from + offset;
+            let range: u64 = analysis.layers[from..]
+                .iter()
+                .map(|l| l.uncompressed_bytes)
+                .sum();
+            let became = reread.layers.get(out).map_or(0, |l| l.uncompressed_bytes);
+            let others: u64 = written.removed.get(&out).map_or(0, |by| {
+                by.iter()
+                    .filter(|(suggestion, _)| **suggestion != index)
+                    .map(|(_, bytes)| *bytes)
+                    .sum()
+            });
+            applied.saved_bytes = Some(range.saturating_sub(became).saturating_sub(others));
+        }
         let alone = applied.layers.iter().all(|layer| {
             per_layer
                 .get(layer)

@@ -214,6 +214,22 @@ fn squash_with_the_removals_lands_on_them_and_stays_readable() {
             );
         }
     }
+    // Every byte saved is some suggestion's: the squash's own are the hidden entries
+    // and the end markers of all but one layer.
+    let saved: u64 = report["applied"]
+        .as_array()
+        .expect("applied")
+        .iter()
+        .map(|a| a["saved_bytes"].as_u64().expect("saved"))
+        .sum();
+    assert_eq!(
+        Some(saved),
+        report["before"]["uncompressed_bytes"]
+            .as_u64()
+            .zip(report["after"]["uncompressed_bytes"].as_u64())
+            .map(|(b, a)| b - a),
+        "{report:#}"
+    );
     let after = inspect_json(home.path(), &[&target]);
     assert_eq!(after["layers"].as_array().map(Vec::len), Some(2));
     assert_eq!(
