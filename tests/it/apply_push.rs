@@ -226,3 +226,27 @@ fn apply_pushes_behind_a_bearer_token_flow() {
         report["projected"]["uncompressed_bytes"]
     );
 }
+
+#[test]
+fn apply_pushes_over_tls_to_a_registry_trusted_with_ca_cert() {
+    let home = tempfile::tempdir().expect("home");
+    let image = wasteful_image().build().expect("build");
+    let layout = layout_with(&image);
+    let reference = format!("oci:{}:t", layout.path().display());
+    let registry = tls_registry();
+    let ca = registry.ca_cert.as_ref().expect("the TLS registry's CA");
+    let target = format!("{}/apply-push/tls:1", registry.host);
+    // Untrusted, the push is refused before anything is sent.
+    let error = expect_bad_input(home.path(), &["apply", &reference, "--to", &target]);
+    assert!(
+        error.contains("certificate") || error.contains("TLS"),
+        "{error}"
+    );
+    let ca = ca.display().to_string();
+    let report = json_of(
+        home.path(),
+        &["apply", &reference, "--to", &target, "--ca-cert", &ca],
+    );
+    let pushed = inspect_json(home.path(), &[&target, "--ca-cert", &ca]);
+    assert_eq!(pushed["image"]["digest"], report["manifest_digest"]);
+}
