@@ -8,6 +8,7 @@ mod common;
 mod advise;
 mod apply;
 mod apply_base;
+mod apply_metadata;
 mod apply_platforms;
 mod apply_push;
 mod apply_squash;
