@@ -226,7 +226,14 @@ pub fn scan_layer(
     limits: &LayerLimits,
     extras: ScanExtras,
 ) -> Result<LayerScan, LayerError> {
-    scan(blob, descriptor, true, expected_diff_id, limits, extras)
+    scan(
+        blob,
+        descriptor,
+        Verify::Digest,
+        expected_diff_id,
+        limits,
+        extras,
+    )
 }
 
 /// As `scan_layer`, for a blob whose digest is not known until it has been read (a
@@ -239,13 +246,50 @@ pub fn scan_unverified(
     label: &LayerDescriptor,
     limits: &LayerLimits,
 ) -> Result<LayerScan, LayerError> {
-    scan(blob, label, false, None, limits, ScanExtras::default())
+    scan(
+        blob,
+        label,
+        Verify::Size,
+        None,
+        limits,
+        ScanExtras::default(),
+    )
+}
+
+/// As `scan_unverified`, for a blob being written as it is read (`apply` reads its
+/// output back on the way to disk): neither digest nor size is known yet, both are
+/// computed, and the caller compares them, and the diff_id, with what it wrote.
+/// `label` gives the media type and names the blob in errors.
+pub fn scan_written(
+    blob: impl Read,
+    label: &LayerDescriptor,
+    limits: &LayerLimits,
+) -> Result<LayerScan, LayerError> {
+    scan(
+        blob,
+        label,
+        Verify::Nothing,
+        None,
+        limits,
+        ScanExtras::default(),
+    )
+}
+
+/// What a scan checks the blob against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    /// The descriptor's digest (and so its size).
+    Digest,
+    /// Its size; the digest is computed.
+    Size,
+    /// Nothing: digest and size are computed.
+    Nothing,
 }
 
 fn scan(
     blob: impl Read,
     descriptor: &LayerDescriptor,
-    verify_digest: bool,
+    verify: Verify,
     expected_diff_id: Option<&Digest>,
     limits: &LayerLimits,
     extras: ScanExtras,
@@ -269,6 +313,7 @@ fn scan(
     };
     // A blob of a stream read front to back (`verify_digest` false) has the layer
     // pipeline to itself: its hash goes to the other core.
+    let verify_digest = verify == Verify::Digest;
     let mut compressed = if verify_digest {
         HashingReader::new(counted)
     } else {
@@ -338,7 +383,7 @@ fn scan(
             digest: descriptor.digest.clone(),
             reason: e.to_string(),
         })?;
-        if bytes != descriptor.size {
+        if verify == Verify::Size && bytes != descriptor.size {
             return Err(LayerError::SizeMismatch {
                 digest: descriptor.digest.clone(),
                 expected: descriptor.size,
@@ -346,6 +391,7 @@ fn scan(
             });
         }
         descriptor.digest = actual;
+        descriptor.size = bytes;
     }
     let digest = &descriptor.digest;
     // An uncompressed layer's tar is its blob: same bytes, same digest.

@@ -712,8 +712,10 @@ fn write_index_json(
 
 /// The target read as inspect would; `platform`: the one image of an index to read.
 /// A layer copied unchanged was verified against its digest as it was copied, so its
-/// first read stands (the memo is keyed by digest); every layer written anew is read
-/// again in full.
+/// first read stands (the memo is keyed by digest); a layer written anew was read in
+/// full by inspect's layer reader from its bytes on their way to disk
+/// (`writer::ReadBack`, zstd aside), so that read stands too; what is left is read
+/// here: manifest, config, and a zstd layer's blob.
 async fn read_back(
     target: &Target,
     options: &ApplyOptions,
@@ -1607,6 +1609,7 @@ async fn write_image(
                 None => Some(writer::Output::Matched),
             };
             let remove = remove.unwrap_or(&empty).clone();
+            let memo = options.inspect.layer_memo.clone();
             let strip_mode = options.strip_mode;
             let descriptor = layer.descriptor.clone();
             let diff_id = layer.diff_id.clone();
@@ -1687,12 +1690,20 @@ async fn write_image(
                     }
                     _ => oci_media_type(&descriptor.media_type),
                 };
+                let written = LayerDescriptor {
+                    digest: rewritten.digest.clone(),
+                    media_type,
+                    size: rewritten.size,
+                };
+                remember_read_back(
+                    &memo,
+                    rewritten.read_back,
+                    &written,
+                    &rewritten.diff_id,
+                    &format!("layer {index}"),
+                )?;
                 let done = LayerWritten {
-                    descriptor: LayerDescriptor {
-                        digest: rewritten.digest.clone(),
-                        media_type,
-                        size: rewritten.size,
-                    },
+                    descriptor: written,
                     diff_id: rewritten.diff_id.clone(),
                     removed: Some(
                         rewritten
@@ -1737,6 +1748,7 @@ async fn write_image(
         let limits = options.inspect.limits;
         let strip_mode = options.strip_mode;
         let kinds = kinds.clone();
+        let memo = options.inspect.layer_memo.clone();
         async move {
             let handle = tokio::runtime::Handle::current();
             let rewritten = tokio::task::spawn_blocking(move || {
@@ -1754,12 +1766,20 @@ async fn write_image(
             })
             .await
             .map_err(|e| ApplyError::Task(e.to_string()))??;
+            let written = LayerDescriptor {
+                digest: rewritten.digest.clone(),
+                media_type: layer_media_type(output.0).to_string(),
+                size: rewritten.size,
+            };
+            remember_read_back(
+                &memo,
+                rewritten.read_back,
+                &written,
+                &rewritten.diff_id,
+                &format!("the squash of layers {from} on"),
+            )?;
             let done = LayerWritten {
-                descriptor: LayerDescriptor {
-                    digest: rewritten.digest.clone(),
-                    media_type: layer_media_type(output.0).to_string(),
-                    size: rewritten.size,
-                },
+                descriptor: written,
                 diff_id: rewritten.diff_id.clone(),
                 removed: Some(
                     rewritten
@@ -2018,6 +2038,36 @@ async fn write_image(
 
 /// The OCI media type of a layer the manifest lists (the manifest written is an
 /// OCI one): Docker's names for the same bytes are renamed, the blob is not touched.
+/// A layer's read-back, made as it was written (`writer::ReadBack`): checked against
+/// what the writer hashed, then kept where the image's read-back finds it, so that
+/// the layer is not read a second time.
+fn remember_read_back(
+    memo: &image::LayerMemo,
+    scan: Option<crate::layer::LayerScan>,
+    written: &LayerDescriptor,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<(), ApplyError> {
+    let Some(mut scan) = scan else {
+        return Ok(());
+    };
+    if scan.descriptor.digest != written.digest || scan.descriptor.size != written.size {
+        return Err(ApplyError::Verify(format!(
+            "{what}: the blob written hashes to {} ({} bytes) as the writer saw it, to {} ({} bytes) as it was read back",
+            written.digest, written.size, scan.descriptor.digest, scan.descriptor.size
+        )));
+    }
+    if &scan.diff_id != diff_id {
+        return Err(ApplyError::Verify(format!(
+            "{what}: the tar written hashes to {diff_id}, the blob {} decompresses to {}",
+            written.digest, scan.diff_id
+        )));
+    }
+    scan.descriptor.media_type = written.media_type.clone();
+    memo.insert(&Arc::new(scan));
+    Ok(())
+}
+
 fn oci_media_type(media_type: &str) -> String {
     match media_type {
         "application/vnd.docker.image.rootfs.diff.tar.gzip" => {

@@ -283,9 +283,19 @@ impl Target {
             let blob = std::fs::File::open(&path).map_err(|e| ApplyError::io(&path, e))?;
             let size = blob.metadata().map_err(|e| ApplyError::io(&path, e))?.len();
             let mut header = header_for(size, false);
+            // Each blob is hashed again as it goes in: the archive holds what the
+            // layout's read-back verified, or the export fails.
+            let mut hashed = crate::digest::HashingReader::new(blob);
             builder
-                .append_data(&mut header, format!("blobs/sha256/{name}"), blob)
+                .append_data(&mut header, format!("blobs/sha256/{name}"), &mut hashed)
                 .map_err(fail)?;
+            let (digest, _) = hashed.finish().map_err(|e| ApplyError::io(&path, e))?;
+            if digest.hex() != name {
+                return Err(ApplyError::Verify(format!(
+                    "{} hashes to {digest} as it is archived",
+                    path.display()
+                )));
+            }
         }
         let mut buffered = builder.into_inner().map_err(fail)?;
         buffered.flush().map_err(fail)?;

@@ -267,6 +267,157 @@ pub(crate) struct Rewritten {
     pub kept_bytes: u64,
     /// Binaries stripped: path, size before, size after.
     pub stripped: Vec<(String, u64, u64)>,
+    /// The blob as inspect reads it, from its bytes on their way to disk (none for
+    /// zstd, whose decoder's window would not fit beside its encoder's in memory).
+    pub read_back: Option<layer::LayerScan>,
+}
+
+/// The blob being written, read at the same time by inspect's own layer reader
+/// (`layer::scan_written`) on a thread of its own: the read-back `apply` proves its
+/// figures with, made while the layer is written rather than after it, so that it
+/// takes the idle core instead of wall time. Its digest, size and diff_id are
+/// compared with the writer's by the caller.
+pub(crate) struct ReadBack {
+    sender: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    pending: Vec<u8>,
+    reader: Option<std::thread::JoinHandle<Result<layer::LayerScan, LayerError>>>,
+}
+
+impl ReadBack {
+    /// Reads back a blob of `media_type`; `label` (the source layer) names it in
+    /// errors.
+    fn start(label: &Digest, media_type: &str, limits: &LayerLimits) -> Result<Self, ApplyError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(PIPE_CHUNKS);
+        let descriptor = LayerDescriptor {
+            digest: label.clone(),
+            media_type: media_type.to_string(),
+            size: 0,
+        };
+        let limits = *limits;
+        let reader = std::thread::Builder::new()
+            .name("apply-read-back".into())
+            .spawn(move || layer::scan_written(Piped::new(receiver), &descriptor, &limits))
+            .map_err(|e| ApplyError::Task(format!("starting the read-back: {e}")))?;
+        Ok(Self {
+            sender: Some(sender),
+            pending: Vec::with_capacity(PIPE_CHUNK_BYTES),
+            reader: Some(reader),
+        })
+    }
+
+    fn none() -> Self {
+        Self {
+            sender: None,
+            pending: Vec::new(),
+            reader: None,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= PIPE_CHUNK_BYTES {
+            let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(PIPE_CHUNK_BYTES));
+            // The reader stopped early: its error is what `finish` returns.
+            if sender.send(Ok(chunk)).is_err() {
+                self.sender = None;
+            }
+        }
+    }
+
+    /// The reader's scan of everything fed.
+    fn finish(mut self) -> Result<Option<layer::LayerScan>, ApplyError> {
+        if let Some(sender) = self.sender.take() {
+            let chunk = std::mem::take(&mut self.pending);
+            if !chunk.is_empty() {
+                let _ = sender.send(Ok(chunk));
+            }
+            let _ = sender.send(Ok(Vec::new()));
+        }
+        let Some(reader) = self.reader.take() else {
+            return Ok(None);
+        };
+        let scan = reader
+            .join()
+            .map_err(|_| ApplyError::Task("the read-back thread panicked".into()))?
+            .map_err(|e| ApplyError::Verify(format!("reading back what was written: {e}")))?;
+        Ok(Some(scan))
+    }
+}
+
+impl Drop for ReadBack {
+    fn drop(&mut self) {
+        // An abandoned write: the reader sees its input end early and stops.
+        drop(self.sender.take());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// The stored bytes on their way to the file, fed to the read-back too.
+pub(crate) struct Teed<W> {
+    inner: W,
+    read_back: ReadBack,
+}
+
+impl<W: Write> Write for Teed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.read_back.feed(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type StoredFile = HashingWriter<Teed<BufWriter<std::fs::File>>>;
+
+/// The blob file's writer: hashed, and read back as it goes unless `media_type` is
+/// `None` (zstd).
+fn stored_file(
+    file: std::fs::File,
+    read_back: Option<(&Digest, &str, &LayerLimits)>,
+) -> Result<StoredFile, ApplyError> {
+    let read_back = match read_back {
+        Some((label, media_type, limits)) => ReadBack::start(label, media_type, limits)?,
+        None => ReadBack::none(),
+    };
+    Ok(HashingWriter::new(Teed {
+        inner: BufWriter::with_capacity(256 * 1024, file),
+        read_back,
+    }))
+}
+
+/// Flushes the blob file, renames it to its digest and collects the read-back.
+fn persist_stored(
+    stored: StoredFile,
+    temp: TempFile,
+    blobs: &Path,
+) -> Result<(Digest, u64, Option<layer::LayerScan>), ApplyError> {
+    let (teed, blob_digest, size) = stored.finish()?;
+    let Teed { inner, read_back } = teed;
+    let file = inner
+        .into_inner()
+        .map_err(|e| ApplyError::io(blobs, e.into_error()))?;
+    drop(file);
+    let scan = read_back.finish()?;
+    temp.persist(&blobs.join(blob_digest.hex()))?;
+    Ok((blob_digest, size, scan))
+}
+
+/// The media type a read-back decodes the output as: `None` for zstd (not read
+/// back on the way).
+fn read_back_media_type(compression: Compression) -> Option<&'static str> {
+    match compression {
+        Compression::Gzip => Some("application/vnd.oci.image.layer.v1.tar+gzip"),
+        Compression::None => Some("application/vnd.oci.image.layer.v1.tar"),
+        Compression::Zstd => None,
+    }
 }
 
 fn padding(size: u64) -> usize {
@@ -313,9 +464,16 @@ pub(crate) fn rewrite_layer(
     let mut temp = TempFile::create(blobs)?;
     let file = temp.take()?;
     let out_io = |e: io::Error| ApplyError::io(blobs, e);
-    let stored = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
-    let blocks = SharedBlocks::default();
     let spliced = output == Output::Spliced && compression == Compression::Gzip;
+    let written_as = match output {
+        Output::Recompressed(with, _) => with,
+        _ => compression,
+    };
+    let stored = stored_file(
+        file,
+        read_back_media_type(written_as).map(|media_type| (digest, media_type, limits)),
+    )?;
+    let blocks = SharedBlocks::default();
     let encoder = match output {
         _ if spliced => Ok(Encoder::Spliced(Box::new(Splicer::new(
             stored,
@@ -377,12 +535,7 @@ pub(crate) fn rewrite_layer(
     }
     let (encoder, diff_id, kept_bytes) = tar_out.finish()?;
     let (stored, splice) = encoder.finish().map_err(out_io)?;
-    let (buffered, blob_digest, size) = stored.finish()?;
-    let file = buffered
-        .into_inner()
-        .map_err(|e| ApplyError::io(blobs, e.into_error()))?;
-    drop(file);
-    temp.persist(&blobs.join(blob_digest.hex()))?;
+    let (blob_digest, size, read_back) = persist_stored(stored, temp, blobs)?;
     Ok(Rewritten {
         digest: blob_digest,
         size,
@@ -391,6 +544,7 @@ pub(crate) fn rewrite_layer(
         splice,
         kept_bytes,
         stripped,
+        read_back,
     })
 }
 
@@ -416,7 +570,14 @@ pub(crate) fn squash_layers(
     let mut temp = TempFile::create(blobs)?;
     let file = temp.take()?;
     let out_io = |e: io::Error| ApplyError::io(blobs, e);
-    let stored = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+    let label = inputs
+        .first()
+        .map(|input| input.descriptor.digest.clone())
+        .ok_or_else(|| ApplyError::Task("a squash of no layers".into()))?;
+    let stored = stored_file(
+        file,
+        read_back_media_type(compression).map(|media_type| (&label, media_type, limits)),
+    )?;
     let encoder = Encoder::new(compression, level, stored).map_err(out_io)?;
     let mut tar_out = HashingWriter::new(encoder);
     let mut removed_bytes: HashMap<usize, u64> = HashMap::new();
@@ -474,12 +635,7 @@ pub(crate) fn squash_layers(
     tar_out.write_all(&[0u8; 1024]).map_err(out_io)?;
     let (encoder, diff_id, kept_bytes) = tar_out.finish()?;
     let (stored, _) = encoder.finish().map_err(out_io)?;
-    let (buffered, blob_digest, size) = stored.finish()?;
-    let file = buffered
-        .into_inner()
-        .map_err(|e| ApplyError::io(blobs, e.into_error()))?;
-    drop(file);
-    temp.persist(&blobs.join(blob_digest.hex()))?;
+    let (blob_digest, size, read_back) = persist_stored(stored, temp, blobs)?;
     Ok(Rewritten {
         digest: blob_digest,
         size,
@@ -488,6 +644,7 @@ pub(crate) fn squash_layers(
         splice: None,
         kept_bytes,
         stripped,
+        read_back,
     })
 }
 
@@ -1087,5 +1244,94 @@ mod tests {
     fn strip_of_a_file_that_is_not_elf_is_an_error() {
         let error = strip(b"#!/bin/sh\necho hi\n", StripMode::All).expect_err("not ELF");
         assert!(!error.is_empty());
+    }
+
+    fn small_layer() -> (Vec<u8>, Vec<u8>) {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, body) in [
+            ("etc/kept", b"kept\n".repeat(3000)),
+            ("tmp/gone", b"gone\n".repeat(5000)),
+            ("etc/after", b"after\n".repeat(100)),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, path, body.as_slice())
+                .expect("append");
+        }
+        let tar = builder.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(&tar).expect("gzip");
+        (tar, gz.finish().expect("gzip"))
+    }
+
+    #[test]
+    fn a_rewritten_layer_is_read_back_on_its_way_to_disk() {
+        let (tar, blob) = small_layer();
+        let dir = tempfile::tempdir().expect("dir");
+        let descriptor = LayerDescriptor {
+            digest: Digest::of_bytes(&blob),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size: blob.len() as u64,
+        };
+        let changes = HashMap::from([("tmp/gone".to_string(), EntryChange::Remove(0))]);
+        for output in [
+            Output::Matched,
+            Output::Spliced,
+            Output::Recompressed(Compression::Gzip, 1),
+            Output::Recompressed(Compression::None, 0),
+        ] {
+            let rewritten = rewrite_layer(
+                blob.as_slice(),
+                &descriptor,
+                &Digest::of_bytes(&tar),
+                &changes,
+                StripMode::All,
+                &LayerLimits::default(),
+                dir.path(),
+                output,
+            )
+            .expect("rewrite");
+            let stored = std::fs::read(dir.path().join(rewritten.digest.hex())).expect("blob");
+            let scan = rewritten.read_back.expect("read back");
+            assert_eq!(
+                scan.descriptor.digest,
+                Digest::of_bytes(&stored),
+                "{output:?}"
+            );
+            assert_eq!(scan.descriptor.size, stored.len() as u64, "{output:?}");
+            assert_eq!(scan.diff_id, rewritten.diff_id, "{output:?}");
+            let paths: Vec<&str> = scan.entries.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, ["etc/kept", "etc/after"], "{output:?}");
+        }
+        // zstd is read back from disk afterwards instead.
+        let rewritten = rewrite_layer(
+            blob.as_slice(),
+            &descriptor,
+            &Digest::of_bytes(&tar),
+            &changes,
+            StripMode::All,
+            &LayerLimits::default(),
+            dir.path(),
+            Output::Recompressed(Compression::Zstd, 3),
+        )
+        .expect("rewrite");
+        assert!(rewritten.read_back.is_none());
+    }
+
+    #[test]
+    fn a_read_back_that_ends_early_is_an_error_not_a_hang() {
+        let (_, blob) = small_layer();
+        let label = Digest::of_bytes(&blob);
+        let mut read_back = ReadBack::start(
+            &label,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &LayerLimits::default(),
+        )
+        .expect("start");
+        read_back.feed(&blob[..blob.len() / 2]);
+        assert!(read_back.finish().is_err());
     }
 }

@@ -85,7 +85,7 @@ impl LayerMemo {
         same.then(|| Arc::clone(scan))
     }
 
-    fn insert(&self, scan: &Arc<LayerScan>) {
+    pub(crate) fn insert(&self, scan: &Arc<LayerScan>) {
         let mut memo = self
             .0
             .lock()
