@@ -462,15 +462,24 @@ async fn apply_single(
     kept_entries: Vec<serde_json::Value>,
     progress: Arc<dyn Progress>,
 ) -> Result<ApplyReport, ApplyError> {
-    let plan = plan(
+    let mut early = EarlyWrites::new(target, options, choice);
+    let planned = plan(
         image,
         target,
         options,
         &options.inspect,
         choice,
+        early.as_mut(),
         Arc::clone(&progress),
     )
-    .await?;
+    .await;
+    let early_written = match &mut early {
+        // Settled before anything returns, so that no write is still going into the
+        // early directory as it is removed.
+        Some(early) => early.settle().await,
+        None => WrittenLayers::new(),
+    };
+    let plan = planned?;
     if options.dry_run {
         return Ok(plan.report);
     }
@@ -479,10 +488,25 @@ async fn apply_single(
         &plan,
         &layout,
         options,
-        &WrittenLayers::new(),
+        &early_written,
         Arc::clone(&progress),
     )
     .await?;
+    // The early blobs taken were moved into the layout.
+    let taken: Vec<String> = plan
+        .analysis
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, layer)| {
+            early_written.iter().any(|(key, done)| {
+                key.0 == layer.descriptor.digest
+                    && done.staged.as_ref().is_some_and(|p| !p.exists())
+            })
+        })
+        .map(|(index, _)| index.to_string())
+        .collect();
+    drop(early);
     let mut entry = manifest_entry(&written, &plan.analysis.image.platform);
     if let Some(tag) = &layout.tag {
         entry["annotations"] = json!({ REF_NAME: tag });
@@ -528,6 +552,14 @@ async fn apply_single(
     }
     let mut report = finish(plan, &written, &reread, target)?;
     report.notes.extend(notes);
+    if !taken.is_empty() {
+        report.notes.push(format!(
+            "{} {} {} written while advise measured (the changes the default choice makes were known from the first read; the figures confirmed them)",
+            if taken.len() == 1 { "layer" } else { "layers" },
+            taken.join(", "),
+            if taken.len() == 1 { "was" } else { "were" }
+        ));
+    }
     Ok(report)
 }
 
@@ -558,6 +590,7 @@ async fn apply_multi(
                 options,
                 &inspect,
                 choice,
+                None,
                 Arc::clone(&progress),
             )
             .await?,
@@ -737,17 +770,22 @@ async fn read_back(
 }
 
 /// Reads, advises and plans one image (`inspect` names its platform).
+#[allow(clippy::too_many_arguments)]
 async fn plan(
     image: &ImageRef,
     target: &Target,
     options: &ApplyOptions,
     inspect: &InspectOptions,
     choice: &Resolved,
+    early: Option<&mut EarlyWrites>,
     progress: Arc<dyn Progress>,
 ) -> Result<Plan, ApplyError> {
     let (only, skip) = choice;
     let (source, analysis) =
         image::inspect_keeping_source(image, inspect, Arc::clone(&progress)).await?;
+    if let Some(early) = early {
+        early.start(&source, &analysis, options, choice);
+    }
     // Strips priced for the strip that is made; only what can be made measured (each
     // on its own: apply adds them up itself).
     let base_kinds = [
@@ -964,24 +1002,7 @@ async fn plan(
     }
     // Per layer: every path to leave out or strip, and the suggestion it is for. A
     // file both removed and stripped is removed, as advise's combined rebuild has it.
-    let mut per_layer: BTreeMap<usize, HashMap<String, EntryChange>> = BTreeMap::new();
-    for removals_first in [true, false] {
-        for (index, c) in chosen.iter().enumerate() {
-            if c.strip.is_none() != removals_first {
-                continue;
-            }
-            for (layer, paths) in &c.layers {
-                let slot = per_layer.entry(*layer).or_default();
-                for path in paths {
-                    slot.entry(path.clone()).or_insert(if removals_first {
-                        EntryChange::Remove(index)
-                    } else {
-                        EntryChange::Strip(index)
-                    });
-                }
-            }
-        }
-    }
+    let mut per_layer = layer_changes(&chosen);
     // A binary a removal leaves out is not stripped as well: the strip saves nothing
     // on it. Its compressed figure was measured for all its binaries at once, so what
     // is left of it is prorated by tar bytes, and is then an estimate.
@@ -1555,6 +1576,298 @@ struct LayerWritten {
     /// Binaries stripped: path, size before, size after.
     stripped: Vec<(String, u64, u64)>,
     method: (WriteMethod, u64),
+    /// Written early (`EarlyWrites`): where the blob is until it is taken.
+    staged: Option<std::path::PathBuf>,
+}
+
+/// Per layer: every path to leave out or strip, and the index in `chosen` of the
+/// suggestion it is for; removals first.
+fn layer_changes(chosen: &[Chosen]) -> BTreeMap<usize, HashMap<String, EntryChange>> {
+    let mut per_layer: BTreeMap<usize, HashMap<String, EntryChange>> = BTreeMap::new();
+    for removals_first in [true, false] {
+        for (index, c) in chosen.iter().enumerate() {
+            if c.strip.is_none() != removals_first {
+                continue;
+            }
+            for (layer, paths) in &c.layers {
+                let slot = per_layer.entry(*layer).or_default();
+                for path in paths {
+                    slot.entry(path.clone()).or_insert(if removals_first {
+                        EntryChange::Remove(index)
+                    } else {
+                        EntryChange::Strip(index)
+                    });
+                }
+            }
+        }
+    }
+    per_layer
+}
+
+/// The large layers of one image, written while advise measures it.
+///
+/// Which files a suggestion leaves out or strips is known once the image is read;
+/// only whether it is made waits for advise's figures. advise's rebuild leaves a
+/// core idle for much of its time, so each layer above `full_rebuild_bytes` that the
+/// default choice would change is written then, into a directory beside the target.
+/// Once the plan is made, a layer whose changes and method came out the same (the
+/// same [`LayerKey`]) takes that blob; any other is written again as usual and the
+/// early one is thrown away with the directory. Nothing the user sees depends on
+/// which happened.
+struct EarlyWrites {
+    dir: target::Staging,
+    tasks: tokio::task::JoinSet<Option<(LayerKey, LayerWritten)>>,
+}
+
+impl EarlyWrites {
+    /// For one image without `--squash`, `--base`, `--zstd`/`--gzip` or `--dry-run`
+    /// (whose layers are written another way, or not at all).
+    fn new(target: &Target, options: &ApplyOptions, (only, _): &Resolved) -> Option<Self> {
+        if options.dry_run
+            || options.squash.is_some()
+            || options.base.is_some()
+            || options.recompress.is_some()
+            || only
+                .as_ref()
+                .is_some_and(|o| o.contains(&SuggestionKind::ZstdLayers))
+        {
+            return None;
+        }
+        let beside = match target {
+            Target::Layout { dir, .. } => dir.parent().map(std::path::Path::to_path_buf),
+            Target::OciArchive { file, .. } | Target::DockerArchive { file, .. } => {
+                file.parent().map(std::path::Path::to_path_buf)
+            }
+            Target::Registry { .. } => Some(std::env::temp_dir()),
+        };
+        let beside = beside
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| std::path::PathBuf::from("."));
+        let dir = target::Staging::create_in(&beside, ".ballast-apply-early-").ok()?;
+        Some(Self {
+            dir,
+            tasks: tokio::task::JoinSet::new(),
+        })
+    }
+
+    /// Starts the writes, as `plan` would choose them by default.
+    fn start(
+        &mut self,
+        source: &Arc<crate::source::Source>,
+        analysis: &ImageAnalysis,
+        options: &ApplyOptions,
+        (only, skip): &Resolved,
+    ) {
+        let wanted = |kind: SuggestionKind| {
+            only.as_ref()
+                .map_or(APPLICABLE.contains(&kind), |o| o.contains(&kind))
+                && !skip.contains(&kind)
+        };
+        let chosen = |kind, layers, strip| Chosen {
+            kind,
+            confidence: Confidence::Exact,
+            saved_bytes: 0,
+            saved_compressed_bytes: 0,
+            layers,
+            files: Vec::new(),
+            strip,
+        };
+        let guess: Vec<Chosen> = advice::layer_removals(analysis)
+            .into_iter()
+            .filter(|r| wanted(r.kind))
+            .map(|r| chosen(r.kind, r.layers, None))
+            .chain(
+                advice::layer_strips(analysis, options.strip_mode)
+                    .into_iter()
+                    .filter(|s| wanted(s.kind))
+                    .map(|s| chosen(s.kind, s.layers, Some(s.files))),
+            )
+            .collect();
+        let kinds: Vec<SuggestionKind> = guess.iter().map(|c| c.kind).collect();
+        for (index, changes) in layer_changes(&guess) {
+            let Some(layer) = analysis.layers.get(index) else {
+                continue;
+            };
+            // Above this advise prices the layer stretch by stretch, and apply splices it.
+            if layer.compression != crate::layer::Compression::Gzip
+                || layer.uncompressed_bytes <= options.advise.full_rebuild_bytes
+            {
+                continue;
+            }
+            let output = writer::Output::Spliced;
+            let key = layer_key(&layer.descriptor.digest, Some(output), &changes, &kinds);
+            let rewrite = LayerRewrite {
+                index,
+                descriptor: layer.descriptor.clone(),
+                diff_id: layer.diff_id.clone(),
+                changes,
+                kinds: kinds.clone(),
+                output,
+                strip_mode: options.strip_mode,
+                limits: options.inspect.limits,
+                blobs: self.dir.path().to_path_buf(),
+                memo: options.inspect.layer_memo.clone(),
+            };
+            let source = Arc::clone(source);
+            let staged = self.dir.path().to_path_buf();
+            self.tasks.spawn(async move {
+                // A failure here is met again, and reported, when the layer is written.
+                let mut done = rewrite
+                    .run(&source, Arc::new(image::NoProgress))
+                    .await
+                    .ok()?;
+                done.staged = Some(staged.join(done.descriptor.digest.hex()));
+                Some((key, done))
+            });
+        }
+    }
+
+    /// The layers written, each still in the early directory (`LayerWritten::staged`)
+    /// until a job takes it; the directory goes when `self` does.
+    async fn settle(&mut self) -> WrittenLayers {
+        let mut written = WrittenLayers::new();
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Ok(Some((key, done))) = joined {
+                written.insert(key, done);
+            }
+        }
+        written
+    }
+}
+
+/// Moves an early-written blob into the layout (copied when the two are on different
+/// filesystems).
+fn take_staged(staged: &std::path::Path, to: &std::path::Path) -> Result<(), ApplyError> {
+    if std::fs::rename(staged, to).is_ok() {
+        return Ok(());
+    }
+    let parent = to.parent().unwrap_or(to);
+    let mut temp = writer::TempFile::create(parent)?;
+    let mut file = temp.take_file()?;
+    let mut from = std::fs::File::open(staged).map_err(|e| ApplyError::io(staged, e))?;
+    std::io::copy(&mut from, &mut file).map_err(|e| ApplyError::io(to, e))?;
+    drop(file);
+    temp.persist(to)
+}
+
+/// What makes two writes of a layer the same blob: the source layer, how it is
+/// written, and each change with the suggestion it is for.
+fn layer_key(
+    digest: &Digest,
+    output: Option<writer::Output>,
+    changes: &HashMap<String, EntryChange>,
+    kinds: &[SuggestionKind],
+) -> LayerKey {
+    let mut listed: Vec<(String, bool, Option<SuggestionKind>)> = changes
+        .iter()
+        .map(|(path, change)| {
+            (
+                path.clone(),
+                matches!(change, EntryChange::Strip(_)),
+                kinds.get(change.suggestion()).copied(),
+            )
+        })
+        .collect();
+    listed.sort();
+    (digest.clone(), format!("{output:?}"), listed)
+}
+
+/// One layer to rewrite: its source blob, the changes, and how to write it.
+struct LayerRewrite {
+    index: usize,
+    descriptor: LayerDescriptor,
+    diff_id: Digest,
+    changes: HashMap<String, EntryChange>,
+    /// The suggestion each change's index names.
+    kinds: Vec<SuggestionKind>,
+    output: writer::Output,
+    strip_mode: StripMode,
+    limits: crate::layer::LayerLimits,
+    blobs: std::path::PathBuf,
+    memo: image::LayerMemo,
+}
+
+impl LayerRewrite {
+    async fn run(
+        self,
+        source: &crate::source::Source,
+        progress: Arc<dyn Progress>,
+    ) -> Result<LayerWritten, ApplyError> {
+        let LayerRewrite {
+            index,
+            descriptor,
+            diff_id,
+            changes,
+            kinds,
+            output,
+            strip_mode,
+            limits,
+            blobs,
+            memo,
+        } = self;
+        if !changes.is_empty() {
+            let strips = changes
+                .values()
+                .filter(|c| matches!(c, EntryChange::Strip(_)))
+                .count();
+            progress.detail(&format!(
+                "layer {index}: {} entries left out, {strips} stripped",
+                changes.len() - strips
+            ));
+        }
+        let blob = image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
+        let source_descriptor = descriptor.clone();
+        let rewritten = tokio::task::spawn_blocking(move || {
+            writer::rewrite_layer(
+                blob,
+                &source_descriptor,
+                &diff_id,
+                &changes,
+                strip_mode,
+                &limits,
+                &blobs,
+                output,
+            )
+        })
+        .await
+        .map_err(|e| ApplyError::Task(e.to_string()))??;
+        let method = match rewritten.splice {
+            Some(stats) => (WriteMethod::Spliced, stats.recompressed_bytes),
+            None => (WriteMethod::Recompressed, rewritten.kept_bytes),
+        };
+        let media_type = match output {
+            writer::Output::Recompressed(compression, _) => {
+                layer_media_type(compression).to_string()
+            }
+            _ => oci_media_type(&descriptor.media_type),
+        };
+        let written = LayerDescriptor {
+            digest: rewritten.digest.clone(),
+            media_type,
+            size: rewritten.size,
+        };
+        remember_read_back(
+            &memo,
+            rewritten.read_back,
+            &written,
+            &rewritten.diff_id,
+            &format!("layer {index}"),
+        )?;
+        Ok(LayerWritten {
+            descriptor: written,
+            diff_id: rewritten.diff_id.clone(),
+            removed: Some(
+                rewritten
+                    .removed_bytes
+                    .iter()
+                    .filter_map(|(index, bytes)| Some((*kinds.get(*index)?, *bytes)))
+                    .collect(),
+            ),
+            stripped: rewritten.stripped,
+            method,
+            staged: None,
+        })
+    }
 }
 
 async fn write_image(
@@ -1614,23 +1927,15 @@ async fn write_image(
             let descriptor = layer.descriptor.clone();
             let diff_id = layer.diff_id.clone();
             let kinds = kinds.clone();
-            let mut changes: Vec<(String, bool, Option<SuggestionKind>)> = remove
-                .iter()
-                .map(|(path, change)| {
-                    (
-                        path.clone(),
-                        matches!(change, EntryChange::Strip(_)),
-                        kinds.get(change.suggestion()).copied(),
-                    )
-                })
-                .collect();
-            changes.sort();
-            let key: LayerKey = (descriptor.digest.clone(), format!("{output:?}"), changes);
+            let key = layer_key(&descriptor.digest, output, &remove, &kinds);
             // Another platform's image holds this layer changed the same way: its blob is
             // written already.
             let reused = written_before.get(&key).cloned();
             async move {
-                if let Some(done) = reused {
+                if let Some(mut done) = reused {
+                    if let Some(staged) = done.staged.take() {
+                        take_staged(&staged, &blobs.join(done.descriptor.digest.hex()))?;
+                    }
                     progress.advance(descriptor.size);
                     return Ok::<_, ApplyError>((key, done));
                 }
@@ -1650,72 +1955,23 @@ async fn write_image(
                         removed: None,
                         stripped: Vec::new(),
                         method: (WriteMethod::Copied, 0),
+                        staged: None,
                     };
                     return Ok((key, done));
                 };
-                if !remove.is_empty() {
-                    let strips = remove
-                        .values()
-                        .filter(|c| matches!(c, EntryChange::Strip(_)))
-                        .count();
-                    progress.detail(&format!(
-                        "layer {index}: {} entries left out, {strips} stripped",
-                        remove.len() - strips
-                    ));
-                }
-                let blob =
-                    image::counted(source.open_blob(&descriptor).await?, Arc::clone(&progress));
-                let source_descriptor = descriptor.clone();
-                let rewritten = tokio::task::spawn_blocking(move || {
-                    writer::rewrite_layer(
-                        blob,
-                        &source_descriptor,
-                        &diff_id,
-                        &remove,
-                        strip_mode,
-                        &limits,
-                        &blobs,
-                        output,
-                    )
-                })
-                .await
-                .map_err(|e| ApplyError::Task(e.to_string()))??;
-                let method = match rewritten.splice {
-                    Some(stats) => (WriteMethod::Spliced, stats.recompressed_bytes),
-                    None => (WriteMethod::Recompressed, rewritten.kept_bytes),
+                let rewrite = LayerRewrite {
+                    index,
+                    descriptor,
+                    diff_id,
+                    changes: remove,
+                    kinds,
+                    output,
+                    strip_mode,
+                    limits,
+                    blobs,
+                    memo,
                 };
-                let media_type = match output {
-                    writer::Output::Recompressed(compression, _) => {
-                        layer_media_type(compression).to_string()
-                    }
-                    _ => oci_media_type(&descriptor.media_type),
-                };
-                let written = LayerDescriptor {
-                    digest: rewritten.digest.clone(),
-                    media_type,
-                    size: rewritten.size,
-                };
-                remember_read_back(
-                    &memo,
-                    rewritten.read_back,
-                    &written,
-                    &rewritten.diff_id,
-                    &format!("layer {index}"),
-                )?;
-                let done = LayerWritten {
-                    descriptor: written,
-                    diff_id: rewritten.diff_id.clone(),
-                    removed: Some(
-                        rewritten
-                            .removed_bytes
-                            .iter()
-                            .filter_map(|(index, bytes)| Some((*kinds.get(*index)?, *bytes)))
-                            .collect(),
-                    ),
-                    stripped: rewritten.stripped,
-                    method,
-                };
-                Ok((key, done))
+                Ok((key, rewrite.run(&source, progress).await?))
             }
             .boxed()
         });
@@ -1790,6 +2046,7 @@ async fn write_image(
                 ),
                 stripped: rewritten.stripped,
                 method: (WriteMethod::Recompressed, rewritten.kept_bytes),
+                staged: None,
             };
             Ok::<_, ApplyError>((key, done))
         }
@@ -1825,6 +2082,7 @@ async fn write_image(
                     removed: None,
                     stripped: Vec::new(),
                     method: (WriteMethod::Copied, 0),
+                    staged: None,
                 };
                 Ok((key, done))
             }

@@ -55,6 +55,22 @@ impl LayoutTarget {
 /// Removes the staging directory when dropped.
 pub(crate) struct Staging(PathBuf);
 
+impl Staging {
+    /// A new directory of its own in `parent`, named from `prefix`, removed when
+    /// dropped.
+    pub(crate) fn create_in(parent: &Path, prefix: &str) -> Result<Self, ApplyError> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = parent.join(format!("{prefix}{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| ApplyError::io(&dir, e))?;
+        Ok(Self(dir))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

@@ -381,3 +381,132 @@ fn an_index_in_a_layout_or_an_archive_is_applied_per_platform() {
         );
     }
 }
+
+/// Every blob under `dir/blobs/sha256` that the layout's images do not name.
+fn stray_blobs(dir: &std::path::Path) -> Vec<String> {
+    let read = |hex: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).expect("blob"))
+            .expect("json")
+    };
+    let hex = |d: &Value| {
+        d.as_str()
+            .expect("digest")
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index"))
+            .expect("index json");
+    let mut named = std::collections::BTreeSet::new();
+    let mut manifests: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| hex(&m["digest"]))
+        .collect();
+    while let Some(manifest) = manifests.pop() {
+        let json = read(&manifest);
+        named.insert(manifest);
+        if let Some(nested) = json["manifests"].as_array() {
+            manifests.extend(nested.iter().map(|m| hex(&m["digest"])));
+            continue;
+        }
+        named.insert(hex(&json["config"]["digest"]));
+        for layer in json["layers"].as_array().expect("layers") {
+            named.insert(hex(&layer["digest"]));
+        }
+    }
+    std::fs::read_dir(dir.join("blobs/sha256"))
+        .expect("blobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| !named.contains(name))
+        .collect()
+}
+
+#[test]
+fn layers_written_while_advise_measures_are_the_ones_written_after_it() {
+    // With a small --full-rebuild-size every changed layer is priced stretch by
+    // stretch and spliced; for one image those are written early, for an index's
+    // images (one plan after another) once the plan is made. The blobs must agree.
+    let home = tempfile::tempdir().expect("home");
+    let (amd64, arm64, attestation) = platform_images();
+    let layout = tempfile::tempdir().expect("layout");
+    testkit::write_oci_layout(
+        layout.path(),
+        &[
+            (&amd64, Some("t")),
+            (&arm64, Some("t")),
+            (&attestation, Some("t")),
+        ],
+    )
+    .expect("write layout");
+    let source = format!("oci:{}:t", layout.path().display());
+    let scratch = tempfile::tempdir().expect("scratch");
+    let one = scratch.path().join("one");
+    let single = json_of(
+        home.path(),
+        &[
+            "apply",
+            &source,
+            "--platform",
+            "linux/amd64",
+            "--full-rebuild-size",
+            "4KB",
+            "--to",
+            &format!("oci:{}:x", one.display()),
+        ],
+    );
+    assert!(
+        notes(&single)
+            .iter()
+            .any(|n| n.contains("written while advise measured")),
+        "{:?}",
+        notes(&single)
+    );
+    let spliced = single["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter(|l| l["after"]["written"] == "spliced")
+        .count();
+    assert!(spliced >= 2, "{single:#}");
+    assert_eq!(stray_blobs(&one), Vec::<String>::new());
+
+    let all = scratch.path().join("all");
+    let multi = json_of(
+        home.path(),
+        &[
+            "apply",
+            &source,
+            "--full-rebuild-size",
+            "4KB",
+            "--to",
+            &format!("oci:{}:x", all.display()),
+        ],
+    );
+    let amd = platforms(&multi)
+        .iter()
+        .find(|p| p["image"]["platform"] == "linux/amd64")
+        .expect("amd64");
+    assert!(!notes(amd)
+        .iter()
+        .any(|n| n.contains("written while advise measured")));
+    let digests = |report: &Value| -> Vec<Value> {
+        report["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["after"]["digest"].clone())
+            .collect()
+    };
+    assert_eq!(digests(amd), digests(&single));
+    assert_eq!(amd["manifest_digest"], single["manifest_digest"]);
+    assert_eq!(stray_blobs(&all), Vec::<String>::new());
+    let left: Vec<String> = std::fs::read_dir(scratch.path())
+        .expect("scratch")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(left, ["all", "one"], "no early directory is left behind");
+}
