@@ -792,7 +792,8 @@ fn walk_entries<W: Write>(
     let mut long_name: Option<Vec<u8>> = None;
     let mut pax_path: Option<Vec<u8>> = None;
     let mut pax_size: Option<u64> = None;
-    for entry in archive.entries().map_err(corrupt)?.raw(true) {
+    let mut raw_entries = archive.entries().map_err(corrupt)?.raw(true);
+    while let Some(entry) = raw_entries.next() {
         let mut entry = entry.map_err(corrupt)?;
         entries += 1;
         if entries > limits.max_entries {
@@ -805,7 +806,9 @@ fn walk_entries<W: Write>(
             .into());
         }
         let header = entry.header().clone();
-        let size = header.entry_size().map_err(corrupt)?;
+        // The header's size, or for an entry after a PAX header its `size` record (as
+        // inspect's reader, and Go's, GNU tar's and containerd's, take it).
+        let size = entry.size();
         let block_bytes = 512 + size + padding(size) as u64;
         walked += block_bytes;
         let kind = header.entry_type();
@@ -824,17 +827,24 @@ fn walk_entries<W: Write>(
                 let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
                 long_name = Some(data[..end].to_vec());
             } else if kind.is_pax_local_extensions() {
+                let mut size_seen = false;
                 for record in tar::PaxExtensions::new(&data) {
                     let record = record.map_err(corrupt)?;
                     match record.key_bytes() {
                         b"path" => pax_path = Some(record.value_bytes().to_vec()),
-                        b"size" => {
+                        // The first `size` record counts, as in inspect's reader.
+                        b"size" if !size_seen => {
+                            size_seen = true;
                             pax_size = std::str::from_utf8(record.value_bytes())
                                 .ok()
-                                .and_then(|v| v.parse().ok())
+                                .and_then(|v| v.parse().ok());
                         }
                         _ => {}
                     }
+                }
+                let recognised = header.as_gnu().is_some() || header.as_ustar().is_some();
+                if let (Some(size), true) = (pax_size, recognised) {
+                    raw_entries.set_raw_next_size(size);
                 }
             }
             pending.push(Extension {
@@ -850,11 +860,6 @@ fn walk_entries<W: Write>(
             )));
         }
         let pax_sized = pax_size.take();
-        if pax_sized.is_some_and(|s| s != size) {
-            return Err(ApplyError::NotYet(format!(
-                "layer {digest}: a PAX size record that differs from its header's"
-            )));
-        }
         let raw_path = match (long_name.take(), pax_path.take()) {
             (_, Some(path)) => path,
             (Some(path), None) => path,

@@ -248,9 +248,21 @@ fn entries(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut spans = Vec::new();
     let mut archive = tar::Archive::new(tar);
     let mut start = 0u64;
-    for entry in archive.entries().expect("entries").raw(true) {
-        let entry = entry.expect("raw entry");
+    let mut raw = archive.entries().expect("entries").raw(true);
+    while let Some(entry) = raw.next() {
+        let mut entry = entry.expect("raw entry");
         let kind = entry.header().entry_type();
+        if kind.is_pax_local_extensions() {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).expect("pax");
+            let size = tar::PaxExtensions::new(&data)
+                .filter_map(Result::ok)
+                .find(|r| r.key_bytes() == b"size")
+                .and_then(|r| r.value().ok()?.parse().ok());
+            if let Some(size) = size {
+                raw.set_raw_next_size(size);
+            }
+        }
         let end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
         // An extension record belongs to the entry after it.
         if !(kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink()) {
@@ -379,4 +391,116 @@ fn u(value: &Value) -> u64 {
     value
         .as_u64()
         .unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+#[test]
+fn an_entry_sized_by_its_pax_record_is_walked_by_that_size() {
+    // Writers put a file over 8 GiB's size in a PAX `size` record and leave the
+    // header's field short; readers (Go, GNU tar, containerd, inspect) take the
+    // record. Here the header says 0 and the record 200,000 bytes.
+    let home = tempfile::tempdir().expect("home");
+    let big = text(5_000, 31);
+    let mut tar = Vec::new();
+    push_entry(
+        &mut tar,
+        header("opt/", tar::EntryType::Directory, 0, 0o755),
+        b"",
+    );
+    let size = big.len().to_string();
+    push_pax(
+        &mut tar,
+        "opt/PaxHeaders.1/big.dat",
+        &[("size", size.as_bytes()), ("mtime", b"1700000000.5")],
+    );
+    push_entry(
+        &mut tar,
+        header("opt/big.dat", tar::EntryType::Regular, 0, 0o644),
+        &big,
+    );
+    let status = text(3_000, 32);
+    push_entry(
+        &mut tar,
+        header(
+            "var/lib/dpkg/status",
+            tar::EntryType::Regular,
+            status.len() as u64,
+            0o644,
+        ),
+        &status,
+    );
+    let changelog = text(30_000, 33);
+    push_entry(
+        &mut tar,
+        header(
+            "usr/share/doc/pkg/changelog",
+            tar::EntryType::Regular,
+            changelog.len() as u64,
+            0o644,
+        ),
+        &changelog,
+    );
+    tar.extend_from_slice(&[0u8; 1024]);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(&tar).expect("gzip");
+    let blob_bytes = encoder.finish().expect("gzip");
+    let layer = BuiltLayer {
+        digest: Digest::of_bytes(&blob_bytes),
+        diff_id: Digest::of_bytes(&tar),
+        blob: blob_bytes,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+    };
+    let spec = ImageSpec::new(vec![LayerSpec::new("ADD rootfs.tar /", vec![])]);
+    let image = spec.assemble(vec![layer]).expect("assemble");
+    let source = tempfile::tempdir().expect("source");
+    testkit::write_oci_layout(source.path(), &[(&image, Some("t"))]).expect("layout");
+    let reference = format!("oci:{}:t", source.path().display());
+    let seen = inspect_json(home.path(), &[&reference]);
+    assert!(
+        seen.to_string().contains("/opt/big.dat") || seen.to_string().contains("opt/big.dat"),
+        "inspect lists the PAX-sized file"
+    );
+    let out = tempfile::tempdir().expect("out");
+    let target = out.path().join("slim");
+    let report = json_of(
+        home.path(),
+        &[
+            "apply",
+            &reference,
+            "--to",
+            &format!("oci:{}:t", target.display()),
+        ],
+    );
+    assert_eq!(report["applied"][0]["id"], "drop-docs", "{report:#}");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(target.join("index.json")).expect("index"))
+            .expect("index json");
+    let manifest: Value = serde_json::from_slice(&blob(
+        &target,
+        index["manifests"][0]["digest"].as_str().expect("manifest"),
+    ))
+    .expect("manifest json");
+    let written = gunzip(&blob(
+        &target,
+        manifest["layers"][0]["digest"].as_str().expect("layer"),
+    ));
+    let kept: Vec<(String, Vec<u8>)> = entries(&tar)
+        .into_iter()
+        .filter(|(path, _)| path != "usr/share/doc/pkg/changelog")
+        .collect();
+    assert_eq!(entries(&written), kept, "the PAX-sized entry is kept whole");
+    let mut archive = tar::Archive::new(written.as_slice());
+    let mut found = None;
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path_bytes().as_ref() == b"opt/big.dat" {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).expect("read");
+            found = Some(data);
+        }
+    }
+    assert_eq!(found.as_deref(), Some(big.as_slice()));
+    assert_eq!(
+        report["after"]["uncompressed_bytes"],
+        report["projected"]["uncompressed_bytes"]
+    );
 }

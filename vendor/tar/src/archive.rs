@@ -50,6 +50,9 @@ struct EntriesFields<'a> {
     next: u64,
     done: bool,
     raw: bool,
+    /// Raw iteration: the size a PAX `size` record gives the next entry that is not
+    /// itself an extension header (ballast's patch).
+    raw_next_size: Option<u64>,
 }
 
 impl<R: Read> Archive<R> {
@@ -230,6 +233,7 @@ impl Archive<dyn Read + '_> {
             done: false,
             next: 0,
             raw: false,
+            raw_next_size: None,
         })
     }
 
@@ -286,6 +290,15 @@ impl<'a, R: Read> Entries<'a, R> {
             fields: EntriesFields { raw, ..self.fields },
             _ignored: marker::PhantomData,
         }
+    }
+
+    /// In raw iteration, which leaves PAX records to the caller: the size the next
+    /// entry's data takes (the `size` record of the PAX header just read), as
+    /// non-raw iteration would take it. Entries that are themselves extension
+    /// headers (a GNU long name after the PAX header) keep their own size and leave
+    /// it for the entry after them. (ballast's patch.)
+    pub fn set_raw_next_size(&mut self, size: u64) {
+        self.fields.raw_next_size = Some(size);
     }
 }
 impl<'a, R: Read> Iterator for Entries<'a, R> {
@@ -369,6 +382,11 @@ impl<'a> EntriesFields<'a> {
         // when parsed.
         if let Some(pax_size) = pax_size {
             size = pax_size;
+        }
+        if !is_extension_header {
+            if let Some(raw_size) = self.raw_next_size.take() {
+                size = raw_size;
+            }
         }
         let ret = EntryFields {
             size,
