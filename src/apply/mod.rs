@@ -1738,7 +1738,9 @@ impl EarlyWrites {
 /// Moves an early-written blob into the layout (copied when the two are on different
 /// filesystems).
 fn take_staged(staged: &std::path::Path, to: &std::path::Path) -> Result<(), ApplyError> {
-    if std::fs::rename(staged, to).is_ok() {
+    // Already there: the same blob taken for another layer of the image (it is named
+    // by its digest).
+    if std::fs::rename(staged, to).is_ok() || to.exists() {
         return Ok(());
     }
     let parent = to.parent().unwrap_or(to);
